@@ -1,0 +1,30 @@
+"""Database models; importing this package registers every table on `Base.metadata`."""
+
+from core.models.results import Result, ResultCost
+from core.models.submissions import (
+    FileRole,
+    Submission,
+    SubmissionFile,
+    SubmissionKind,
+    SubmissionState,
+    Visibility,
+)
+from core.models.tasks import Task, TaskExample, TaskGold
+from core.models.users import ApiToken, User, UserRole
+
+__all__ = [
+    "ApiToken",
+    "FileRole",
+    "Result",
+    "ResultCost",
+    "Submission",
+    "SubmissionFile",
+    "SubmissionKind",
+    "SubmissionState",
+    "Task",
+    "TaskExample",
+    "TaskGold",
+    "User",
+    "UserRole",
+    "Visibility",
+]

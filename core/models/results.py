@@ -1,0 +1,66 @@
+"""Results: one per prediction file (one point on a curve), and its per-sample costs."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import Float, ForeignKey, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.db.base import Base, utcnow
+
+
+class Result(Base):
+    __tablename__ = "results"
+    __table_args__ = (UniqueConstraint("submission_id", "task_id", "point"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    submission_id: Mapped[int] = mapped_column(
+        ForeignKey("submissions.id", ondelete="CASCADE"), index=True
+    )
+    task_id: Mapped[int] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"), index=True)
+    # The prediction file this point was scored from (None for self-reported points).
+    file_id: Mapped[int | None] = mapped_column(
+        ForeignKey("submission_files.id", ondelete="SET NULL")
+    )
+    point: Mapped[str] = mapped_column(String(64), default="")
+
+    # Performance: the task's headline metric x100, and its components x100.
+    performance: Mapped[float | None] = mapped_column(Float)
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # performance minus the baseline curve at this point's FLOPs (None until both are known).
+    baseline_delta: Mapped[float | None] = mapped_column(Float)
+    gold_sha256: Mapped[str | None] = mapped_column(String(64))  # gold it was scored against
+
+    # Cost summary (FLOPs = 2 x MACs, per sample).
+    cost_status: Mapped[str] = mapped_column(String(16), default="pending")
+    flops_mean: Mapped[float | None] = mapped_column(Float)
+    flops_median: Mapped[float | None] = mapped_column(Float)
+    flops_p10: Mapped[float | None] = mapped_column(Float)
+    flops_p90: Mapped[float | None] = mapped_column(Float)
+    flops_max: Mapped[float | None] = mapped_column(Float)
+    macs_mean: Mapped[float | None] = mapped_column(Float)
+    params: Mapped[int | None]
+    counter_versions: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    device: Mapped[str | None] = mapped_column(String(64))
+
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ResultCost(Base):
+    """Per-sample FLOPs as one compressed array, plus the breakdowns (loaded only on demand)."""
+
+    __tablename__ = "result_costs"
+
+    result_id: Mapped[int] = mapped_column(
+        ForeignKey("results.id", ondelete="CASCADE"), primary_key=True
+    )
+    n: Mapped[int] = mapped_column(Integer)
+    flops: Mapped[bytes] = mapped_column(LargeBinary)  # core.arrays.pack_array(float64)
+    per_module: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    per_operator: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    uncounted: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    mismatches: Mapped[list[Any]] = mapped_column(default=list)  # declared vs tokenized lengths
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)  # timings, traces, cross-check

@@ -1,0 +1,109 @@
+"""Submissions and the files they were made of (content-addressed by sha256)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+from sqlalchemy import Enum, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.db.base import Base, utcnow
+
+
+def _str_enum(cls: type[enum.StrEnum]) -> Enum:
+    return Enum(cls, native_enum=False, length=32, values_callable=lambda e: [m.value for m in e])
+
+
+class SubmissionKind(enum.StrEnum):
+    MEASURED = "measured"  # predictions + model file; costs counted by the platform
+    SELF_REPORTED = "self_reported"  # points typed in from a paper; nothing measured
+
+
+class Visibility(enum.StrEnum):
+    PUBLIC = "public"
+    PRIVATE = "private"
+
+
+class SubmissionState(enum.StrEnum):
+    QUEUED = "queued"
+    VALIDATING = "validating"
+    SCORING = "scoring"
+    COUNTING = "counting"
+    DONE = "done"
+    FAILED = "failed"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (SubmissionState.DONE, SubmissionState.FAILED)
+
+
+class FileRole(enum.StrEnum):
+    MODEL = "model"
+    PREDICTIONS = "predictions"
+    TOKENIZER = "tokenizer"
+
+
+class Submission(Base):
+    __tablename__ = "submissions"
+    __table_args__ = (
+        UniqueConstraint("owner_id", "name"),
+        Index("ix_submissions_state_changed", "state", "state_changed_at"),
+        Index("ix_submissions_listing", "visibility", "hidden", "kind"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # None for operator-entered entries (e.g. the published baseline).
+    owner_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    paper_url: Mapped[str | None] = mapped_column(String(500))
+    code_url: Mapped[str | None] = mapped_column(String(500))
+    kind: Mapped[SubmissionKind] = mapped_column(
+        _str_enum(SubmissionKind), default=SubmissionKind.MEASURED
+    )
+    visibility: Mapped[Visibility] = mapped_column(_str_enum(Visibility), default=Visibility.PUBLIC)
+    hidden: Mapped[bool] = mapped_column(default=False)  # hidden by an admin
+    verified: Mapped[bool] = mapped_column(default=False)  # checked by an admin
+    tokenizer_name: Mapped[str | None] = mapped_column(String(100))
+    params: Mapped[int | None]  # parameter count of entire_model (or as reported)
+
+    state: Mapped[SubmissionState] = mapped_column(
+        _str_enum(SubmissionState), default=SubmissionState.QUEUED
+    )
+    state_message: Mapped[str] = mapped_column(Text, default="")
+    failed_stage: Mapped[str | None] = mapped_column(String(32))
+    error_detail: Mapped[str | None] = mapped_column(Text)  # owner only (sandbox traceback)
+    sandbox_log: Mapped[str | None] = mapped_column(Text)  # owner only
+    # [{"state": ..., "at": iso, "message": ...}], appended on every transition.
+    timeline: Mapped[list[Any]] = mapped_column(default=list)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    job_id: Mapped[str | None] = mapped_column(String(64))
+
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    state_changed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[dt.datetime | None]
+    finished_at: Mapped[dt.datetime | None]
+
+
+class SubmissionFile(Base):
+    """One uploaded file; the bytes live in the blob store under `sha256`."""
+
+    __tablename__ = "submission_files"
+    __table_args__ = (UniqueConstraint("submission_id", "role", "original_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    submission_id: Mapped[int] = mapped_column(
+        ForeignKey("submissions.id", ondelete="CASCADE"), index=True
+    )
+    role: Mapped[FileRole] = mapped_column(_str_enum(FileRole))
+    original_name: Mapped[str] = mapped_column(String(255))  # shown, never used as a path
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    size: Mapped[int]
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
+    point: Mapped[str | None] = mapped_column(String(64))  # from <TASK>.<point>.tsv
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

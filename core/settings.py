@@ -1,0 +1,107 @@
+"""The one settings object: environment variables prefixed `PARETOBOARD_`, nested with `__`."""
+
+from __future__ import annotations
+
+import enum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SECRET = "insecure-development-secret-change-me"
+DEFAULT_DB_URL = "sqlite:///{data_dir}/paretoboard.db"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Mode(enum.StrEnum):
+    DEVELOPMENT = "development"
+    TEST = "test"
+    PRODUCTION = "production"
+
+
+class DatabaseSettings(BaseModel):
+    # `{data_dir}` is replaced by the storage data folder (embedded SQLite default).
+    # PostgreSQL: postgresql+psycopg://user:password@host:5432/dbname
+    url: SecretStr = SecretStr(DEFAULT_DB_URL)
+    echo: bool = False
+
+
+class BrokerSettings(BaseModel):
+    url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    result_backend: SecretStr = SecretStr("redis://127.0.0.1:6379/1")
+
+
+class StorageSettings(BaseModel):
+    data_dir: Path = REPO_ROOT / "var"
+    # Default folder of task data imported by the run command (operators pass any folder).
+    tasks_dir: Path = REPO_ROOT.parent / "shared" / "data" / "elue"
+    tokenizers_dir: Path = REPO_ROOT.parent / "shared" / "data" / "tokenizers"
+
+    @property
+    def uploads_dir(self) -> Path:
+        return self.data_dir / "uploads"
+
+
+class LimitsSettings(BaseModel):
+    prediction_file_bytes: int = 50 * 1024 * 1024
+    model_file_bytes: int = 1024 * 1024
+    request_bytes: int = 200 * 1024 * 1024
+    max_problems: int = Field(50, ge=1)
+    submissions_per_task_per_day: int = 5
+    # Cost jobs (sandbox)
+    sandbox_wall_seconds: float = 900.0
+    sandbox_cpu_seconds: int = 1800
+    sandbox_memory_bytes: int = 8 * 1024**3
+    max_tokens: int = 512  # truncation length for service-side tokenization
+    # Worker task time limits (Celery soft / hard), seconds
+    task_soft_seconds: int = 1800
+    task_hard_seconds: int = 2100
+    stuck_after_seconds: int = 3600
+
+
+class Settings(BaseSettings):
+    """Root settings; read once per process via `get_settings()`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PARETOBOARD_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+    )
+
+    mode: Mode = Mode.DEVELOPMENT
+    secret_key: SecretStr = SecretStr(DEFAULT_SECRET)
+    base_url: str = "http://127.0.0.1:8000"
+    db: DatabaseSettings = DatabaseSettings()
+    broker: BrokerSettings = BrokerSettings()
+    storage: StorageSettings = StorageSettings()
+    limits: LimitsSettings = LimitsSettings()
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets_in_production(self) -> Settings:
+        if self.mode is Mode.PRODUCTION:
+            if self.secret_key.get_secret_value() == DEFAULT_SECRET:
+                raise ValueError(
+                    "PARETOBOARD_SECRET_KEY must be set to a random value in production mode"
+                )
+            if len(self.secret_key.get_secret_value()) < 32:
+                raise ValueError("PARETOBOARD_SECRET_KEY must be at least 32 characters")
+            if self.db.url.get_secret_value() == DEFAULT_DB_URL:
+                raise ValueError(
+                    "PARETOBOARD_DB__URL must name the production database in production mode"
+                )
+        return self
+
+    @property
+    def database_url(self) -> str:
+        """The SQLAlchemy URL, with `{data_dir}` resolved."""
+        return self.db.url.get_secret_value().replace(
+            "{data_dir}", str(self.storage.data_dir.resolve())
+        )
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (cached; tests clear the cache to change them)."""
+    return Settings()

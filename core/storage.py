@@ -1,0 +1,74 @@
+"""Content-addressed blob store: files live under their sha256, never under a user-supplied name."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+from typing import BinaryIO
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_CHUNK = 1024 * 1024
+
+
+class BlobStore:
+    """Stores bytes by content hash below `root` (deduplicated, written atomically)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def path(self, sha256: str) -> Path:
+        """Where the blob with this hash lives (it may not exist)."""
+        if not _SHA256.match(sha256):
+            raise ValueError(f"not a sha256 hex digest: {sha256!r}")
+        return self.root / sha256[:2] / sha256[2:4] / sha256
+
+    def exists(self, sha256: str) -> bool:
+        return self.path(sha256).is_file()
+
+    def put_stream(self, stream: BinaryIO) -> tuple[str, int]:
+        """Copy a stream into the store in chunks; returns (sha256, size)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256()
+        size = 0
+        fd, tmp_name = tempfile.mkstemp(dir=self.root, prefix=".incoming-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                while chunk := stream.read(_CHUNK):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    out.write(chunk)
+            sha = digest.hexdigest()
+            target = self.path(sha)
+            if target.is_file():
+                os.unlink(tmp_name)
+            else:
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.chmod(tmp_name, 0o644)
+                os.replace(tmp_name, target)
+            return sha, size
+        except BaseException:
+            if os.path.exists(tmp_name):
+                os.unlink(tmp_name)
+            raise
+
+    def put_file(self, source: Path) -> tuple[str, int]:
+        with source.open("rb") as f:
+            return self.put_stream(f)
+
+    def put_bytes(self, data: bytes) -> tuple[str, int]:
+        return self.put_stream(io.BytesIO(data))
+
+    def read_bytes(self, sha256: str) -> bytes:
+        return self.path(sha256).read_bytes()
+
+    def copy_to(self, sha256: str, target: Path) -> None:
+        shutil.copyfile(self.path(sha256), target)
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Install everything, start what the tests need when absent, then lint, type-check and test.
+# Extra arguments go to pytest (e.g. scripts/test.sh -m slow, or -k parser).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install.sh
+PARETOBOARD_TEST_PG_URL="${PARETOBOARD_TEST_PG_URL:-$(scripts/ensure-postgres.sh)}"
+export PARETOBOARD_TEST_PG_URL
+echo "PostgreSQL for tests: $PARETOBOARD_TEST_PG_URL"
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/mypy
+exec .venv/bin/pytest -m "not slow and not gpu" "$@"
