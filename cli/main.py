@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from cli import db_commands, score_commands, task_commands
+from cli import db_commands, score_commands, task_commands, worker_commands
 
 app = typer.Typer(
     name="paretoboard",
@@ -15,6 +15,9 @@ app = typer.Typer(
 app.add_typer(db_commands.app, name="db")
 app.add_typer(task_commands.app, name="tasks")
 app.command("score")(score_commands.score)
+app.command("worker")(worker_commands.worker)
+app.command("evaluate")(worker_commands.evaluate)
+app.command("reconcile")(worker_commands.reconcile)
 
 
 if __name__ == "__main__":

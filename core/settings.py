@@ -38,9 +38,17 @@ class StorageSettings(BaseModel):
     tasks_dir: Path = REPO_ROOT.parent / "shared" / "data" / "elue"
     tokenizers_dir: Path = REPO_ROOT.parent / "shared" / "data" / "tokenizers"
 
+    # Per-job folders handed to the sandbox; it and every folder above it must be
+    # traversable (o+x) by the sandbox's unprivileged uid. Default: <data_dir>/jobs.
+    jobs_dir: Path | None = None
+
     @property
     def uploads_dir(self) -> Path:
         return self.data_dir / "uploads"
+
+    @property
+    def sandbox_jobs_dir(self) -> Path:
+        return self.jobs_dir or self.data_dir / "jobs"
 
 
 class LimitsSettings(BaseModel):
@@ -53,11 +61,18 @@ class LimitsSettings(BaseModel):
     sandbox_wall_seconds: float = 900.0
     sandbox_cpu_seconds: int = 1800
     sandbox_memory_bytes: int = 8 * 1024**3
+    sandbox_threads: int = 2  # torch threads inside the sandbox
     max_tokens: int = 512  # truncation length for service-side tokenization
+    # "auto": CUDA when the worker host has it, else CPU; or force "cpu" / "cuda".
+    cost_device: str = "auto"
     # Worker task time limits (Celery soft / hard), seconds
     task_soft_seconds: int = 1800
     task_hard_seconds: int = 2100
-    stuck_after_seconds: int = 3600
+    # Reconciler: a submission whose state has not changed for this long is re-enqueued,
+    # at most `max_attempts` times, then failed as the service's fault.
+    stuck_after_seconds: int = 2400
+    reconcile_every_seconds: int = 60
+    max_attempts: int = 3
 
 
 class Settings(BaseSettings):

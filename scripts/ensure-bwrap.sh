@@ -1,11 +1,15 @@
 #!/bin/sh
-# Install bubblewrap (the worker sandbox, see worker/sandbox/) only if `bwrap` is absent.
-# Idempotent; needs root (or sudo) and apt. util-linux (prlimit, setpriv) is Essential on Debian.
+# Install bubblewrap (the worker sandbox, see worker/sandbox/) only if `bwrap` is absent, and
+# libseccomp2 (loaded by pyseccomp) only if its library is missing. Idempotent; needs root (or
+# sudo) and apt. prlimit and setpriv come with util-linux, which Debian always has.
 set -eu
 
-if command -v bwrap >/dev/null 2>&1; then
-    exit 0
+need=""
+command -v bwrap >/dev/null 2>&1 || need="bubblewrap"
+if ! /sbin/ldconfig -p 2>/dev/null | grep -q 'libseccomp\.so\.2'; then
+    need="$need libseccomp2"
 fi
+[ -n "$need" ] || exit 0
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then
@@ -14,6 +18,7 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 $SUDO apt-get update -q
-$SUDO apt-get install -y -q --no-install-recommends bubblewrap
+# shellcheck disable=SC2086  # $need is a list of package names
+$SUDO apt-get install -y -q --no-install-recommends $need
 
 command -v bwrap >/dev/null 2>&1 || { echo "ensure-bwrap: bwrap still missing after install" >&2; exit 1; }

@@ -1,13 +1,23 @@
 #!/usr/bin/env bash
-# Install everything, migrate the embedded database, import the tasks, and run the service.
+# Install everything, migrate the embedded database, import the tasks, and run the service:
+# Redis (started, and installed, when absent), a Celery worker with the reconciler schedule,
+# and the web process. Ctrl-C stops them all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh
+scripts/ensure-bwrap.sh
+REDIS_URL=$(scripts/ensure-redis.sh)
+export PARETOBOARD_BROKER__URL="${PARETOBOARD_BROKER__URL:-$REDIS_URL/0}"
+export PARETOBOARD_BROKER__RESULT_BACKEND="${PARETOBOARD_BROKER__RESULT_BACKEND:-$REDIS_URL/1}"
 PB=.venv/bin/paretoboard
 TASKS_DIR="${PARETOBOARD_STORAGE__TASKS_DIR:-../shared/data/elue}"
 $PB db upgrade
 $PB tasks import "$TASKS_DIR"
+mkdir -p var/log
+$PB worker --queues score,cost --beat >> var/log/worker.log 2>&1 &
+worker_pid=$!
+trap 'kill "$worker_pid" 2>/dev/null || true; wait "$worker_pid" 2>/dev/null || true' EXIT INT TERM
 HOST="${PARETOBOARD_HOST:-127.0.0.1}"
 PORT="${PARETOBOARD_PORT:-8000}"
-echo "paretoboard is starting on http://${HOST}:${PORT}/"
-exec .venv/bin/uvicorn server.app:create_app --factory --host "$HOST" --port "$PORT"
+echo "paretoboard: worker pid $worker_pid (log: var/log/worker.log); web on http://${HOST}:${PORT}/"
+.venv/bin/uvicorn server.app:create_app --factory --host "$HOST" --port "$PORT"

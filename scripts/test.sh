@@ -4,9 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh
+scripts/ensure-bwrap.sh
 PARETOBOARD_TEST_PG_URL="${PARETOBOARD_TEST_PG_URL:-$(scripts/ensure-postgres.sh)}"
-export PARETOBOARD_TEST_PG_URL
-echo "PostgreSQL for tests: $PARETOBOARD_TEST_PG_URL"
+PARETOBOARD_TEST_REDIS_URL="${PARETOBOARD_TEST_REDIS_URL:-$(scripts/ensure-redis.sh)}"
+export PARETOBOARD_TEST_PG_URL PARETOBOARD_TEST_REDIS_URL
+echo "PostgreSQL for tests: $PARETOBOARD_TEST_PG_URL; Redis: $PARETOBOARD_TEST_REDIS_URL"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy

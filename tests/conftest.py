@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -145,6 +146,15 @@ def session(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Session]
 def seeded_session(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Session]:
     """An isolated session on a database holding the five real ELUE tasks."""
     yield from _session_for(request, tmp_path, seeded=True)
+
+
+@pytest.fixture(scope="session")
+def sandbox_jobs_dir() -> Iterator[Path]:
+    """A job folder base the sandbox uid can traverse (pytest's own tmp folders are 0700)."""
+    path = Path(tempfile.mkdtemp(prefix="paretoboard-jobs-", dir="/tmp"))
+    path.chmod(0o755)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture

@@ -76,6 +76,9 @@ class Submission(Base):
     )
     state_message: Mapped[str] = mapped_column(Text, default="")
     failed_stage: Mapped[str | None] = mapped_column(String(32))
+    # Whose fault a failure was: "user" (their files or code) or "service" (infrastructure).
+    # Only user faults count against the daily quota.
+    fault: Mapped[str | None] = mapped_column(String(16))
     error_detail: Mapped[str | None] = mapped_column(Text)  # owner only (sandbox traceback)
     sandbox_log: Mapped[str | None] = mapped_column(Text)  # owner only
     # [{"state": ..., "at": iso, "message": ...}], appended on every transition.

@@ -1,0 +1,228 @@
+"""Creating submissions: check everything that needs no user code, then store files and rows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.errors import InvalidInputError, NotFoundError, Problem
+from core.models import (
+    FileRole,
+    Submission,
+    SubmissionFile,
+    SubmissionKind,
+    SubmissionState,
+    Visibility,
+)
+from core.predictions import ParsedPredictions, parse_prediction_file
+from core.settings import LimitsSettings
+from core.storage import BlobStore
+from core.submissions.files import check_model_source, parse_prediction_name
+from core.submissions.state import set_state
+from core.tasks.service import get_task, manifest_of
+from core.tokenizers import DEFAULT_TOKENIZER, load_tokenizer
+
+TOKENIZER_FILE_BYTES = 50 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class UploadedFile:
+    """A file already on local disk; `name` is the user's name for it (display only)."""
+
+    name: str
+    path: Path
+
+
+@dataclass(frozen=True, slots=True)
+class SubmissionDraft:
+    name: str
+    description: str = ""
+    paper_url: str | None = None
+    code_url: str | None = None
+    visibility: Visibility = Visibility.PUBLIC
+    tokenizer_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedPrediction:
+    upload: UploadedFile
+    task_id: int
+    task_name: str
+    point: str
+    parsed: ParsedPredictions
+
+
+@dataclass(slots=True)
+class CheckedSubmission:
+    predictions: list[CheckedPrediction] = field(default_factory=list)
+    tokenizer_name: str | None = None
+
+
+def _size_problem(upload: UploadedFile, limit: int, what: str) -> Problem | None:
+    size = upload.path.stat().st_size
+    if size > limit:
+        return Problem(f"{what} is {size:,} bytes, the limit is {limit:,}", file=upload.name)
+    if size == 0:
+        return Problem(f"{what} is empty", file=upload.name)
+    return None
+
+
+def check_submission(
+    session: Session,
+    *,
+    owner_id: int | None,
+    draft: SubmissionDraft,
+    model: UploadedFile | None,
+    predictions: Sequence[UploadedFile],
+    tokenizer: UploadedFile | None,
+    limits: LimitsSettings,
+    tokenizers: dict[str, Path],
+) -> CheckedSubmission:
+    """Every check that runs no user code; raises InvalidInputError listing all problems."""
+    problems: list[Problem] = []
+    checked = CheckedSubmission()
+    name = draft.name.strip()
+    if not name or len(name) > 200:
+        problems.append(Problem("name must be 1 to 200 characters", column="name"))
+    elif session.scalar(
+        select(Submission.id).where(Submission.owner_id == owner_id, Submission.name == name)
+    ):
+        problems.append(Problem(f"you already have a submission named {name!r}", column="name"))
+
+    if model is None:
+        problems.append(Problem("a model file (.py) is required", column="model"))
+    elif (p := _size_problem(model, limits.model_file_bytes, "model file")) is not None:
+        problems.append(p)
+    else:
+        problems.extend(check_model_source(model.path.read_bytes(), model.name))
+
+    if tokenizer is not None and draft.tokenizer_name:
+        problems.append(
+            Problem("give either a tokenizer file or tokenizer_name, not both", column="tokenizer")
+        )
+    elif tokenizer is not None:
+        if (p := _size_problem(tokenizer, TOKENIZER_FILE_BYTES, "tokenizer file")) is not None:
+            problems.append(p)
+        else:
+            try:
+                load_tokenizer(
+                    tokenizer.path, max_tokens=limits.max_tokens, file_name=tokenizer.name
+                )
+            except InvalidInputError as exc:
+                problems.extend(exc.problems)
+    else:
+        wanted = draft.tokenizer_name or DEFAULT_TOKENIZER
+        if wanted not in tokenizers:
+            problems.append(
+                Problem(
+                    f"unknown tokenizer {wanted!r}; registered: {', '.join(sorted(tokenizers)) or 'none'}",
+                    column="tokenizer_name",
+                )
+            )
+        checked.tokenizer_name = wanted
+
+    if not predictions:
+        problems.append(Problem("at least one prediction file is required", column="predictions"))
+    seen: dict[tuple[str, str], str] = {}
+    for upload in predictions:
+        parsed_name = parse_prediction_name(upload.name)
+        if isinstance(parsed_name, Problem):
+            problems.append(parsed_name)
+            continue
+        try:
+            task = get_task(session, parsed_name.task)
+        except NotFoundError as exc:
+            problems.append(Problem(exc.message, file=upload.name))
+            continue
+        key = (task.name, parsed_name.point)
+        if key in seen:
+            problems.append(Problem(f"same task and point as {seen[key]}", file=upload.name))
+            continue
+        seen[key] = upload.name
+        try:
+            parsed = parse_prediction_file(
+                upload.path,
+                manifest=manifest_of(task),
+                n_rows=task.test_size,
+                file_name=upload.name,
+                max_bytes=limits.prediction_file_bytes,
+                max_problems=limits.max_problems,
+            )
+        except InvalidInputError as exc:
+            problems.extend(exc.problems)
+            continue
+        checked.predictions.append(
+            CheckedPrediction(upload, task.id, task.name, parsed_name.point, parsed)
+        )
+
+    if problems:
+        raise InvalidInputError(
+            f"The submission has {len(problems)} problem(s); nothing was stored", problems
+        )
+    return checked
+
+
+def create_submission(
+    session: Session,
+    store: BlobStore,
+    *,
+    owner_id: int | None,
+    draft: SubmissionDraft,
+    model: UploadedFile,
+    predictions: Sequence[UploadedFile],
+    tokenizer: UploadedFile | None = None,
+    limits: LimitsSettings,
+    tokenizers: dict[str, Path],
+) -> Submission:
+    """Check, then store the files content-addressed and create a queued submission (flushed)."""
+    checked = check_submission(
+        session,
+        owner_id=owner_id,
+        draft=draft,
+        model=model,
+        predictions=predictions,
+        tokenizer=tokenizer,
+        limits=limits,
+        tokenizers=tokenizers,
+    )
+    submission = Submission(
+        owner_id=owner_id,
+        name=draft.name.strip(),
+        description=draft.description,
+        paper_url=draft.paper_url,
+        code_url=draft.code_url,
+        kind=SubmissionKind.MEASURED,
+        visibility=draft.visibility,
+        tokenizer_name=checked.tokenizer_name,
+    )
+    set_state(submission, SubmissionState.QUEUED, "Waiting for a worker")
+    session.add(submission)
+    session.flush()
+
+    def add(
+        role: FileRole, upload: UploadedFile, task_id: int | None = None, point: str | None = None
+    ) -> None:
+        sha, size = store.put_file(upload.path)
+        session.add(
+            SubmissionFile(
+                submission_id=submission.id,
+                role=role,
+                original_name=upload.name[:255],
+                sha256=sha,
+                size=size,
+                task_id=task_id,
+                point=point,
+            )
+        )
+
+    add(FileRole.MODEL, model)
+    if tokenizer is not None:
+        add(FileRole.TOKENIZER, tokenizer)
+    for p in checked.predictions:
+        add(FileRole.PREDICTIONS, p.upload, p.task_id, p.point)
+    session.flush()
+    return submission

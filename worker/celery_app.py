@@ -1,0 +1,60 @@
+"""The Celery application: Redis broker and backend, two queues, late acks, prefetch 1."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from celery import Celery
+from kombu.entity import Queue
+
+from core.settings import Settings, get_settings
+
+SCORE_QUEUE = "score"  # fast, no user code
+COST_QUEUE = "cost"  # sandboxed user code (GPU where there is one)
+SCORE_TASK = "paretoboard.score"
+COUNT_TASK = "paretoboard.count"
+RECONCILE_TASK = "paretoboard.reconcile"
+
+app = Celery("paretoboard", include=["worker.tasks"])
+
+
+def configure(celery: Celery, settings: Settings) -> Celery:
+    """Apply the settings to a Celery app (called by the worker command and by enqueuers)."""
+    limits = settings.limits
+    celery.conf.update(
+        broker_url=settings.broker.url.get_secret_value(),
+        result_backend=settings.broker.result_backend.get_secret_value(),
+        task_queues=[Queue(SCORE_QUEUE), Queue(COST_QUEUE)],  # type: ignore[no-untyped-call]
+        task_default_queue=SCORE_QUEUE,
+        task_routes={
+            SCORE_TASK: {"queue": SCORE_QUEUE},
+            RECONCILE_TASK: {"queue": SCORE_QUEUE},
+            COUNT_TASK: {"queue": COST_QUEUE},
+        },
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_soft_time_limit=limits.task_soft_seconds,
+        task_time_limit=limits.task_hard_seconds,
+        task_serializer="json",
+        accept_content=["json"],
+        result_expires=24 * 3600,
+        task_ignore_result=True,
+        # An unacked message returns to the queue after this long (a dead worker's job).
+        broker_transport_options={"visibility_timeout": limits.task_hard_seconds + 300},
+        broker_connection_retry_on_startup=True,
+        worker_hijack_root_logger=False,
+        beat_schedule={
+            "reconcile": {
+                "task": RECONCILE_TASK,
+                "schedule": float(limits.reconcile_every_seconds),
+            },
+        },
+    )
+    return celery
+
+
+@lru_cache(maxsize=1)
+def get_app() -> Celery:
+    """The process's Celery app, configured from settings on first use."""
+    return configure(app, get_settings())

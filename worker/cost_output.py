@@ -1,0 +1,96 @@
+"""Validation of what the sandbox printed: bounded, typed, and checked against the job."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from core.errors import ParetoboardError
+
+MAX_SAMPLES = 5_000_000
+FLOPS_CEILING = 10**18  # per sample; anything above is not a real count
+_Flops = Annotated[int, Field(ge=0, le=FLOPS_CEILING)]
+_Breakdown = Annotated[
+    dict[Annotated[str, Field(max_length=300)], Annotated[float, Field(ge=0)]],
+    Field(max_length=400),
+]
+
+
+class SandboxOutputError(ParetoboardError):
+    """The sandbox printed something that is not a valid cost report."""
+
+    status_code = 422
+    code = "invalid_cost_output"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class Disagreement(_Strict):
+    module: str = Field(max_length=300)
+    shape: list[int] = Field(max_length=16)
+    flops: int
+    cross_check: int | None
+
+
+class EntryOutput(_Strict):
+    per_sample_flops: list[_Flops] = Field(max_length=MAX_SAMPLES)
+    per_sample_flops_without_norm: list[_Flops] = Field(max_length=MAX_SAMPLES)
+    per_operator: _Breakdown
+    per_module: _Breakdown
+    uncounted: _Breakdown
+    n_counts: int = Field(ge=0)
+    all_agree: bool
+    disagreements: list[Disagreement] = Field(max_length=50)
+    seconds: float = Field(ge=0)
+    content_dependent: bool
+    per_sample_counted: bool
+    n_traces: int = Field(ge=0)
+    n_check_traces: int = Field(0, ge=0)
+
+
+class ErrorOutput(_Strict):
+    type: str = Field(max_length=200)
+    message: str = Field(max_length=8000)
+    problems: list[dict[str, Any]] = Field(default_factory=list, max_length=100)
+    traceback: str = Field("", max_length=40000)
+
+
+class CostOutput(_Strict):
+    ok: bool
+    params: int | None = Field(None, ge=0, le=10**13)
+    device: str | None = Field(None, max_length=200)
+    versions: dict[str, Annotated[str, Field(max_length=100)]] = Field(
+        default_factory=dict, max_length=10
+    )
+    notes: list[Annotated[str, Field(max_length=2000)]] = Field(default_factory=list, max_length=50)
+    entries: dict[str, EntryOutput] = Field(default_factory=dict, max_length=1000)
+    seconds: float | None = None
+    error: ErrorOutput | None = None
+
+
+def parse_cost_output(raw: bytes, expected: dict[str, int]) -> CostOutput:
+    """Parse stdout of a cost job; `expected` maps entry key -> number of samples."""
+    try:
+        out = CostOutput.model_validate_json(raw)
+    except ValidationError as exc:
+        raise SandboxOutputError(
+            f"the cost job printed an invalid report: {str(exc)[:1500]}"
+        ) from exc
+    if not out.ok:
+        if out.error is None:
+            raise SandboxOutputError("the cost job failed without saying why")
+        return out
+    if out.params is None:
+        raise SandboxOutputError("the cost report has no parameter count")
+    for key, n in expected.items():
+        entry = out.entries.get(key)
+        if entry is None:
+            raise SandboxOutputError(f"the cost report has no entry {key!r}")
+        if len(entry.per_sample_flops) != n or len(entry.per_sample_flops_without_norm) != n:
+            raise SandboxOutputError(
+                f"entry {key!r} has {len(entry.per_sample_flops)} per-sample costs, expected {n}"
+            )
+    return out

@@ -1,0 +1,300 @@
+"""Stage 3 of an evaluation: count per-sample FLOPs and parameters in the sandbox, store them.
+
+The worker (trusted) tokenizes the task's public inputs, writes a job folder with the model
+file and the inputs (token ids and shapes, never labels), runs `worker.cost_job` in the sandbox
+and validates what comes back before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.arrays import pack_array
+from core.models import FileRole, Result, ResultCost, Submission, SubmissionFile, Task
+from core.predictions import ParsedPredictions, PredictionFormat
+from core.settings import REPO_ROOT, Settings
+from core.storage import BlobStore
+from core.tasks.service import load_test_texts
+from core.tokenizers import cached_tokenizer, encode, registered_tokenizers
+from worker.cost_output import CostOutput, EntryOutput, parse_cost_output
+from worker.sandbox import Bind, SandboxLimits, make_job_dir, run_sandboxed, sandbox_python
+from worker.scoring_stage import parse_stored, prediction_files
+
+CODE_TARGET = "/opt/paretoboard"
+JOB_TARGET = "/job"
+MAX_MISMATCH_EXAMPLES = 50
+TOKEN_MODULES = ("emb", "embeddings", "embedding")
+
+
+@dataclass
+class TaskInputs:
+    ids: list[list[int]]
+    lengths: list[int]
+    first_segments: list[int] | None
+
+
+@dataclass
+class CostJob:
+    """What one sandbox run counts: entries, and which results read which entry."""
+
+    entries: list[dict[str, Any]] = field(default_factory=list)
+    sizes: dict[str, int] = field(default_factory=dict)
+    result_entry: dict[int, str] = field(default_factory=dict)  # result id -> entry key
+    mismatches: dict[int, list[dict[str, int]]] = field(default_factory=dict)
+    mismatch_counts: dict[int, int] = field(default_factory=dict)
+    kinds: dict[int, str] = field(default_factory=dict)
+
+
+def _tokenizer_path(
+    session: Session, store: BlobStore, submission: Submission, settings: Settings
+) -> Path:
+    upload = session.scalar(
+        select(SubmissionFile).where(
+            SubmissionFile.submission_id == submission.id, SubmissionFile.role == FileRole.TOKENIZER
+        )
+    )
+    if upload is not None:
+        return store.path(upload.sha256)
+    registry = registered_tokenizers(settings.storage.tokenizers_dir)
+    name = submission.tokenizer_name or "bert-base-uncased"
+    if name not in registry:
+        raise LookupError(f"tokenizer {name!r} is not registered on this worker")
+    return registry[name]
+
+
+def _task_inputs(
+    session: Session, task: Task, tokenizer_path: Path, settings: Settings
+) -> TaskInputs:
+    texts = load_test_texts(session, task)
+    tok = cached_tokenizer(tokenizer_path, max_tokens=settings.limits.max_tokens)
+    ids = encode(tok, texts)
+    first: list[int] | None = None
+    if texts and len(texts[0]) == 2:
+        encodings = tok.encode_batch([(a, b) for a, b in texts])
+        first = [e.type_ids.count(0) for e in encodings]
+    return TaskInputs(ids=ids, lengths=[len(x) for x in ids], first_segments=first)
+
+
+def _declared_length(path: tuple[Any, ...]) -> int | None:
+    for call in path:
+        if call.name in TOKEN_MODULES or call.name.endswith("emb"):
+            return int(call.shape[0])
+    return None
+
+
+def build_job(
+    session: Session, store: BlobStore, submission: Submission, settings: Settings
+) -> CostJob:
+    """One entry per static task (shared by its points) and one per dynamic prediction file."""
+    job = CostJob()
+    tokenizer_path = _tokenizer_path(session, store, submission, settings)
+    inputs: dict[int, TaskInputs] = {}
+    results = {
+        (r.task_id, r.point): r
+        for r in session.scalars(select(Result).where(Result.submission_id == submission.id))
+    }
+    for file, task in prediction_files(session, submission):
+        result = results[(task.id, file.point or "")]
+        parsed: ParsedPredictions = parse_stored(store, file, task, settings)
+        if task.id not in inputs:
+            inputs[task.id] = _task_inputs(session, task, tokenizer_path, settings)
+        tin = inputs[task.id]
+        job.kinds[result.id] = parsed.format.value
+        if parsed.format is PredictionFormat.SIMPLE:
+            key = f"static:{task.name}"
+            if key not in job.sizes:
+                job.entries.append(
+                    {
+                        "key": key,
+                        "kind": "static",
+                        "lengths": tin.lengths,
+                        "token_ids": tin.ids,
+                        "first_segments": tin.first_segments,
+                    }
+                )
+                job.sizes[key] = len(tin.lengths)
+        elif parsed.format is PredictionFormat.EXIT_LAYER:
+            key = f"exit:{result.id}"
+            assert parsed.exit_layers is not None
+            job.entries.append(
+                {
+                    "key": key,
+                    "kind": "exit_layer",
+                    "exit_layers": [int(k) for k in parsed.exit_layers],
+                    "lengths": tin.lengths,
+                }
+            )
+            job.sizes[key] = len(tin.lengths)
+        else:
+            key = f"modules:{result.id}"
+            assert parsed.modules is not None
+            job.entries.append(
+                {
+                    "key": key,
+                    "kind": "modules",
+                    "paths": [[[c.name, list(c.shape)] for c in path] for path in parsed.modules],
+                }
+            )
+            job.sizes[key] = len(parsed.modules)
+            examples: list[dict[str, int]] = []
+            count = 0
+            for i, path in enumerate(parsed.modules):
+                declared = _declared_length(path)
+                if declared is not None and declared != tin.lengths[i]:
+                    count += 1
+                    if len(examples) < MAX_MISMATCH_EXAMPLES:
+                        examples.append(
+                            {"index": i, "declared": declared, "tokenized": tin.lengths[i]}
+                        )
+            job.mismatches[result.id] = examples
+            job.mismatch_counts[result.id] = count
+        job.result_entry[result.id] = key
+    return job
+
+
+def sandbox_limits(settings: Settings) -> SandboxLimits:
+    lim = settings.limits
+    return SandboxLimits(
+        wall_seconds=lim.sandbox_wall_seconds,
+        cpu_seconds=lim.sandbox_cpu_seconds,
+        memory_bytes=lim.sandbox_memory_bytes,
+        stdout_bytes=256 * 1024 * 1024,
+        stderr_bytes=1024 * 1024,
+    )
+
+
+@dataclass(frozen=True)
+class SandboxRun:
+    output: CostOutput | None
+    log: str
+    failure: str | None  # why the run failed (user-facing), None when output is valid
+
+
+def run_cost_job(
+    store: BlobStore, model_sha256: str, job: CostJob, settings: Settings, *, device: str
+) -> SandboxRun:
+    """Write the job folder, run the counter in the sandbox, validate its report."""
+    base = settings.storage.sandbox_jobs_dir
+    base.mkdir(parents=True, exist_ok=True)
+    base.chmod(0o755)
+    job_dir = make_job_dir(base)
+    try:
+        model = job_dir / "model.py"
+        store.copy_to(model_sha256, model)
+        model.chmod(0o644)
+        spec = {
+            "model": f"{JOB_TARGET}/model.py",
+            "device": device,
+            "threads": settings.limits.sandbox_threads,
+            "entries": job.entries,
+        }
+        (job_dir / "job.json").write_text(json.dumps(spec))
+        (job_dir / "job.json").chmod(0o644)
+        result = run_sandboxed(
+            [sandbox_python(), "-m", "worker.cost_job", f"{JOB_TARGET}/job.json"],
+            binds=[
+                Bind(job_dir, JOB_TARGET),
+                Bind(REPO_ROOT / "core", f"{CODE_TARGET}/core"),
+                Bind(REPO_ROOT / "worker", f"{CODE_TARGET}/worker"),
+            ],
+            limits=sandbox_limits(settings),
+            gpu=device != "cpu",
+            env={"PYTHONPATH": CODE_TARGET},
+        )
+    finally:
+        shutil.rmtree(job_dir, ignore_errors=True)
+    log = result.stderr.decode("utf-8", "replace")[-200_000:]
+    if result.timed_out or result.killed_reason:
+        why = result.killed_reason or "it ran past the wall-clock limit"
+        return SandboxRun(None, log, f"The cost job was stopped: {why}")
+    if result.stdout_truncated:
+        return SandboxRun(None, log, "The cost job printed more than the output limit")
+    try:
+        output = parse_cost_output(result.stdout, job.sizes)
+    except Exception as exc:  # invalid report: the model's fault (it shares the process)
+        detail = getattr(exc, "message", str(exc))
+        return SandboxRun(
+            None, log, f"The cost job ended with exit code {result.returncode}: {detail}"
+        )
+    if not output.ok:
+        assert output.error is not None
+        return SandboxRun(output, log, output.error.message)
+    return SandboxRun(output, log, None)
+
+
+def _summary(values: np.ndarray) -> dict[str, float]:
+    p10, median, p90 = np.percentile(values, [10, 50, 90])
+    return {
+        "flops_mean": float(values.mean()),
+        "flops_median": float(median),
+        "flops_p10": float(p10),
+        "flops_p90": float(p90),
+        "flops_max": float(values.max()),
+    }
+
+
+def store_costs(session: Session, submission: Submission, job: CostJob, output: CostOutput) -> None:
+    """Write each result's cost summary and per-sample array (upsert: re-runs overwrite)."""
+    assert output.params is not None
+    submission.params = output.params
+    for result in session.scalars(select(Result).where(Result.submission_id == submission.id)):
+        key = job.result_entry.get(result.id)
+        if key is None:
+            continue
+        entry: EntryOutput = output.entries[key]
+        flops = np.asarray(entry.per_sample_flops, dtype=np.int64)
+        summary = _summary(flops.astype(np.float64))
+        for name, value in summary.items():
+            setattr(result, name, value)
+        result.macs_mean = summary["flops_mean"] / 2
+        result.params = output.params
+        result.cost_status = "counted"
+        result.device = output.device
+        result.counter_versions = dict(output.versions)
+        without_norm = np.asarray(entry.per_sample_flops_without_norm, dtype=np.float64)
+        details = {
+            "kind": job.kinds.get(result.id),
+            "entry": key,
+            "flops_without_norm_mean": float(without_norm.mean()) if without_norm.size else 0.0,
+            "n_counts": entry.n_counts,
+            "n_traces": entry.n_traces,
+            "n_check_traces": entry.n_check_traces,
+            "content_dependent": entry.content_dependent,
+            "per_sample_counted": entry.per_sample_counted,
+            "cross_check_agrees": entry.all_agree,
+            "disagreements": [d.model_dump() for d in entry.disagreements],
+            "count_seconds": entry.seconds,
+            "mismatch_count": job.mismatch_counts.get(result.id, 0),
+            "notes": list(output.notes),
+        }
+        cost = session.get(ResultCost, result.id)
+        if cost is None:
+            cost = ResultCost(result_id=result.id)
+            session.add(cost)
+        cost.n = int(flops.size)
+        cost.flops = pack_array(flops)
+        cost.per_operator = dict(entry.per_operator)
+        cost.per_module = dict(entry.per_module)
+        cost.uncounted = dict(entry.uncounted)
+        cost.mismatches = job.mismatches.get(result.id, [])
+        cost.details = details
+    session.flush()
+
+
+def model_sha256(session: Session, submission: Submission) -> str:
+    sha = session.scalar(
+        select(SubmissionFile.sha256).where(
+            SubmissionFile.submission_id == submission.id, SubmissionFile.role == FileRole.MODEL
+        )
+    )
+    if sha is None:
+        raise LookupError("the submission has no model file")
+    return sha

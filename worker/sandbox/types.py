@@ -1,0 +1,113 @@
+"""Value types of the sandbox API."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+# Paths inside the sandbox reserved by the sandbox itself; `Bind.target` may not touch them.
+RESERVED_TARGETS: tuple[str, ...] = (
+    "/bin",
+    "/dev",
+    "/etc",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/opt/python",
+    "/opt/venv",
+    "/proc",
+    "/sbin",
+    "/sys",
+    "/tmp",
+    "/usr",
+)
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """Resource bounds of one sandboxed run.
+
+    rlimits (`cpu_seconds`, `memory_bytes`, `fsize_bytes`, `nofile`) bound each process; `nproc`
+    bounds the number of processes (and threads) of the sandbox's host uid; `tmpfs_bytes` caps the
+    writable /tmp; `wall_seconds`, `stdout_bytes` and `stderr_bytes` are enforced by the parent,
+    which kills the sandbox when one is exceeded.
+    """
+
+    wall_seconds: float = 300.0
+    cpu_seconds: int = 600
+    memory_bytes: int = 6 * 2**30
+    fsize_bytes: int = 64 * 2**20
+    nofile: int = 256
+    nproc: int = 256
+    tmpfs_bytes: int = 64 * 2**20
+    stdout_bytes: int = 8 * 2**20
+    stderr_bytes: int = 256 * 2**10
+
+    def __post_init__(self) -> None:
+        if not self.wall_seconds > 0:
+            raise ValueError("wall_seconds must be > 0")
+        for name in (
+            "cpu_seconds",
+            "memory_bytes",
+            "fsize_bytes",
+            "nofile",
+            "nproc",
+            "tmpfs_bytes",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1")
+        for name in ("stdout_bytes", "stderr_bytes"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0")
+
+
+@dataclass(frozen=True)
+class Bind:
+    """A host path mounted read-only at `target` inside the sandbox.
+
+    `/proc/self/mountinfo` inside shows `source`: give host job folders random names
+    (`make_job_dir`). `source` and its parents must be reachable by the sandbox's host uid.
+    """
+
+    source: Path
+    target: str
+
+    def __post_init__(self) -> None:
+        target = PurePosixPath(self.target)
+        if not target.is_absolute() or ".." in target.parts or str(target) != self.target:
+            raise ValueError(f"bind target must be a normalised absolute path: {self.target!r}")
+        if self.target == "/":
+            raise ValueError("bind target may not be /")
+        for reserved in RESERVED_TARGETS:
+            if self.target == reserved or self.target.startswith(reserved + "/"):
+                raise ValueError(f"bind target {self.target!r} is reserved by the sandbox")
+        if reserved_ancestor := next(
+            (r for r in RESERVED_TARGETS if r.startswith(self.target + "/")), None
+        ):
+            raise ValueError(f"bind target {self.target!r} would hide {reserved_ancestor}")
+
+
+@dataclass(frozen=True)
+class SandboxResult:
+    """What a sandboxed run produced.
+
+    `returncode` is the program's exit status as bubblewrap reports it (128+N when it died of
+    signal N), None when the parent killed the sandbox (`timed_out` or an output cap). Output
+    beyond a cap is dropped and the sandbox killed (`*_truncated`). `killed_reason` is
+    "wall_timeout", "stdout_limit" or "stderr_limit" when the parent killed it, else
+    "signal:NAME" when the exit status says the program died of a signal: SIGKILL for the CPU
+    limit (the program is its pid namespace's init, which ignores SIGXCPU, so the kernel's
+    SIGKILL at the hard limit ends it), SIGSEGV, ... That last form comes from the untrusted
+    program's exit status (exit(137) looks the same) and is informative only. Everything in
+    the result is untrusted data.
+    """
+
+    returncode: int | None
+    stdout: bytes
+    stderr: bytes
+    timed_out: bool
+    stdout_truncated: bool
+    stderr_truncated: bool
+    killed_reason: str | None
+    wall_seconds: float
