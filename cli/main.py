@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from cli import db_commands, score_commands, task_commands, worker_commands
+from cli import (
+    client_commands,
+    db_commands,
+    score_commands,
+    task_commands,
+    user_commands,
+    worker_commands,
+)
 
 app = typer.Typer(
     name="paretoboard",
@@ -14,10 +21,15 @@ app = typer.Typer(
 )
 app.add_typer(db_commands.app, name="db")
 app.add_typer(task_commands.app, name="tasks")
+app.add_typer(user_commands.app, name="users")
 app.command("score")(score_commands.score)
 app.command("worker")(worker_commands.worker)
 app.command("evaluate")(worker_commands.evaluate)
 app.command("reconcile")(worker_commands.reconcile)
+# The submitter's client (talks to a server over HTTP).
+app.command("submit")(client_commands.submit)
+app.command("status")(client_commands.status)
+app.command("results")(client_commands.results)
 
 
 if __name__ == "__main__":

@@ -57,6 +57,11 @@ class LimitsSettings(BaseModel):
     request_bytes: int = 200 * 1024 * 1024
     max_problems: int = Field(50, ge=1)
     submissions_per_task_per_day: int = 5
+    # Uploads: prediction files per submission (separate files or zip entries), and zip archives.
+    max_prediction_files: int = Field(100, ge=1)
+    zip_max_entries: int = Field(100, ge=1)
+    zip_max_uncompressed_bytes: int = 500 * 1024 * 1024
+    zip_max_ratio: float = Field(200.0, gt=1)  # uncompressed / compressed, per entry
     # Cost jobs (sandbox)
     sandbox_wall_seconds: float = 900.0
     sandbox_cpu_seconds: int = 1800

@@ -6,16 +6,22 @@ from pathlib import Path
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
+from starlette.middleware.sessions import SessionMiddleware
 
 import frontend
 from core.settings import Settings, get_settings
 from frontend.routes import router as pages_router
 from server.errors import install_error_handlers
-from server.routers import health, tasks
+from server.limits import BodySizeLimitMiddleware
+from server.routers import health, leaderboards, papers, submissions, tasks
+from server.routers import session as session_routes
+from server.routers import tokens as token_routes
+from server.routers import users as user_routes
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; tests pass their own settings."""
+    settings = settings or get_settings()
     app = FastAPI(
         title="paretoboard",
         version="0.1.0",
@@ -23,10 +29,26 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/api/openapi.json",
         redoc_url=None,
     )
-    app.state.settings = settings or get_settings()
+    app.state.settings = settings
     install_error_handlers(app)
+    app.add_middleware(
+        SessionMiddleware,
+        secret_key=settings.secret_key.get_secret_value(),
+        session_cookie="paretoboard_session",
+        max_age=14 * 24 * 3600,
+        same_site="lax",
+        https_only=settings.mode.value == "production",
+    )
+    # Counted while the body streams in (and from Content-Length): 413 past the limit.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.limits.request_bytes)
     app.include_router(health.router)
     app.include_router(tasks.router)
+    app.include_router(submissions.router)
+    app.include_router(papers.router)
+    app.include_router(leaderboards.router)
+    app.include_router(user_routes.router)
+    app.include_router(session_routes.router)
+    app.include_router(token_routes.router)
     app.include_router(pages_router)
     static = Path(frontend.__file__).parent / "static"
     app.mount("/static", StaticFiles(directory=static), name="static")

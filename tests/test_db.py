@@ -32,6 +32,7 @@ TABLES = {
     "submission_files",
     "results",
     "result_costs",
+    "login_attempts",
 }
 
 

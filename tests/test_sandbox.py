@@ -309,7 +309,7 @@ def test_dangerous_syscalls_fail_with_eperm(job: Path) -> None:
         SYS = {"ptrace": 101, "mount": 165, "unshare": 272, "setns": 308, "bpf": 321,
                "perf_event_open": 298, "keyctl": 250, "io_uring_setup": 425, "clone": 56,
                "clone3": 435, "chroot": 161, "pivot_root": 155, "init_module": 175,
-               "open_tree": 428, "fsopen": 430}
+               "open_tree": 428, "fsopen": 430, "memfd_create": 319}
         calls = {
             "ptrace": (16, 1, 0, 0),            # PTRACE_ATTACH to pid 1
             "mount": (b"none", b"/tmp", b"tmpfs", 0, 0),
@@ -326,6 +326,7 @@ def test_dangerous_syscalls_fail_with_eperm(job: Path) -> None:
             "init_module": (0, 0, b""),
             "open_tree": (-100, b"/", 0),
             "fsopen": (b"tmpfs", 0),
+            "memfd_create": (b"hoard", 0),      # memfd pages escape RLIMIT_AS
         }
         for name, args in calls.items():
             ctypes.set_errno(0)
@@ -355,6 +356,7 @@ def test_dangerous_syscalls_fail_with_eperm(job: Path) -> None:
         "init_module",
         "open_tree",
         "fsopen",
+        "memfd_create",
     ):
         assert lines[name] == "-1 Operation not permitted", (name, text)
     assert lines["clone3"] == "-1 Function not implemented", text

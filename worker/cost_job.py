@@ -7,6 +7,10 @@ inputs: token lengths (and ids) of a task's test set for static models, module p
 `modules` files, or exit layers plus lengths for the exit-layer shorthand. One count cache is
 shared by every entry, so a (module, shape) is counted once per submission. Nothing here sees
 labels, the database or the network.
+
+Counts on the CPU are made by `workers` processes forked once the model is loaded (job key
+"workers"; default: one per CPU this process may use), which share its memory; "threads" is
+the number of torch threads of the whole job, split between them (at least one each).
 """
 
 from __future__ import annotations
@@ -18,7 +22,10 @@ import traceback
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from worker.counting import CountPool, LoadedModel
 
 JOB_VERSION = 1
 MAX_BREAKDOWN_KEYS = 200
@@ -81,55 +88,19 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     import fvcore
     import torch
 
-    from worker.counting import (
-        count_dynamic,
-        count_parameters,
-        count_static,
-        exit_layer_paths,
-        infer_hidden_size,
-        load_model_file,
-    )
+    from worker.counting import CountPool, available_cpus, count_parameters, load_model_file
 
     start = time.perf_counter()
     device = job.get("device", "cpu")
-    torch.set_num_threads(int(job.get("threads", 1)))
+    threads = max(1, int(job.get("threads", 1)))
+    workers = max(1, int(job.get("workers") or available_cpus())) if device == "cpu" else 1
+    # Forked workers each get their share of the threads; this process only coordinates, and
+    # starts no thread pool before forking.
+    torch.set_num_threads(1 if workers > 1 else threads)
     loaded = load_model_file(Path(job["model"]))
-    cache: dict[Any, Any] = {}
-    static_cache: dict[Any, Any] = {}
-    out: dict[str, Any] = {}
-    hidden: int | None = None
-    for entry in job["entries"]:
-        kind = entry["kind"]
-        if kind == "static":
-            lengths = entry["lengths"]
-            result = count_static(
-                loaded,
-                lengths,
-                token_ids=entry.get("token_ids"),
-                first_segments=entry.get("first_segments"),
-                device=device,
-                cache=static_cache,
-            )
-            summary = _summarise(result, _static_weights(result, lengths), len(lengths))
-            summary.update(
-                content_dependent=result.content_dependent,
-                per_sample_counted=result.per_sample_counted,
-                n_traces=result.n_traces,
-                n_check_traces=result.n_check_traces,
-            )
-        else:
-            if kind == "exit_layer":
-                if hidden is None:
-                    hidden = infer_hidden_size(loaded)
-                paths = exit_layer_paths(entry["exit_layers"], entry["lengths"], hidden)
-            else:
-                paths = [[(name, tuple(shape)) for name, shape in path] for path in entry["paths"]]
-            dynamic = count_dynamic(loaded, paths, device=device, cache=cache)
-            summary = _summarise(dynamic, _path_weights(dynamic, paths), len(paths))
-            summary.update(
-                content_dependent=False, per_sample_counted=False, n_traces=dynamic.n_counts
-            )
-        out[entry["key"]] = summary
+    loaded_at = time.perf_counter()
+    with CountPool(loaded, workers, threads=max(1, threads // workers)) as pool:
+        out = _count_entries(job["entries"], loaded, device, pool)
     return {
         "ok": True,
         "version": JOB_VERSION,
@@ -141,8 +112,59 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
         },
         "notes": list(loaded.notes),
         "entries": out,
+        "workers": workers,
+        "load_seconds": loaded_at - start,
         "seconds": time.perf_counter() - start,
     }
+
+
+def _count_entries(
+    entries: Sequence[dict[str, Any]], loaded: LoadedModel, device: str, pool: CountPool
+) -> dict[str, Any]:
+    from worker.counting import count_dynamic, count_static, exit_layer_paths, infer_hidden_size
+
+    cache: dict[Any, Any] = {}
+    static_cache: dict[Any, Any] = {}
+    out: dict[str, Any] = {}
+    hidden: int | None = None
+    for entry in entries:
+        kind = entry["kind"]
+        if kind == "static":
+            lengths = entry["lengths"]
+            result = count_static(
+                loaded,
+                lengths,
+                token_ids=entry.get("token_ids"),
+                first_segments=entry.get("first_segments"),
+                device=device,
+                cache=static_cache,
+                pool=pool,
+            )
+            summary = _summarise(result, _static_weights(result, lengths), len(lengths))
+            summary.update(
+                content_dependent=result.content_dependent,
+                per_sample_counted=result.per_sample_counted,
+                n_traces=result.n_traces,
+                n_new_traces=result.n_new_traces,
+                n_check_traces=result.n_check_traces,
+            )
+        else:
+            if kind == "exit_layer":
+                if hidden is None:
+                    hidden = infer_hidden_size(loaded)
+                paths = exit_layer_paths(entry["exit_layers"], entry["lengths"], hidden)
+            else:
+                paths = [[(name, tuple(shape)) for name, shape in path] for path in entry["paths"]]
+            dynamic = count_dynamic(loaded, paths, device=device, cache=cache, pool=pool)
+            summary = _summarise(dynamic, _path_weights(dynamic, paths), len(paths))
+            summary.update(
+                content_dependent=False,
+                per_sample_counted=False,
+                n_traces=dynamic.n_counts,
+                n_new_traces=dynamic.n_counts,
+            )
+        out[entry["key"]] = summary
+    return out
 
 
 def main(argv: Sequence[str]) -> int:

@@ -48,6 +48,7 @@ class EntryOutput(_Strict):
     content_dependent: bool
     per_sample_counted: bool
     n_traces: int = Field(ge=0)
+    n_new_traces: int = Field(0, ge=0)  # counts made for this entry (cache hits excluded)
     n_check_traces: int = Field(0, ge=0)
 
 
@@ -67,6 +68,8 @@ class CostOutput(_Strict):
     )
     notes: list[Annotated[str, Field(max_length=2000)]] = Field(default_factory=list, max_length=50)
     entries: dict[str, EntryOutput] = Field(default_factory=dict, max_length=1000)
+    workers: int | None = Field(None, ge=1, le=4096)  # processes that made the counts
+    load_seconds: float | None = None
     seconds: float | None = None
     error: ErrorOutput | None = None
 

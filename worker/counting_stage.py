@@ -25,7 +25,14 @@ from core.storage import BlobStore
 from core.tasks.service import load_test_texts
 from core.tokenizers import cached_tokenizer, encode, registered_tokenizers
 from worker.cost_output import CostOutput, EntryOutput, parse_cost_output
-from worker.sandbox import Bind, SandboxLimits, make_job_dir, run_sandboxed, sandbox_python
+from worker.sandbox import (
+    Bind,
+    SandboxLimits,
+    SandboxResult,
+    make_job_dir,
+    run_sandboxed,
+    sandbox_python,
+)
 from worker.scoring_stage import parse_stored, prediction_files
 
 CODE_TARGET = "/opt/paretoboard"
@@ -75,11 +82,13 @@ def _task_inputs(
 ) -> TaskInputs:
     texts = load_test_texts(session, task)
     tok = cached_tokenizer(tokenizer_path, max_tokens=settings.limits.max_tokens)
-    ids = encode(tok, texts)
     first: list[int] | None = None
-    if texts and len(texts[0]) == 2:
+    if texts and len(texts[0]) == 2:  # pairs: ids and segments from one encoding (as `encode`)
         encodings = tok.encode_batch([(a, b) for a, b in texts])
+        ids = [e.ids for e in encodings]
         first = [e.type_ids.count(0) for e in encodings]
+    else:
+        ids = encode(tok, texts)
     return TaskInputs(ids=ids, lengths=[len(x) for x in ids], first_segments=first)
 
 
@@ -178,6 +187,59 @@ class SandboxRun:
     failure: str | None  # why the run failed (user-facing), None when output is valid
 
 
+# How a refused allocation shows in an error report (Python, torch's allocator, errno ENOMEM).
+_OUT_OF_MEMORY = ("MemoryError", "can't allocate memory", "Cannot allocate memory")
+
+
+def _size(n: int) -> str:
+    """1073741824 -> "1 GiB", 1536 -> "1.5 KiB"."""
+    for unit, factor in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if n >= factor:
+            return f"{n / factor:.3g} {unit}"
+    return f"{n} bytes"
+
+
+def _stop_reason(result: SandboxResult, limits: SandboxLimits) -> str | None:
+    """Why the sandbox ended the job before it reported, in plain words; None if it did not.
+
+    A "signal:NAME" reason comes from the program's own exit status (untrusted, informative).
+    """
+    reason = result.killed_reason
+    wall = f"the wall-clock limit of {limits.wall_seconds:g} s"
+    cpu = f"the CPU-time limit of {limits.cpu_seconds} s"
+    memory = f"the memory limit of {_size(limits.memory_bytes)}"
+    if result.timed_out or reason == "wall_timeout":
+        return f"it ran longer than {wall}"
+    if result.stdout_truncated or reason == "stdout_limit":
+        return (
+            f"it wrote more than {_size(limits.stdout_bytes)} to its standard output (the "
+            "limit; the cost report goes there, print() goes to the log)"
+        )
+    if result.stderr_truncated or reason == "stderr_limit":
+        return (
+            f"it printed more than {_size(limits.stderr_bytes)} of log (the limit on its "
+            "standard error and print() output)"
+        )
+    if reason is None or not reason.startswith("signal:"):
+        return None if reason is None else f"it was stopped ({reason})"
+    name = reason.removeprefix("signal:")
+    if name == "SIGKILL":
+        return f"it was killed by SIGKILL (likely {cpu}, or {memory})"
+    if name == "SIGXCPU":
+        return f"it was killed by SIGXCPU: it used more than {cpu}"
+    if name == "SIGXFSZ":
+        return (
+            f"it was killed by SIGXFSZ: it wrote a file larger than the limit of "
+            f"{_size(limits.fsize_bytes)}"
+        )
+    if name in ("SIGSEGV", "SIGBUS", "SIGABRT"):
+        return (
+            f"it crashed with {name} (in native code; this often follows a failed "
+            f"allocation under {memory})"
+        )
+    return f"it was killed by {name}"
+
+
 def run_cost_job(
     store: BlobStore, model_sha256: str, job: CostJob, settings: Settings, *, device: str
 ) -> SandboxRun:
@@ -185,6 +247,7 @@ def run_cost_job(
     base = settings.storage.sandbox_jobs_dir
     base.mkdir(parents=True, exist_ok=True)
     base.chmod(0o755)
+    limits = sandbox_limits(settings)
     job_dir = make_job_dir(base)
     try:
         model = job_dir / "model.py"
@@ -205,28 +268,39 @@ def run_cost_job(
                 Bind(REPO_ROOT / "core", f"{CODE_TARGET}/core"),
                 Bind(REPO_ROOT / "worker", f"{CODE_TARGET}/worker"),
             ],
-            limits=sandbox_limits(settings),
+            limits=limits,
             gpu=device != "cpu",
             env={"PYTHONPATH": CODE_TARGET},
         )
     finally:
         shutil.rmtree(job_dir, ignore_errors=True)
     log = result.stderr.decode("utf-8", "replace")[-200_000:]
-    if result.timed_out or result.killed_reason:
-        why = result.killed_reason or "it ran past the wall-clock limit"
-        return SandboxRun(None, log, f"The cost job was stopped: {why}")
-    if result.stdout_truncated:
-        return SandboxRun(None, log, "The cost job printed more than the output limit")
+    stopped = _stop_reason(result, limits)
+    if stopped is not None:
+        return SandboxRun(None, log, f"The cost job was stopped: {stopped}")
+    if not result.stdout.strip():
+        return SandboxRun(
+            None,
+            log,
+            f"The model process exited with code {result.returncode} without a cost report; "
+            "see the log",
+        )
     try:
         output = parse_cost_output(result.stdout, job.sizes)
     except Exception as exc:  # invalid report: the model's fault (it shares the process)
         detail = getattr(exc, "message", str(exc))
         return SandboxRun(
-            None, log, f"The cost job ended with exit code {result.returncode}: {detail}"
+            None,
+            log,
+            f"The model process exited with code {result.returncode} and an invalid cost "
+            f"report ({detail}); see the log",
         )
     if not output.ok:
         assert output.error is not None
-        return SandboxRun(output, log, output.error.message)
+        message = output.error.message
+        if any(sign in message for sign in _OUT_OF_MEMORY):
+            message += f" (the memory limit is {_size(limits.memory_bytes)} per process)"
+        return SandboxRun(output, log, message)
     return SandboxRun(output, log, None)
 
 

@@ -38,13 +38,13 @@ def send_score(submission_id: int, job_id: str) -> None:
     """Enqueue stage 1-2 of a submission (call after the row is committed)."""
     from worker.celery_app import get_app
 
-    get_app().send_task(SCORE_TASK, args=[submission_id, job_id])
+    get_app().send_task(SCORE_TASK, args=[submission_id, job_id], ignore_result=True)
 
 
 def send_count(submission_id: int, job_id: str) -> None:
     from worker.celery_app import get_app
 
-    get_app().send_task(COUNT_TASK, args=[submission_id, job_id])
+    get_app().send_task(COUNT_TASK, args=[submission_id, job_id], ignore_result=True)
 
 
 def _retry_or_fail(

@@ -1,5 +1,6 @@
 """Database models; importing this package registers every table on `Base.metadata`."""
 
+from core.models.login_attempts import LoginAttempt
 from core.models.results import Result, ResultCost
 from core.models.submissions import (
     FileRole,
@@ -15,6 +16,7 @@ from core.models.users import ApiToken, User, UserRole
 __all__ = [
     "ApiToken",
     "FileRole",
+    "LoginAttempt",
     "Result",
     "ResultCost",
     "Submission",

@@ -46,7 +46,8 @@ class Result(Base):
     device: Mapped[str | None] = mapped_column(String(64))
 
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Indexed: the leaderboard cache fingerprint reads count/max/sum of it (migration 0004).
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow, index=True)
 
 
 class ResultCost(Base):

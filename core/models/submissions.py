@@ -33,10 +33,12 @@ class SubmissionState(enum.StrEnum):
     COUNTING = "counting"
     DONE = "done"
     FAILED = "failed"
+    # Withdrawn by its owner: results and files gone, the row kept (quota, audit), shown to no one.
+    WITHDRAWN = "withdrawn"
 
     @property
     def is_final(self) -> bool:
-        return self in (SubmissionState.DONE, SubmissionState.FAILED)
+        return self in (SubmissionState.DONE, SubmissionState.FAILED, SubmissionState.WITHDRAWN)
 
 
 class FileRole(enum.StrEnum):
@@ -87,7 +89,8 @@ class Submission(Base):
     job_id: Mapped[str | None] = mapped_column(String(64))
 
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
-    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # Indexed: the leaderboard cache fingerprint reads count/max/sum of it (migration 0004).
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow, index=True)
     state_changed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     started_at: Mapped[dt.datetime | None]
     finished_at: Mapped[dt.datetime | None]

@@ -18,7 +18,7 @@ from core.models import (
     SubmissionState,
     Visibility,
 )
-from core.predictions import ParsedPredictions, parse_prediction_file
+from core.predictions import PredictionFormat, parse_prediction_file
 from core.settings import LimitsSettings
 from core.storage import BlobStore
 from core.submissions.files import check_model_source, parse_prediction_name
@@ -53,7 +53,8 @@ class CheckedPrediction:
     task_id: int
     task_name: str
     point: str
-    parsed: ParsedPredictions
+    rows: int
+    format: PredictionFormat  # the parsed arrays are dropped: only what the summary needs is kept
 
 
 @dataclass(slots=True)
@@ -81,12 +82,23 @@ def check_submission(
     tokenizer: UploadedFile | None,
     limits: LimitsSettings,
     tokenizers: dict[str, Path],
+    require_name: bool = True,
+    problems: list[Problem] | None = None,
+    predictions_refused: bool = False,
 ) -> CheckedSubmission:
-    """Every check that runs no user code; raises InvalidInputError listing all problems."""
-    problems: list[Problem] = []
+    """Every check that runs no user code; raises InvalidInputError listing all problems.
+
+    `problems` found by the caller (upload rules) are reported first, with these; a dry run
+    (`require_name=False`) checks the name only when one is given. `predictions_refused`: the
+    caller already refused the prediction files it got (e.g. a bad archive), so their absence is
+    not reported again.
+    """
+    problems = list(problems or [])
     checked = CheckedSubmission()
     name = draft.name.strip()
-    if not name or len(name) > 200:
+    if not name and not require_name:
+        pass
+    elif not name or len(name) > 200:
         problems.append(Problem("name must be 1 to 200 characters", column="name"))
     elif session.scalar(
         select(Submission.id).where(Submission.owner_id == owner_id, Submission.name == name)
@@ -125,7 +137,7 @@ def check_submission(
             )
         checked.tokenizer_name = wanted
 
-    if not predictions:
+    if not predictions and not predictions_refused:
         problems.append(Problem("at least one prediction file is required", column="predictions"))
     seen: dict[tuple[str, str], str] = {}
     for upload in predictions:
@@ -156,7 +168,9 @@ def check_submission(
             problems.extend(exc.problems)
             continue
         checked.predictions.append(
-            CheckedPrediction(upload, task.id, task.name, parsed_name.point, parsed)
+            CheckedPrediction(
+                upload, task.id, task.name, parsed_name.point, parsed.n, parsed.format
+            )
         )
 
     if problems:
@@ -189,6 +203,28 @@ def create_submission(
         limits=limits,
         tokenizers=tokenizers,
     )
+    return store_submission(
+        session,
+        store,
+        owner_id=owner_id,
+        draft=draft,
+        checked=checked,
+        model=model,
+        tokenizer=tokenizer,
+    )
+
+
+def store_submission(
+    session: Session,
+    store: BlobStore,
+    *,
+    owner_id: int | None,
+    draft: SubmissionDraft,
+    checked: CheckedSubmission,
+    model: UploadedFile,
+    tokenizer: UploadedFile | None,
+) -> Submission:
+    """Store checked files content-addressed and create the queued submission (flushed)."""
     submission = Submission(
         owner_id=owner_id,
         name=draft.name.strip(),

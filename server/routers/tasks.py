@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Annotated, Any
 
+from fastapi import APIRouter, Path, Response
+
+from core.leaderboard import clear_task_baseline, set_task_baseline
 from core.models import Task
+from core.submissions.manage import submissions_of_task
+from core.submissions.schemas import BaselineRead, BaselineSet, RerunReport
 from core.tasks import service
-from server.deps import SessionDep
+from server import enqueue
+from server.auth import AdminUser
+from server.deps import SessionDep, SettingsDep
 from server.schemas import TaskRead
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"])
@@ -32,6 +39,75 @@ def list_tasks(session: SessionDep) -> list[TaskRead]:
     return [_read(t) for t in service.list_tasks(session)]
 
 
-@router.get("/{name}")
+@router.get("/{name}", responses={404: {"description": "Unknown task"}})
 def get_task(name: str, session: SessionDep) -> TaskRead:
     return _read(service.get_task(session, name))
+
+
+TaskName = Annotated[str, Path(max_length=64)]
+TSV = "text/tab-separated-values"
+_ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Not logged in"},
+    403: {"description": "Administrators only"},
+    404: {"description": "Unknown task"},
+}
+
+
+def _tsv_field(text: str) -> str:
+    # Inputs were imported from TSV, so they hold no tabs or line ends; make sure of it.
+    return text.replace("\t", " ").replace("\r", " ").replace("\n", " ")
+
+
+@router.get(
+    "/{name}/inputs",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "The public test inputs as TSV: `index` then the text columns",
+            "content": {TSV: {"schema": {"type": "string"}}},
+        },
+        404: {"description": "Unknown task"},
+    },
+)
+def task_inputs(name: TaskName, session: SessionDep) -> Response:
+    """The public test inputs to predict (gold labels never leave the server)."""
+    task = service.get_task(session, name)
+    columns = service.manifest_of(task).text_columns
+    lines = ["\t".join(["index", *columns])]
+    for i, texts in enumerate(service.load_test_texts(session, task)):
+        lines.append("\t".join([str(i), *(_tsv_field(t) for t in texts)]))
+    return Response(
+        ("\n".join(lines) + "\n").encode("utf-8"),
+        media_type=f"{TSV}; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{task.name}.test.tsv"'},
+    )
+
+
+@router.put("/{name}/baseline", responses=_ADMIN_ERRORS)
+def put_baseline(
+    name: TaskName, body: BaselineSet, _admin: AdminUser, session: SessionDep
+) -> BaselineRead:
+    """Administrators: make a submission's curve on this task its baseline (ELUE score 0)."""
+    set_task_baseline(session, task_name=name, submission_id=body.submission_id)
+    task = service.get_task(session, name)
+    read = BaselineRead(task=task.name, baseline_submission_id=task.baseline_submission_id)
+    session.commit()
+    return read
+
+
+@router.delete("/{name}/baseline", responses=_ADMIN_ERRORS)
+def delete_baseline(name: TaskName, _admin: AdminUser, session: SessionDep) -> BaselineRead:
+    """Administrators: remove the task's baseline (its entries lose their ELUE scores)."""
+    clear_task_baseline(session, task_name=name)
+    read = BaselineRead(task=service.get_task(session, name).name, baseline_submission_id=None)
+    session.commit()
+    return read
+
+
+@router.post("/{name}/rerun", responses=_ADMIN_ERRORS)
+def rerun_task(
+    name: TaskName, _admin: AdminUser, session: SessionDep, settings: SettingsDep
+) -> RerunReport:
+    """Administrators: re-run every measured submission with predictions for this task."""
+    task = service.get_task(session, name)
+    return enqueue.rerun(session, settings, submissions_of_task(session, task))

@@ -10,6 +10,8 @@ The model file contract is documented in examples/README.md.
     count_module(loaded, "layer_1", (128, 768))         # one module_list entry at one shape
     count_static(loaded, lengths)                       # once per distinct length (+ checks)
     count_dynamic(loaded, paths)                        # ELUE `modules` paths, cached per shape
+    with CountPool(loaded) as pool:                     # counts in forked processes, one per CPU
+        count_static(loaded, lengths, pool=pool)
     exit_layer_paths(exit_layers, lengths, hidden)      # exit-layer shorthand -> paths
 """
 
@@ -19,6 +21,7 @@ from worker.counting.count import (
     count_module,
     fastpath_disabled,
 )
+from worker.counting.forkpool import available_cpus
 from worker.counting.handles import FVCORE_ONLY_OPS, NORM_OPS, ZERO_COST_OPS
 from worker.counting.loading import (
     ENTIRE_MODEL,
@@ -30,6 +33,8 @@ from worker.counting.loading import (
 from worker.counting.plans import (
     ContentCheck,
     CountCache,
+    CountPool,
+    CountRequest,
     DynamicCostResult,
     PathStep,
     StaticCostResult,
@@ -47,12 +52,15 @@ __all__ = [
     "ZERO_COST_OPS",
     "ContentCheck",
     "CountCache",
+    "CountPool",
+    "CountRequest",
     "DynamicCostResult",
     "LoadedModel",
     "ModelFileError",
     "PathStep",
     "ShapeCount",
     "StaticCostResult",
+    "available_cpus",
     "count_dynamic",
     "count_module",
     "count_parameters",

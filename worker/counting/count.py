@@ -9,6 +9,7 @@ import warnings
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -243,6 +244,15 @@ def count_call(
         cross_check_seconds=round(cross_seconds, 6),
         cross_check_error=error,
     )
+
+
+def warm_up() -> None:
+    """Count a tiny module once: the first FlopCounterMode of a process spends about a second
+    setting itself up. Done before forking counting workers, so that none of them repeats it."""
+    tiny = nn.Linear(2, 2)
+    call = ModelCall((torch.ones(1, 2),), {}, "warm-up")
+    loaded = LoadedModel(path=Path("warm-up"), entire_model=tiny)
+    count_call(loaded, tiny, "warm-up", (2,), call)
 
 
 def count_module(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from collections.abc import Callable, MutableMapping, Sequence
@@ -12,7 +13,14 @@ import numpy as np
 import torch
 
 from core.errors import Problem
-from worker.counting.count import ShapeCount, count_call, count_module, output_tensors
+from worker.counting.count import (
+    ShapeCount,
+    count_call,
+    count_module,
+    output_tensors,
+    warm_up,
+)
+from worker.counting.forkpool import ForkPool, WorkerDiedError
 from worker.counting.loading import (
     ENTIRE_MODEL,
     LoadedModel,
@@ -24,6 +32,111 @@ from worker.counting.loading import (
 Shape = tuple[int, ...]
 PathStep = tuple[str, Shape]
 CountCache = MutableMapping[tuple[str, Shape], ShapeCount]
+
+
+@dataclass(frozen=True, slots=True)
+class CountRequest:
+    """One count, described as plain data (it travels to a worker process).
+
+    module None: `entire_model` on one sample of shape[0] tokens (its `token_ids` and
+    `first_segment` when given, else random ids drawn with `seed`); otherwise the module_list
+    entry `module` on the input the contract builds for `shape` (see `count_module`).
+    """
+
+    module: str | None
+    shape: Shape
+    seed: int = 0
+    token_ids: tuple[int, ...] | None = None
+    first_segment: int | None = None
+    device: str = "cpu"
+    cross_check: bool = True
+
+    def describe(self) -> str:
+        return f"{self.module or ENTIRE_MODEL} at input shape {self.shape}"
+
+
+def run_request(loaded: LoadedModel, request: CountRequest) -> ShapeCount:
+    """Make one count (fvcore, cross-checked by FlopCounterMode) in this process."""
+    if request.module is None:
+        length = request.shape[0]
+        ids = torch.tensor(request.token_ids) if request.token_ids is not None else None
+        call = model_call(
+            loaded, length, seed=request.seed, token_ids=ids, first_segment=request.first_segment
+        )
+        return count_call(
+            loaded,
+            loaded.entire_model,
+            ENTIRE_MODEL,
+            (length,),
+            call,
+            device=request.device,
+            cross_check=request.cross_check,
+        )
+    return count_module(
+        loaded,
+        request.module,
+        request.shape,
+        device=request.device,
+        cross_check=request.cross_check,
+    )
+
+
+class CountPool:
+    """Makes counts for one loaded model: in this process (workers=1), or in `workers`
+    processes forked from this one once the model is loaded (default: one per available CPU),
+    each with `threads` torch threads. Every count is the same whichever process makes it;
+    `map` returns them in request order. Counts on a GPU are always made in this process.
+    Close it (or use it as a context manager) to stop the workers.
+    """
+
+    def __init__(self, loaded: LoadedModel, workers: int | None = None, *, threads: int = 1):
+        self.loaded = loaded
+        self.threads = max(1, int(threads))
+        self._pool: ForkPool[CountRequest, ShapeCount] = ForkPool(
+            self._run, workers, init=self._init, before_fork=warm_up
+        )
+
+    @property
+    def workers(self) -> int:
+        return self._pool.workers
+
+    def _run(self, request: CountRequest) -> ShapeCount:
+        return run_request(self.loaded, request)
+
+    def _init(self) -> None:
+        torch.set_num_threads(self.threads)
+
+    def __enter__(self) -> CountPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def map(
+        self,
+        requests: Sequence[CountRequest],
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[ShapeCount]:
+        if any(r.device != "cpu" for r in requests):
+            out = []
+            for done, request in enumerate(requests, start=1):
+                out.append(self._run(request))
+                if progress is not None:
+                    progress(done, len(requests))
+            return out
+        # the biggest inputs first, so that no worker is left with a long count at the end
+        order = sorted(range(len(requests)), key=lambda i: -math.prod(requests[i].shape))
+        try:
+            return self._pool.map(requests, order=order, progress=progress)
+        except WorkerDiedError as exc:
+            what = requests[exc.index].describe()
+            raise ModelFileError(
+                f"counting {what}: {exc}",
+                [Problem(f"counting {what}: {exc}", file=self.loaded.path.name)],
+            ) from exc
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,7 +160,8 @@ class StaticCostResult:
     per_sample_flops_without_norm[i]: the same without normalisation layers (ELUE closed form).
     counts: one ShapeCount per distinct length (content-independent model), or one per sample
     (content-dependent model, `per_sample_counted` true). n_traces: counts the array rests on
-    (len(counts)); n_check_traces: counts made to test content independence (a check count made
+    (len(counts)), cached ones included; n_new_traces: those made by this call (cache hits
+    excluded); n_check_traces: counts made to test content independence (a check count made
     on a test-set sample is reused for that sample when the model turns out content-dependent).
     """
 
@@ -63,6 +177,7 @@ class StaticCostResult:
     all_agree: bool
     uncounted_mean: dict[str, float]
     seconds: float
+    n_new_traces: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -126,6 +241,7 @@ def count_static(
     cross_check: bool = True,
     cache: CountCache | None = None,
     progress: Callable[[int, int], None] | None = None,
+    pool: CountPool | None = None,
 ) -> StaticCostResult:
     """Cost of `entire_model` on every sample, counting once per distinct length.
 
@@ -133,10 +249,12 @@ def count_static(
     given, random ids otherwise; first_segments[i]: tokens of the first segment of a pair.
     Content independence is tested on `check_lengths` lengths (shortest, longest, middle):
     `check_samples` more samples of each length are counted with other ids (the test set's own
-    samples of that length first, then random ids). If any count differs, the model is
-    content-dependent and every sample is counted on its own ids. `cache` maps
-    ("entire_model", (L,)) to counts kept between calls (only trusted for content-independent
-    models). `progress(done, total)` is called after each count.
+    samples of that length first, then random ids) and compared with the length's count (made
+    here, or taken from the cache). If any count differs, the model is content-dependent and
+    every sample is counted on its own ids. `cache` maps ("entire_model", (L,)) to counts kept
+    between calls (only trusted, and only filled, for content-independent models).
+    `progress(done, total)` is called after each count. `pool` makes the counts (in parallel
+    when it has several workers); without one they are made here, one after the other.
     """
     start = time.perf_counter()
     lengths = [int(n) for n in lengths]
@@ -147,71 +265,79 @@ def count_static(
     if first_segments is not None and len(first_segments) != len(lengths):
         raise ValueError("first_segments must have one entry per sample")
     cache = cache if cache is not None else {}
+    counter = pool if pool is not None else CountPool(loaded, workers=1)
 
     samples_of: dict[int, list[int]] = {}
     for i, n in enumerate(lengths):
         samples_of.setdefault(n, []).append(i)
     distinct = list(samples_of)
     checks = _check_lengths(distinct, check_lengths)
-    total_work = len(distinct) + len(checks) * check_samples
-    done = 0
 
-    def count_sample(i: int | None, length: int, seed: int) -> ShapeCount:
-        nonlocal done
-        ids = None
-        split = None
+    def request(i: int | None, length: int, seed: int) -> CountRequest:
+        ids = split = None
         if i is not None:
-            ids = torch.tensor(token_ids[i]) if token_ids is not None else None
+            ids = tuple(int(t) for t in token_ids[i]) if token_ids is not None else None
             split = first_segments[i] if first_segments is not None else None
-        call = model_call(loaded, length, seed=seed, token_ids=ids, first_segment=split)
-        result = count_call(
-            loaded,
-            loaded.entire_model,
-            ENTIRE_MODEL,
+        return CountRequest(
+            None,
             (length,),
-            call,
+            seed=seed,
+            token_ids=ids,
+            first_segment=split,
             device=device,
             cross_check=cross_check,
         )
-        done += 1
-        if progress is not None:
-            progress(done, total_work)
-        return result
 
     per_length: dict[int, ShapeCount] = {}
     # counts made on a test-set sample's own input (its ids, or random ids seeded by its index)
     by_sample: dict[int, ShapeCount] = {}
+    # one count per length the cache does not hold, on the first sample of that length...
+    firsts: list[tuple[int, int]] = []
     for length in distinct:
         key = (ENTIRE_MODEL, (length,))
         if key in cache:
             per_length[length] = cache[key]
-            continue
-        first = samples_of[length][0]
-        per_length[length] = by_sample[first] = count_sample(first, length, seed=first)
-
-    content_checks: list[ContentCheck] = []
-    n_check = 0
+        else:
+            firsts.append((length, samples_of[length][0]))
+    # ...and the content checks: other samples of the check lengths (then random ids, seeds
+    # beyond any sample index). Independent of each other: made together.
+    check_plan: list[tuple[int, int | None, int]] = []  # (length, sample, seed)
     for length in checks:
-        counts = [per_length[length]]
         others = samples_of[length][1 : 1 + check_samples]
         for j in range(check_samples):
             if j < len(others):
-                counts.append(count_sample(others[j], length, seed=others[j]))
-                by_sample[others[j]] = counts[-1]
-            else:  # random ids, seeds beyond any sample index
-                counts.append(count_sample(None, length, seed=len(lengths) + 1000 * j + length))
-            n_check += 1
-        content_checks.append(
-            ContentCheck(length, [c.flops for c in counts], [c.cross_check_flops for c in counts])
+                check_plan.append((length, others[j], others[j]))
+            else:
+                check_plan.append((length, None, len(lengths) + 1000 * j + length))
+    counted = counter.map(
+        [request(i, length, seed=i) for length, i in firsts]
+        + [request(i, length, seed) for length, i, seed in check_plan],
+        progress=progress,
+    )
+    for (length, first), result in zip(firsts, counted[: len(firsts)], strict=True):
+        per_length[length] = by_sample[first] = result
+    check_counts: dict[int, list[ShapeCount]] = {length: [per_length[length]] for length in checks}
+    for (length, sample, _), result in zip(check_plan, counted[len(firsts) :], strict=True):
+        check_counts[length].append(result)
+        if sample is not None:
+            by_sample[sample] = result
+    content_checks = [
+        ContentCheck(
+            length,
+            [c.flops for c in check_counts[length]],
+            [c.cross_check_flops for c in check_counts[length]],
         )
+        for length in checks
+    ]
     dependent = not all(c.consistent for c in content_checks)
 
+    n_new = len(firsts)
     if dependent:
-        total_work = done + sum(1 for i in range(len(lengths)) if i not in by_sample)
-        per_sample = [
-            by_sample[i] if i in by_sample else count_sample(i, n, seed=i)
-            for i, n in enumerate(lengths)
-        ]
+        rest = [i for i in range(len(lengths)) if i not in by_sample]
+        n_new += len(rest)
+        more = counter.map([request(i, lengths[i], seed=i) for i in rest], progress=progress)
+        by_sample.update(zip(rest, more, strict=True))
+        per_sample = [by_sample[i] for i in range(len(lengths))]
         counts_out = per_sample
     else:
         for length, result in per_length.items():
@@ -229,10 +355,11 @@ def count_static(
         per_sample_counted=dependent,
         content_checks=content_checks,
         n_traces=len(counts_out),
-        n_check_traces=n_check,
+        n_check_traces=len(check_plan),
         all_agree=all(c.agrees for c in counts_out),
         uncounted_mean=_uncounted_mean(per_sample),
         seconds=round(time.perf_counter() - start, 6),
+        n_new_traces=n_new,
     )
 
 
@@ -266,10 +393,11 @@ def count_dynamic(
     cross_check: bool = True,
     cache: CountCache | None = None,
     progress: Callable[[int, int], None] | None = None,
+    pool: CountPool | None = None,
 ) -> DynamicCostResult:
     """Cost of each sample's module path (ELUE `modules` column), counting each distinct
     (module, shape) once. `cache` keeps counts between calls (e.g. several prediction files
-    of one model)."""
+    of one model). `pool` makes the counts (see `count_static`)."""
     start = time.perf_counter()
     _validate_paths(loaded, paths)
     cache = cache if cache is not None else {}
@@ -278,12 +406,12 @@ def count_dynamic(
         for name, shape in path:
             distinct[(name, tuple(int(s) for s in shape))] = None
     todo = [key for key in distinct if key not in cache]
-    for done, (name, shape) in enumerate(todo, start=1):
-        cache[(name, shape)] = count_module(
-            loaded, name, shape, device=device, cross_check=cross_check
-        )
-        if progress is not None:
-            progress(done, len(todo))
+    counter = pool if pool is not None else CountPool(loaded, workers=1)
+    requests = [
+        CountRequest(name, shape, device=device, cross_check=cross_check) for name, shape in todo
+    ]
+    for key, result in zip(todo, counter.map(requests, progress=progress), strict=True):
+        cache[key] = result
 
     per_sample_counts = [
         [cache[(name, tuple(int(s) for s in shape))] for name, shape in path] for path in paths

@@ -58,6 +58,10 @@ DENIED_SYSCALLS: tuple[str, ...] = (
     "swapoff",
     "reboot",
     "quotactl",
+    # Memory held in memfds is not bounded by RLIMIT_AS: refuse them (nothing legitimate in a
+    # cost job needs one; /dev/shm is read-only inside too).
+    "memfd_create",
+    "memfd_secret",
 )
 """Syscalls that fail with EPERM inside the sandbox, whatever their arguments."""
 

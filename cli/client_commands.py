@@ -1,0 +1,304 @@
+"""`paretoboard submit / status / results`: the submitter's client for a paretoboard server.
+
+The server and API token come from the options, else the environment (`PARETOBOARD_SERVER`,
+`PARETOBOARD_TOKEN`), else `~/.config/paretoboard/client.toml` (`$XDG_CONFIG_HOME` is honoured):
+
+    server = "https://paretoboard.example.org"
+    token = "pb_..."
+
+Files are streamed from disk (httpx reads them in chunks), never read whole into memory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+import tomllib
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, BinaryIO, NoReturn
+
+import httpx
+import typer
+
+DEFAULT_SERVER = "http://127.0.0.1:8000"
+API = "/api/v1"
+FINAL = {"done", "failed", "withdrawn"}
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    server: str
+    token: str | None
+
+
+def config_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "paretoboard" / "client.toml"
+
+
+def load_config(server: str | None = None, token: str | None = None) -> ClientConfig:
+    """Options first, then environment variables, then the config file."""
+    stored: dict[str, Any] = {}
+    path = config_path()
+    if path.is_file():
+        try:
+            stored = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            _die(f"cannot read {path}: {exc}")
+    server = (
+        server or os.environ.get("PARETOBOARD_SERVER") or stored.get("server") or DEFAULT_SERVER
+    )
+    token = token or os.environ.get("PARETOBOARD_TOKEN") or stored.get("token")
+    return ClientConfig(str(server).rstrip("/"), str(token) if token else None)
+
+
+def _die(message: str, code: int = 2) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code=code)
+
+
+def _client(config: ClientConfig) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {config.token}"} if config.token else {}
+    return httpx.Client(
+        base_url=config.server,
+        headers=headers,
+        timeout=httpx.Timeout(60.0, read=900.0),  # a large upload is checked before the answer
+        follow_redirects=False,
+    )
+
+
+def format_problem(detail: dict[str, Any]) -> str:
+    """`file:line [column]: problem`, as the server's problems read everywhere."""
+    where = ":".join(str(detail[k]) for k in ("file", "line") if detail.get(k) is not None)
+    column = f" [{detail['column']}]" if detail.get("column") else ""
+    problem = detail.get("problem", "")
+    return f"{where}{column}: {problem}" if where else f"{problem}{column}"
+
+
+def _fail_response(response: httpx.Response) -> NoReturn:
+    """Print the server's error (message and every problem) and exit 1."""
+    try:
+        error = response.json()["error"]
+    except (ValueError, KeyError, TypeError):
+        _die(f"HTTP {response.status_code}: {response.text[:500]}", 1)
+    typer.echo(f"error: {error.get('message', '')} (HTTP {response.status_code})", err=True)
+    for detail in error.get("details") or []:
+        typer.echo(f"  {format_problem(detail)}", err=True)
+    if response.status_code == 429 and "retry-after" in response.headers:
+        typer.echo(f"  retry after {response.headers['retry-after']} seconds", err=True)
+    raise typer.Exit(code=1)
+
+
+def _request(client: httpx.Client, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    try:
+        return client.request(method, url, **kwargs)
+    except httpx.HTTPError as exc:
+        _die(f"cannot reach {client.base_url}: {exc}")
+
+
+def _upload(
+    stack: ExitStack, model: Path | None, files: list[Path], tokenizer: Path | None
+) -> list[tuple[str, tuple[str, BinaryIO, str]]]:
+    parts: list[tuple[str, tuple[str, BinaryIO, str]]] = []
+    for path in [p for p in (model, tokenizer, *files) if p is not None]:
+        if not path.is_file():
+            _die(f"no such file: {path}")
+    if model is not None:
+        parts.append(
+            ("model", (model.name, stack.enter_context(model.open("rb")), "text/x-python"))
+        )
+    if tokenizer is not None:
+        parts.append(
+            (
+                "tokenizer",
+                (tokenizer.name, stack.enter_context(tokenizer.open("rb")), "application/json"),
+            )
+        )
+    for path in files:
+        kind = "application/zip" if path.suffix.lower() == ".zip" else "text/tab-separated-values"
+        parts.append(("predictions", (path.name, stack.enter_context(path.open("rb")), kind)))
+    return parts
+
+
+def _show_summary(summary: dict[str, Any]) -> None:
+    typer.echo(f"OK: {len(summary['files'])} prediction file(s), {summary['rows']:,} rows")
+    for f in summary["files"]:
+        point = f" point {f['point']!r}" if f["point"] else ""
+        typer.echo(f"  {f['file']}: {f['task']}{point}, {f['rows']:,} rows ({f['format']})")
+    typer.echo(f"  model: {summary['model']}; tokenizer: {summary['tokenizer']}")
+
+
+def _mflops(value: float | None) -> str:
+    return "-" if value is None else f"{value / 1e6:,.1f}"
+
+
+def results_table(submission: dict[str, Any]) -> str:
+    """The per-point results as a plain-text table."""
+    header = ["task", "point", "performance", "MFLOPs/sample", "params", "cost", "vs baseline"]
+    rows = [header]
+    for task in submission["results"]:
+        for p in task["points"]:
+            perf = p["performance"]
+            delta = p["baseline_delta"]
+            rows.append(
+                [
+                    task["task"],
+                    p["point"] or "-",
+                    "-" if perf is None else f"{perf:.2f}",
+                    _mflops(p["flops"]["mean"]),
+                    "-" if p["params"] is None else f"{p['params']:,}",
+                    p["cost_status"],
+                    "-" if delta is None else f"{delta:+.2f}",
+                ]
+            )
+    if len(rows) == 1:
+        return "(no results yet)"
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
+
+
+def _status_line(sub: dict[str, Any]) -> str:
+    stage = sub["stage"]
+    step = f"[{stage['index']}/{stage['total']}] " if stage["index"] else ""
+    queue = sub.get("queue_position")
+    ahead = f", {queue} ahead" if queue else ""
+    elapsed = sub["timings"].get("elapsed_seconds")
+    took = f" ({elapsed:.0f}s)" if elapsed is not None else ""
+    return f"{step}{sub['state']}{ahead}: {sub['state_message']}{took}"
+
+
+def _get_submission(client: httpx.Client, submission_id: int) -> dict[str, Any]:
+    response = _request(client, "GET", f"{API}/submissions/{submission_id}")
+    if response.status_code != 200:
+        _fail_response(response)
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def _describe_end(sub: dict[str, Any]) -> None:
+    if sub["state"] == "failed":
+        error = sub.get("error") or {}
+        typer.echo(
+            f"failed in {error.get('failed_stage') or '?'} ({error.get('fault') or '?'} fault): "
+            f"{error.get('message', '')}",
+            err=True,
+        )
+        if sub.get("error_detail"):
+            typer.echo(sub["error_detail"], err=True)
+
+
+def _wait(client: httpx.Client, submission_id: int, interval: float) -> dict[str, Any]:
+    tty = sys.stdout.isatty()
+    last = ""
+    while True:
+        sub = _get_submission(client, submission_id)
+        line = _status_line(sub)
+        if tty:
+            typer.echo("\r\033[K" + line, nl=False)
+        elif line.split(" (")[0] != last.split(" (")[0]:
+            typer.echo(line)
+        last = line
+        if sub["state"] in FINAL:
+            if tty:
+                typer.echo("")
+            return sub
+        time.sleep(interval)
+
+
+def submit(
+    files: list[Path] = typer.Argument(
+        ..., help="prediction files <TASK>.tsv / <TASK>.<point>.tsv, or one .zip of them"
+    ),
+    model: Path | None = typer.Option(None, "--model", help="the model file (.py)"),
+    name: str | None = typer.Option(None, help="submission name (default: model name and time)"),
+    description: str = typer.Option("", help="a description shown with the results"),
+    paper_url: str | None = typer.Option(None, "--paper-url"),
+    code_url: str | None = typer.Option(None, "--code-url"),
+    private: bool = typer.Option(False, "--private", help="visible only to you"),
+    tokenizer: Path | None = typer.Option(None, help="a tokenizers JSON file"),
+    tokenizer_name: str | None = typer.Option(None, "--tokenizer-name"),
+    check: bool = typer.Option(False, "--check", help="only check the files; store nothing"),
+    wait: bool = typer.Option(False, "--wait", help="follow the evaluation until it finishes"),
+    interval: float = typer.Option(2.0, help="seconds between polls with --wait"),
+    server: str | None = typer.Option(None, help="server URL (or PARETOBOARD_SERVER)"),
+    token: str | None = typer.Option(None, help="API token (or PARETOBOARD_TOKEN)"),
+) -> None:
+    """Submit prediction files and a model file (or only --check them)."""
+    config = load_config(server, token)
+    if config.token is None:
+        _die(
+            "no API token: pass --token, set PARETOBOARD_TOKEN or write it to " + str(config_path())
+        )
+    fields: dict[str, str] = {"description": description}
+    if not check:
+        stem = model.stem if model is not None else "submission"
+        fields["name"] = name or f"{stem}-{time.strftime('%Y%m%d-%H%M%S')}"
+    elif name:
+        fields["name"] = name
+    fields["visibility"] = "private" if private else "public"
+    for key, value in (
+        ("paper_url", paper_url),
+        ("code_url", code_url),
+        ("tokenizer_name", tokenizer_name),
+    ):
+        if value:
+            fields[key] = value
+    with _client(config) as client, ExitStack() as stack:
+        parts = _upload(stack, model, files, tokenizer)
+        url = f"{API}/submissions/validate" if check else f"{API}/submissions"
+        response = _request(client, "POST", url, data=fields, files=parts)
+        if response.status_code not in (200, 202):
+            _fail_response(response)
+        body = response.json()
+        if check:
+            _show_summary(body)
+            return
+        typer.echo(f"submission {body['id']}: {config.server}{body['url']}")
+        if not body.get("queued", True):
+            typer.echo("(the queue is unreachable right now; it will be picked up later)")
+        if not wait:
+            return
+        final = _wait(client, int(body["id"]), interval)
+        _describe_end(final)
+        typer.echo(results_table(final))
+        if final["state"] != "done":
+            raise typer.Exit(code=1)
+
+
+def status(
+    submission_id: int = typer.Argument(..., help="submission id"),
+    server: str | None = typer.Option(None, help="server URL (or PARETOBOARD_SERVER)"),
+    token: str | None = typer.Option(None, help="API token (or PARETOBOARD_TOKEN)"),
+) -> None:
+    """Print a submission's state, stage, queue position and timings."""
+    config = load_config(server, token)
+    with _client(config) as client:
+        sub = _get_submission(client, submission_id)
+    typer.echo(f"submission {sub['id']} ({sub['name']}): {_status_line(sub)}")
+    timings = sub["timings"]
+    for key in ("created_at", "started_at", "finished_at"):
+        if timings.get(key):
+            typer.echo(f"  {key.removesuffix('_at')}: {timings[key]}")
+    _describe_end(sub)
+
+
+def results(
+    submission_id: int = typer.Argument(..., help="submission id"),
+    as_json: bool = typer.Option(False, "--json", help="print the results as JSON"),
+    server: str | None = typer.Option(None, help="server URL (or PARETOBOARD_SERVER)"),
+    token: str | None = typer.Option(None, help="API token (or PARETOBOARD_TOKEN)"),
+) -> None:
+    """Print a submission's results per task and point."""
+    config = load_config(server, token)
+    with _client(config) as client:
+        sub = _get_submission(client, submission_id)
+    if as_json:
+        keys = ("id", "name", "kind", "state", "params", "results")
+        typer.echo(json.dumps({k: sub[k] for k in keys}, indent=2))
+        return
+    typer.echo(f"submission {sub['id']} ({sub['name']}): {sub['state']}")
+    typer.echo(results_table(sub))

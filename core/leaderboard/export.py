@@ -1,0 +1,123 @@
+"""The leaderboards as CSV (stdlib csv, one header row, the same rows as the JSON)."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Sequence
+
+from core.leaderboard.types import OverallLeaderboard, TaskLeaderboard
+
+Cell = str | int | float | bool | None
+
+
+def _cell(value: Cell) -> str | int | float:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return repr(value)  # shortest round-tripping form
+    return value
+
+
+def _csv(header: Sequence[str], rows: Iterable[Sequence[Cell]]) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows([_cell(v) for v in row] for row in rows)
+    return out.getvalue()
+
+
+def overall_csv(board: OverallLeaderboard) -> str:
+    """One row per entry: rank, identity, flags, scores, then per-task score and best columns."""
+    names = [t.name for t in board.tasks]
+    header = [
+        "rank",
+        "submission_id",
+        "name",
+        "kind",
+        "verified",
+        "self_reported",
+        "baseline",
+        "params",
+        "score",
+        "tasks_covered",
+        "tasks_total",
+        "average_performance",
+        *(f"score_{n}" for n in names),
+        *(f"best_{n}" for n in names),
+        "out_of_range_tasks",
+    ]
+    rows = (
+        [
+            e.rank,
+            e.submission_id,
+            e.name,
+            e.kind,
+            e.verified,
+            e.self_reported,
+            e.is_baseline,
+            e.params,
+            e.score,
+            e.tasks_covered,
+            e.tasks_total,
+            e.average_performance,
+            *(e.task_scores.get(n) for n in names),
+            *(e.best_performance.get(n) for n in names),
+            " ".join(e.out_of_range_tasks),
+        ]
+        for e in board.entries
+    )
+    return _csv(header, rows)
+
+
+def task_csv(board: TaskLeaderboard) -> str:
+    """One row per point, in the JSON's order, with its submission's task score."""
+    score = {s.submission_id: s for s in board.submissions}
+    header = [
+        "rank",
+        "submission_id",
+        "name",
+        "kind",
+        "verified",
+        "baseline",
+        "point",
+        "performance",
+        "flops_mean",
+        "flops_p10",
+        "flops_p90",
+        "params",
+        "baseline_performance",
+        "delta",
+        "position",
+        "on_flops_front",
+        "on_params_front",
+        "task_score",
+        "result_id",
+    ]
+    rows = (
+        [
+            score[p.submission_id].rank,
+            p.submission_id,
+            p.submission_name,
+            p.kind,
+            p.verified,
+            p.is_baseline,
+            p.point,
+            p.performance,
+            p.flops_mean,
+            p.flops_p10,
+            p.flops_p90,
+            p.params,
+            p.baseline_performance,
+            p.delta,
+            p.position,
+            p.on_flops_front,
+            p.on_params_front,
+            score[p.submission_id].score,
+            p.result_id,
+        ]
+        for p in board.points
+    )
+    return _csv(header, rows)

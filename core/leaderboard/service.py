@@ -1,0 +1,580 @@
+"""The leaderboards: per-task points with Pareto fronts and ELUE scores, and the overall ranking.
+
+Everything is computed from the per-result summary columns (performance, flops_mean/p10/p90,
+params) with two or three indexed queries; per-sample cost arrays are never read. Results are
+cached in-process until the database fingerprint changes (`core.leaderboard.cache`).
+
+What is listed: a submission that is public, not hidden and `done` (self-reported entries are
+created done; queued, running, failed and withdrawn ones are not listed), and of it only the
+points that have a finite performance and positive FLOPs. A task's baseline curve is made of
+its designated baseline submission's listed points on that task; while that submission is not
+listed (made private, hidden) the task has no baseline and no ELUE scores. Deltas against the baseline are
+computed here at read time from the current curve; `Result.baseline_delta` is not read.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Callable, Hashable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+from sqlalchemy import ColumnElement, and_, false, func, select
+from sqlalchemy.orm import Session
+
+from core.errors import InvalidInputError, NotFoundError, Problem
+from core.leaderboard.cache import cache
+from core.leaderboard.types import (
+    Baseline,
+    BaselinePoint,
+    FamilyGroup,
+    OverallEntry,
+    OverallLeaderboard,
+    PointEntry,
+    TaskColumn,
+    TaskLeaderboard,
+    TaskSubmissionEntry,
+)
+from core.models import Result, Submission, SubmissionKind, SubmissionState, Task, Visibility
+from core.ranking.fronts import front_mask
+from core.ranking.score import (
+    BaselineCurve,
+    CurvePoint,
+    OverallScore,
+    Position,
+    overall_score,
+    overall_sort_key,
+)
+from core.ranking.tracks import Track, rank_track
+from core.tasks.manifest import Family, family_title
+from core.tasks.service import get_task
+
+T = TypeVar("T")
+
+_FAMILY_ORDER = {f.value: i for i, f in enumerate(Family)}
+
+
+def listed_submission() -> ColumnElement[bool]:
+    """SQL condition: the submission appears on the leaderboards."""
+    return and_(
+        Submission.visibility == Visibility.PUBLIC,
+        Submission.hidden == false(),
+        Submission.state == SubmissionState.DONE,
+    )
+
+
+def listed_point() -> ColumnElement[bool]:
+    """SQL condition: the result is a point with a performance and a cost."""
+    return and_(Result.performance.is_not(None), Result.flops_mean > 0)
+
+
+def _finite(*values: float | None) -> bool:
+    return all(v is not None and math.isfinite(v) for v in values)
+
+
+# --- tasks ------------------------------------------------------------------------------------
+
+
+def _ordered_tasks(session: Session) -> list[Task]:
+    tasks = list(session.scalars(select(Task)))
+    tasks.sort(
+        key=lambda t: (
+            _FAMILY_ORDER.get(t.family, len(_FAMILY_ORDER)),
+            t.family,
+            t.position,
+            t.name,
+        )
+    )
+    return tasks
+
+
+def _families(columns: Sequence[TaskColumn]) -> tuple[FamilyGroup, ...]:
+    groups: dict[str, list[str]] = {}
+    for column in columns:
+        groups.setdefault(column.family, []).append(column.name)
+    return tuple(
+        FamilyGroup(
+            family=family,
+            title=family_title(Family(family)) if family in _FAMILY_ORDER else family,
+            tasks=tuple(names),
+        )
+        for family, names in groups.items()
+    )
+
+
+def _column(task: Task, has_baseline: bool) -> TaskColumn:
+    return TaskColumn(
+        name=task.name,
+        display_name=task.display_name,
+        family=task.family,
+        metric=task.metric,
+        has_baseline=has_baseline,
+    )
+
+
+# --- baselines --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Curve:
+    """A baseline curve as arrays, interpolated exactly as `BaselineCurve.at` does."""
+
+    curve: BaselineCurve
+    xp: npt.NDArray[np.float64]
+    fp: npt.NDArray[np.float64]
+
+    @classmethod
+    def of(cls, points: Iterable[tuple[float, float]]) -> _Curve:
+        curve = BaselineCurve([CurvePoint(flops=f, performance=p) for f, p in points])
+        pts = curve.points
+        return cls(
+            curve,
+            np.array([p.flops for p in pts], dtype=np.float64),
+            np.array([p.performance for p in pts], dtype=np.float64),
+        )
+
+    def at(self, flops: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        return np.interp(flops, self.xp, self.fp)
+
+    def position(self, flops: float) -> Position:
+        return self.curve.position(flops)
+
+    def baseline(self, submission_id: int, name: str) -> Baseline:
+        return Baseline(
+            submission_id=submission_id,
+            submission_name=name,
+            points=tuple(BaselinePoint(p.flops, p.performance) for p in self.curve.points),
+            min_flops=self.curve.min_flops,
+            max_flops=self.curve.max_flops,
+        )
+
+
+def _no_baseline_note(task: Task) -> str:
+    if task.baseline_submission_id is None:
+        return f"No baseline is designated for {task.name} yet, so its entries have no ELUE score."
+    return (
+        f"The baseline of {task.name} (submission {task.baseline_submission_id}) is not listed "
+        "(private, hidden or unfinished) or has no point with FLOPs on it, so its entries have "
+        "no ELUE score."
+    )
+
+
+def set_task_baseline(session: Session, *, task_name: str, submission_id: int) -> None:
+    """Make `submission_id`'s curve on `task_name` that task's baseline (flushes)."""
+    task = get_task(session, task_name)
+    sub = session.get(Submission, submission_id)
+    if sub is None:
+        raise NotFoundError(f"Submission {submission_id} not found")
+    problems: list[Problem] = []
+    if sub.visibility is not Visibility.PUBLIC:
+        problems.append(Problem("the baseline must be a public submission", column="visibility"))
+    if sub.hidden:
+        problems.append(Problem("the submission is hidden", column="hidden"))
+    if sub.state is not SubmissionState.DONE:
+        problems.append(Problem(f"the submission is {sub.state.value}, not done", column="state"))
+    n_points = session.scalar(
+        select(func.count(Result.id)).where(
+            Result.submission_id == sub.id, Result.task_id == task.id, listed_point()
+        )
+    )
+    if not n_points:
+        problems.append(
+            Problem(
+                f"the submission has no point on {task.name} with a performance and FLOPs",
+                column="submission_id",
+            )
+        )
+    if problems:
+        raise InvalidInputError(
+            f"Submission {sub.id} cannot be the baseline of {task.name}", problems
+        )
+    task.baseline_submission_id = sub.id
+    session.flush()
+
+
+def clear_task_baseline(session: Session, *, task_name: str) -> None:
+    """Remove a task's baseline: its entries lose their ELUE scores (flushes)."""
+    task = get_task(session, task_name)
+    task.baseline_submission_id = None
+    session.flush()
+
+
+# --- ranking helpers --------------------------------------------------------------------------
+
+
+def _competition_ranks(items: Sequence[T], key: Callable[[T], Hashable]) -> list[int]:
+    """1-based ranks of already-sorted `items`; equal keys share a rank ("1, 2, 2, 4")."""
+    ranks: list[int] = []
+    previous: Hashable = object()
+    for index, item in enumerate(items):
+        k = key(item)
+        ranks.append(ranks[-1] if index and k == previous else index + 1)
+        previous = k
+    return ranks
+
+
+def _mean(values: Sequence[float]) -> float:
+    return math.fsum(values) / len(values)
+
+
+# --- task leaderboard -------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _TaskRow:
+    result_id: int
+    submission_id: int
+    point: str
+    performance: float
+    metrics: dict[str, Any]
+    flops: float
+    p10: float | None
+    p90: float | None
+    params: int | None
+
+
+@dataclass(slots=True)
+class _SubInfo:
+    id: int
+    name: str
+    kind: str
+    verified: bool
+    params: int | None
+    paper_url: str | None
+    code_url: str | None
+    point_params: list[int] = field(default_factory=list)
+
+    @property
+    def model_params(self) -> int | None:
+        """The submission's parameter count, else the largest its points report."""
+        if self.params is not None:
+            return self.params
+        return max(self.point_params) if self.point_params else None
+
+
+def task_leaderboard(session: Session, task_name: str) -> TaskLeaderboard:
+    """Every listed point on the task, with Pareto flags, baseline deltas and per-entry scores."""
+    task = get_task(session, task_name)
+    return cache.get(session, ("task", task.id), lambda: _task_leaderboard(session, task))
+
+
+def _task_leaderboard(session: Session, task: Task) -> TaskLeaderboard:
+    query = (
+        select(
+            Result.id,
+            Result.submission_id,
+            Result.point,
+            Result.performance,
+            Result.metrics,
+            Result.flops_mean,
+            Result.flops_p10,
+            Result.flops_p90,
+            Result.params,
+            Submission.name,
+            Submission.kind,
+            Submission.verified,
+            Submission.params,
+            Submission.paper_url,
+            Submission.code_url,
+        )
+        .join(Submission, Submission.id == Result.submission_id)
+        .where(Result.task_id == task.id, listed_point(), listed_submission())
+        .order_by(Result.submission_id, Result.flops_mean, Result.id)
+    )
+    rows: list[_TaskRow] = []
+    subs: dict[int, _SubInfo] = {}
+    for r in session.execute(query):
+        if not _finite(r[3], r[5]):
+            continue
+        sub = subs.get(r[1])
+        if sub is None:
+            sub = subs[r[1]] = _SubInfo(r[1], r[9], str(r[10]), r[11], r[12], r[13], r[14])
+        if r[8] is not None:
+            sub.point_params.append(r[8])
+        rows.append(_TaskRow(r[0], r[1], r[2], r[3], dict(r[4] or {}), r[5], r[6], r[7], r[8]))
+
+    for row in rows:  # a point without its own count has the submission's
+        if row.params is None:
+            row.params = subs[row.submission_id].model_params
+
+    base_id = task.baseline_submission_id
+    curve: _Curve | None = None
+    if base_id is not None and base_id in subs:
+        curve = _Curve.of((r.flops, r.performance) for r in rows if r.submission_id == base_id)
+    baseline = (
+        curve.baseline(base_id, subs[base_id].name)
+        if curve is not None and base_id is not None
+        else None
+    )
+
+    flops = np.array([r.flops for r in rows], dtype=np.float64)
+    perf = np.array([r.performance for r in rows], dtype=np.float64)
+    on_flops = front_mask(flops, perf)
+    with_params = [i for i, r in enumerate(rows) if r.params is not None]
+    on_params = np.zeros(len(rows), dtype=np.bool_)
+    if with_params:
+        idx = np.array(with_params)
+        costs = np.array([rows[i].params for i in with_params], dtype=np.float64)
+        on_params[idx] = front_mask(costs, perf[idx])
+    base_perf = curve.at(flops) if curve is not None else None
+
+    deltas: dict[int, list[float]] = defaultdict(list)
+    positions: list[Position | None] = []
+    for i, row in enumerate(rows):
+        if curve is not None and base_perf is not None:
+            deltas[row.submission_id].append(row.performance - float(base_perf[i]))
+            positions.append(curve.position(row.flops))
+        else:
+            positions.append(None)
+
+    by_sub: dict[int, list[int]] = defaultdict(list)
+    for i, row in enumerate(rows):
+        by_sub[row.submission_id].append(i)
+    # Rank first (score desc, None last; then best performance), then build the entries.
+    summary: list[tuple[tuple[float, float], int, float | None, float]] = []
+    for sid, indices in by_sub.items():
+        score = _mean(deltas[sid]) if curve is not None else None
+        best = max(rows[i].performance for i in indices)
+        summary.append(((-score if score is not None else math.inf, -best), sid, score, best))
+    summary.sort(key=lambda item: item[0])  # stable: equal entries stay by submission id
+    ranks = _competition_ranks(summary, lambda item: item[0])
+    ranked: list[TaskSubmissionEntry] = []
+    for (_, sid, score, best), rank in zip(summary, ranks, strict=True):
+        sub = subs[sid]
+        indices = by_sub[sid]
+        ranked.append(
+            TaskSubmissionEntry(
+                rank=rank,
+                submission_id=sid,
+                name=sub.name,
+                kind=sub.kind,
+                verified=sub.verified,
+                is_baseline=sid == base_id and curve is not None,
+                params=sub.model_params,
+                paper_url=sub.paper_url,
+                code_url=sub.code_url,
+                score=score,
+                points=len(indices),
+                best_performance=best,
+                out_of_range=any(positions[i] not in (None, "within") for i in indices),
+            )
+        )
+
+    points: list[PointEntry] = []
+    for entry in ranked:
+        for i in by_sub[entry.submission_id]:  # already FLOPs ascending
+            row = rows[i]
+            bp = float(base_perf[i]) if base_perf is not None else None
+            points.append(
+                PointEntry(
+                    result_id=row.result_id,
+                    submission_id=row.submission_id,
+                    submission_name=entry.name,
+                    kind=entry.kind,
+                    verified=entry.verified,
+                    is_baseline=entry.is_baseline,
+                    point=row.point,
+                    performance=row.performance,
+                    metrics=row.metrics,
+                    flops_mean=row.flops,
+                    flops_p10=row.p10,
+                    flops_p90=row.p90,
+                    params=row.params,
+                    baseline_performance=bp,
+                    delta=row.performance - bp if bp is not None else None,
+                    position=positions[i],
+                    on_flops_front=bool(on_flops[i]),
+                    on_params_front=bool(on_params[i]),
+                )
+            )
+    flops_front = sorted((p for p in points if p.on_flops_front), key=lambda p: p.flops_mean)
+    params_front = sorted((p for p in points if p.on_params_front), key=lambda p: p.params or 0)
+    return TaskLeaderboard(
+        task=_column(task, curve is not None),
+        baseline=baseline,
+        note=None if curve is not None else _no_baseline_note(task),
+        submissions=tuple(ranked),
+        points=tuple(points),
+        flops_front=tuple(p.result_id for p in flops_front),
+        params_front=tuple(p.result_id for p in params_front),
+    )
+
+
+# --- overall leaderboard ----------------------------------------------------------------------
+
+
+def overall_leaderboard(session: Session, track: Track | None = None) -> OverallLeaderboard:
+    """Every listed submission ranked by ELUE score (coverage first), or within a track."""
+    return cache.get(session, ("overall", track), lambda: _overall(session, track))
+
+
+def _overall(session: Session, track: Track | None) -> OverallLeaderboard:
+    if track is not None:
+        # A track is a filter and re-ranking of the overall entries: reuse them (cached).
+        full = overall_leaderboard(session, None)
+        return _track_board(full, track)
+
+    tasks = _ordered_tasks(session)
+    task_by_id = {t.id: t for t in tasks}
+    subs: dict[int, _SubInfo] = {}
+    for s in session.execute(
+        select(
+            Submission.id,
+            Submission.name,
+            Submission.kind,
+            Submission.verified,
+            Submission.params,
+            Submission.paper_url,
+            Submission.code_url,
+        )
+        .where(listed_submission())
+        .order_by(Submission.id)
+    ):
+        subs[s[0]] = _SubInfo(s[0], s[1], str(s[2]), s[3], s[4], s[5], s[6])
+
+    # Per task: parallel lists of submission id, FLOPs, performance.
+    per_task: dict[int, tuple[list[int], list[float], list[float]]] = defaultdict(
+        lambda: ([], [], [])
+    )
+    query = (
+        select(
+            Result.submission_id,
+            Result.task_id,
+            Result.flops_mean,
+            Result.performance,
+            Result.params,
+        )
+        .join(Submission, Submission.id == Result.submission_id)
+        .where(listed_point(), listed_submission())
+    )
+    for sid, tid, f_mean, performance, params in session.execute(query):
+        if tid not in task_by_id or sid not in subs:
+            continue
+        if f_mean is None or performance is None:
+            continue
+        if not (math.isfinite(f_mean) and math.isfinite(performance)):
+            continue
+        ids, fl, pf = per_task[tid]
+        ids.append(sid)
+        fl.append(f_mean)
+        pf.append(performance)
+        if params is not None:
+            subs[sid].point_params.append(params)
+
+    # One pass per task in plain Python: per submission its best point, and against the
+    # baseline curve (interpolated for all points at once) its deltas and range flags.
+    best: dict[int, dict[str, float]] = defaultdict(dict)
+    scores: dict[int, dict[str, float]] = defaultdict(dict)
+    out_of_range: dict[int, list[str]] = defaultdict(list)
+    baseline_for: dict[int, list[str]] = defaultdict(list)
+    has_baseline: set[int] = set()
+    for task in tasks:
+        if task.id not in per_task:
+            continue
+        name = task.name
+        ids, fl, pf = per_task[task.id]
+        task_best: dict[int, float] = {}
+        for sid, perf in zip(ids, pf, strict=True):
+            if perf > task_best.get(sid, -math.inf):
+                task_best[sid] = perf
+        for sid, perf in task_best.items():
+            best[sid][name] = perf
+        base_id = task.baseline_submission_id
+        if base_id is None or base_id not in task_best:
+            continue
+        curve = _Curve.of((f, p) for s, f, p in zip(ids, fl, pf, strict=True) if s == base_id)
+        has_baseline.add(task.id)
+        baseline_for[base_id].append(name)
+        low, high = curve.curve.min_flops, curve.curve.max_flops
+        base = curve.at(np.asarray(fl, dtype=np.float64)).tolist()
+        deltas: dict[int, list[float]] = defaultdict(list)
+        outside: set[int] = set()
+        for sid, f, perf, b in zip(ids, fl, pf, base, strict=True):
+            deltas[sid].append(perf - b)
+            if f < low or f > high:
+                outside.add(sid)
+        for sid, values in deltas.items():
+            scores[sid][name] = math.fsum(values) / len(values)
+        for sid in outside:
+            out_of_range[sid].append(name)
+
+    columns = tuple(_column(t, t.id in has_baseline) for t in tasks)
+    names = [c.name for c in columns]
+    scored_tasks = [c.name for c in columns if c.has_baseline]
+    scored: list[tuple[tuple[int, float], int, OverallScore, dict[str, float]]] = []
+    for sid in subs:
+        if sid not in best:
+            continue  # listed, but no point with a performance and FLOPs
+        overall = overall_score(scores.get(sid, {}), scored_tasks)
+        sub_best = best[sid]
+        best_perf = {n: sub_best[n] for n in names if n in sub_best}
+        scored.append((overall_sort_key(overall), sid, overall, best_perf))
+    scored.sort(key=lambda item: item[0])  # stable: equal keys stay by submission id
+    ranks = _competition_ranks(scored, lambda item: item[0])
+    entries = []
+    for (_, sid, overall, best_perf), rank in zip(scored, ranks, strict=True):
+        sub = subs[sid]
+        entries.append(
+            OverallEntry(
+                rank=rank,
+                submission_id=sid,
+                name=sub.name,
+                kind=sub.kind,
+                verified=sub.verified,
+                self_reported=sub.kind == SubmissionKind.SELF_REPORTED.value,
+                is_baseline=sid in baseline_for,
+                baseline_for=tuple(baseline_for.get(sid, ())),
+                params=sub.model_params,
+                paper_url=sub.paper_url,
+                code_url=sub.code_url,
+                score=overall.average,
+                task_scores=overall.per_task,
+                tasks_covered=overall.tasks_covered,
+                tasks_total=overall.tasks_total,
+                out_of_range_tasks=tuple(out_of_range.get(sid, ())),
+                best_performance=best_perf,
+                average_performance=_mean(list(best_perf.values())),
+            )
+        )
+    return OverallLeaderboard(
+        tasks=columns,
+        families=_families(columns),
+        track=None,
+        track_limit=None,
+        ranked_by="elue_score",
+        entries=tuple(entries),
+    )
+
+
+def _track_board(full: OverallLeaderboard, track: Track) -> OverallLeaderboard:
+    candidates = [e for e in full.entries if e.params is not None]
+
+    def params(e: OverallEntry) -> int:
+        assert e.params is not None
+        return e.params
+
+    ranked = rank_track(
+        candidates,
+        track,
+        params=params,
+        average_performance=lambda e: e.average_performance,
+        tasks_covered=lambda e: len(e.best_performance),
+    )
+    ranks = _competition_ranks(
+        ranked, lambda e: (len(e.best_performance), e.average_performance, e.params)
+    )
+    return OverallLeaderboard(
+        tasks=full.tasks,
+        families=full.families,
+        track=track,
+        track_limit=track.limit,
+        ranked_by="average_performance",
+        entries=tuple(_ranked(e, r) for e, r in zip(ranked, ranks, strict=True)),
+    )
+
+
+def _ranked(entry: OverallEntry, rank: int) -> OverallEntry:
+    return replace(entry, rank=rank)

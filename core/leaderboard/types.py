@@ -1,0 +1,136 @@
+"""What the leaderboards hold: plain frozen dataclasses, built by `core.leaderboard.service`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from core.ranking.score import Position
+from core.ranking.tracks import Track
+
+RankedBy = Literal["elue_score", "average_performance"]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskColumn:
+    """A task as a leaderboard column."""
+
+    name: str
+    display_name: str
+    family: str
+    metric: str
+    has_baseline: bool  # False: no (listed) baseline, so no ELUE score on this task
+
+
+@dataclass(frozen=True, slots=True)
+class FamilyGroup:
+    """Tasks of one family, in display order (sentiment, nli, similarity, then any other)."""
+
+    family: str
+    title: str
+    tasks: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class BaselinePoint:
+    flops: float
+    performance: float
+
+
+@dataclass(frozen=True, slots=True)
+class Baseline:
+    """A task's baseline: the designated submission's curve (points by FLOPs ascending)."""
+
+    submission_id: int
+    submission_name: str
+    points: tuple[BaselinePoint, ...]
+    min_flops: float
+    max_flops: float
+
+
+@dataclass(frozen=True, slots=True)
+class PointEntry:
+    """One point (one result) on a task leaderboard."""
+
+    result_id: int
+    submission_id: int
+    submission_name: str
+    kind: str  # "measured" | "self_reported"
+    verified: bool
+    is_baseline: bool  # a point of the task's baseline curve
+    point: str
+    performance: float
+    metrics: dict[str, Any]
+    flops_mean: float
+    flops_p10: float | None
+    flops_p90: float | None
+    params: int | None
+    baseline_performance: float | None  # the baseline curve at this point's FLOPs
+    delta: float | None  # performance - baseline_performance (None: the task has no baseline)
+    position: Position | None  # below / within / above the baseline's FLOPs range
+    on_flops_front: bool  # on the Pareto front of (performance, FLOPs)
+    on_params_front: bool  # on the Pareto front of (performance, params); False without params
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSubmissionEntry:
+    """One submission on a task leaderboard: its ELUE task score over its points there."""
+
+    rank: int
+    submission_id: int
+    name: str
+    kind: str
+    verified: bool
+    is_baseline: bool
+    params: int | None
+    paper_url: str | None
+    code_url: str | None
+    score: float | None  # mean of the points' deltas; None when the task has no baseline
+    points: int
+    best_performance: float
+    out_of_range: bool  # some point lies outside the baseline's FLOPs range
+
+
+@dataclass(frozen=True, slots=True)
+class TaskLeaderboard:
+    task: TaskColumn
+    baseline: Baseline | None
+    note: str | None  # why scores are missing, when they are
+    submissions: tuple[TaskSubmissionEntry, ...]  # ranked: score desc, then best performance
+    points: tuple[PointEntry, ...]  # by submission rank, then FLOPs ascending
+    flops_front: tuple[int, ...]  # result ids on the (performance, FLOPs) front, FLOPs ascending
+    params_front: tuple[int, ...]  # result ids on the (performance, params) front, params asc.
+
+
+@dataclass(frozen=True, slots=True)
+class OverallEntry:
+    """One submission on the overall leaderboard."""
+
+    rank: int
+    submission_id: int
+    name: str
+    kind: str
+    verified: bool
+    self_reported: bool
+    is_baseline: bool  # the baseline of at least one task
+    baseline_for: tuple[str, ...]
+    params: int | None
+    paper_url: str | None
+    code_url: str | None
+    score: float | None  # overall ELUE score: mean of task_scores (None: no task covered)
+    task_scores: dict[str, float]  # covered tasks (with a baseline and a point), column order
+    tasks_covered: int
+    tasks_total: int  # tasks that have a baseline
+    out_of_range_tasks: tuple[str, ...]  # tasks where some point is outside the baseline range
+    best_performance: dict[str, float]  # every task with a point: its best point's performance
+    average_performance: float | None  # mean of best_performance (the track ranking)
+
+
+@dataclass(frozen=True, slots=True)
+class OverallLeaderboard:
+    tasks: tuple[TaskColumn, ...]  # every task, in display order
+    families: tuple[FamilyGroup, ...]
+    track: Track | None
+    track_limit: int | None  # inclusive parameter limit of the track
+    ranked_by: RankedBy
+    entries: tuple[OverallEntry, ...]

@@ -1,0 +1,100 @@
+"""The daily quota: evaluations per user per task in a rolling 24-hour window.
+
+Counted: measured submissions of the user that name the task (a prediction file for it), made in
+the last 24 hours, in any state except failed through the service's own fault
+(`fault == "service"`). Withdrawn submissions still count (withdrawing and re-submitting must not
+buy more looks at the hidden test labels); self-reported entries never do.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterable
+
+from sqlalchemy import exists, or_, select
+from sqlalchemy.orm import Session
+
+from core.db.base import utcnow
+from core.errors import ParetoboardError, Problem
+from core.models import FileRole, Submission, SubmissionFile, SubmissionKind, Task
+
+WINDOW = dt.timedelta(hours=24)
+
+
+class QuotaExceededError(ParetoboardError):
+    status_code = 429
+    code = "quota_exceeded"
+
+    def __init__(self, message: str, problems: list[Problem], retry_after: int) -> None:
+        super().__init__(message, problems)
+        self.retry_after = retry_after
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the error response carries."""
+        return {"Retry-After": str(self.retry_after)}
+
+
+def _aware(value: dt.datetime) -> dt.datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+
+
+def counted_times(
+    session: Session, *, owner_id: int, task_id: int, now: dt.datetime | None = None
+) -> list[dt.datetime]:
+    """Creation times of the submissions counted against (owner, task), oldest first."""
+    since = (now or utcnow()) - WINDOW
+    has_task = exists(
+        select(SubmissionFile.id).where(
+            SubmissionFile.submission_id == Submission.id,
+            SubmissionFile.task_id == task_id,
+            SubmissionFile.role == FileRole.PREDICTIONS,
+        )
+    )
+    rows = session.scalars(
+        select(Submission.created_at)
+        .where(
+            Submission.owner_id == owner_id,
+            Submission.kind == SubmissionKind.MEASURED,
+            Submission.created_at >= since,
+            or_(Submission.fault.is_(None), Submission.fault != "service"),
+            has_task,
+        )
+        .order_by(Submission.created_at)
+    )
+    return [_aware(t) for t in rows]
+
+
+def check_quota(
+    session: Session,
+    *,
+    owner_id: int,
+    tasks: Iterable[Task],
+    limit: int,
+    now: dt.datetime | None = None,
+) -> None:
+    """Raise QuotaExceededError (429, with Retry-After) if any task has no slot left."""
+    now = now or utcnow()
+    problems: list[Problem] = []
+    wait = 0.0
+    for task in sorted(set(tasks), key=lambda t: t.name):
+        times = counted_times(session, owner_id=owner_id, task_id=task.id, now=now)
+        if len(times) < limit:
+            continue
+        # The slot frees when enough of the oldest counted submissions have left the window.
+        frees_at = times[len(times) - limit] + WINDOW
+        seconds = max(1.0, (frees_at - now).total_seconds())
+        wait = max(wait, seconds)
+        problems.append(
+            Problem(
+                f"{task.name}: {len(times)} evaluation(s) in the last 24 hours, the limit is "
+                f"{limit}; the next slot opens at {frees_at.isoformat(timespec='seconds')}",
+                column="predictions",
+            )
+        )
+    if problems:
+        retry_after = math.ceil(wait)
+        raise QuotaExceededError(
+            f"Daily submission quota reached; retry in {retry_after} seconds", problems, retry_after
+        )

@@ -1,0 +1,216 @@
+"""API shapes of submissions: what is sent in and what is read back."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl
+
+from core.models import SubmissionKind, SubmissionState, Visibility
+
+FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class SubmissionCreated(BaseModel):
+    id: int
+    url: str  # the submission's page, /submissions/{id}
+    api_url: str  # /api/v1/submissions/{id}
+    state: SubmissionState
+    queued: bool  # False when the queue could not be reached; the reconciler re-sends it
+
+
+class FileSummary(BaseModel):
+    file: str
+    task: str
+    point: str
+    rows: int
+    format: str  # simple | elue | exit_layer
+
+
+class TaskSummary(BaseModel):
+    task: str
+    points: list[str]
+
+
+class ValidationSummary(BaseModel):
+    valid: bool
+    model: str | None
+    tokenizer: str | None  # registered name, or the uploaded file's name
+    tasks: list[TaskSummary]
+    files: list[FileSummary]
+    rows: int  # over every file
+
+
+class OwnerRead(BaseModel):
+    id: int
+    display_name: str
+
+
+class StageRead(BaseModel):
+    name: str  # the state's name
+    index: int  # 1..total on the happy path (queued=1 ... done=5), 0 when failed or withdrawn
+    total: int
+
+
+class TimingsRead(BaseModel):
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+    elapsed_seconds: float | None  # started (or created) until finished, or until now
+
+
+class FlopsRead(BaseModel):
+    """FLOPs per sample (2 x multiply-accumulates)."""
+
+    mean: float | None
+    median: float | None
+    p10: float | None
+    p90: float | None
+    max: float | None
+    macs_mean: float | None
+
+
+class PointRead(BaseModel):
+    result_id: int
+    point: str
+    performance: float | None
+    metrics: dict[str, Any]
+    baseline_delta: float | None
+    flops: FlopsRead
+    params: int | None
+    cost_status: str  # pending | counted | self_reported
+    self_reported: bool
+    costs_url: str | None  # per-sample FLOPs and breakdowns, once counted
+
+
+class TaskResultsRead(BaseModel):
+    task: str
+    display_name: str
+    points: list[PointRead]
+
+
+class ErrorRead(BaseModel):
+    failed_stage: str | None
+    message: str
+    fault: str | None  # user | service
+
+
+class FileRead(BaseModel):
+    role: str
+    name: str
+    task: str | None
+    point: str | None
+    size: int
+    sha256: str
+
+
+class SubmissionRead(BaseModel):
+    id: int
+    url: str
+    name: str
+    description: str
+    paper_url: str | None
+    code_url: str | None
+    kind: SubmissionKind
+    self_reported: bool
+    visibility: Visibility
+    hidden: bool
+    verified: bool
+    owner: OwnerRead | None
+    tokenizer_name: str | None
+    params: int | None
+    state: SubmissionState
+    stage: StageRead
+    state_message: str
+    queue_position: int | None  # active submissions ahead in the same stage; None when not waiting
+    timings: TimingsRead
+    results: list[TaskResultsRead]
+    error: ErrorRead | None
+    # The owner and administrators only (None for everyone else):
+    error_detail: str | None = None
+    sandbox_log: str | None = None
+    files: list[FileRead] | None = None
+    timeline: list[dict[str, Any]] | None = None
+
+
+class SubmissionSummary(BaseModel):
+    id: int
+    url: str
+    name: str
+    kind: SubmissionKind
+    self_reported: bool
+    visibility: Visibility
+    hidden: bool
+    owner: OwnerRead | None
+    state: SubmissionState
+    tasks: list[str]
+    created_at: dt.datetime
+    finished_at: dt.datetime | None
+
+
+class SubmissionPage(BaseModel):
+    items: list[SubmissionSummary]
+    total: int
+    page: int
+    per_page: int
+
+
+class CostsRead(BaseModel):
+    submission_id: int
+    result_id: int
+    task: str
+    point: str
+    n: int
+    flops: list[int]  # per sample, in test index order
+    per_operator: dict[str, Any]
+    per_module: dict[str, Any]
+    uncounted: dict[str, Any]
+    mismatches: list[Any]
+    details: dict[str, Any]
+
+
+class SubmissionUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, min_length=1, max_length=200)
+    description: str | None = Field(None, max_length=10_000)
+    visibility: Visibility | None = None
+
+
+class PaperPoint(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    task: str = Field(min_length=1, max_length=64)
+    point: str = Field("", max_length=64)
+    performance: FiniteFloat = Field(ge=-100, le=100)  # the task's headline metric x100
+    flops: FiniteFloat = Field(gt=0)  # per sample
+    metrics: dict[str, FiniteFloat] | None = None
+
+
+class PaperCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    description: str = Field("", max_length=10_000)
+    paper_url: HttpUrl
+    code_url: HttpUrl | None = None
+    params: int | None = Field(None, gt=0, le=10**13)
+    visibility: Visibility = Visibility.PUBLIC
+    points: list[PaperPoint] = Field(min_length=1, max_length=200)
+
+
+class BaselineSet(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    submission_id: int
+
+
+class BaselineRead(BaseModel):
+    task: str
+    baseline_submission_id: int | None
+
+
+class RerunReport(BaseModel):
+    requeued: list[int]
+    queued: bool  # False when the queue could not be reached; the reconciler re-sends them

@@ -1,0 +1,108 @@
+"""Who is calling: a Bearer API token, or the signed session cookie of a logged-in browser."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from core.errors import ParetoboardError
+from core.models import User, UserRole
+from core.users.service import user_for_token
+from server.deps import SessionDep
+
+SESSION_USER_KEY = "user_id"
+
+
+class UnauthenticatedError(ParetoboardError):
+    status_code = 401
+    code = "unauthenticated"
+
+
+class ForbiddenError(ParetoboardError):
+    status_code = 403
+    code = "forbidden"
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    return None
+
+
+def optional_user(request: Request, session: SessionDep) -> User | None:
+    """The caller, if authenticated by token or session cookie; None for anonymous callers."""
+    token = _bearer(request)
+    if token is not None:
+        user = user_for_token(session, token)
+        if user is None:
+            raise UnauthenticatedError("Invalid or revoked API token")
+        request.state.auth = "token"
+        return user
+    user_id = request.session.get(SESSION_USER_KEY) if "session" in request.scope else None
+    if isinstance(user_id, int):
+        user = session.get(User, user_id)
+        if user is not None and user.is_active:
+            request.state.auth = "cookie"
+            return user
+    request.state.auth = None
+    return None
+
+
+def require_user(user: Annotated[User | None, Depends(optional_user)]) -> User:
+    if user is None:
+        raise UnauthenticatedError("Log in or send an API token (Authorization: Bearer ...)")
+    return user
+
+
+CSRF_SESSION_KEY = "csrf"
+CSRF_HEADER = "x-csrf-token"
+CSRF_FORM_FIELD = "csrf_token"
+
+
+def csrf_token(request: Request) -> str:
+    """The session's CSRF token (made on first use); pages put it in forms and headers."""
+    token = request.session.get(CSRF_SESSION_KEY)
+    if not isinstance(token, str):
+        token = secrets.token_urlsafe(32)
+        request.session[CSRF_SESSION_KEY] = token
+    return token
+
+
+async def check_csrf(request: Request) -> None:
+    """Cookie-authenticated writes must echo the session's CSRF token (header or form field)."""
+    if getattr(request.state, "auth", None) != "cookie":
+        return  # token auth and anonymous calls carry no ambient credentials
+    expected = request.session.get(CSRF_SESSION_KEY)
+    sent = request.headers.get(CSRF_HEADER)
+    if sent is None and request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    ):
+        form = await request.form()
+        value = form.get(CSRF_FORM_FIELD)
+        sent = value if isinstance(value, str) else None
+    if not isinstance(expected, str) or sent is None or not secrets.compare_digest(expected, sent):
+        raise ForbiddenError("Missing or wrong CSRF token")
+
+
+def require_writer(
+    user: Annotated[User, Depends(require_user)], _csrf: Annotated[None, Depends(check_csrf)]
+) -> User:
+    """An authenticated caller making a write (cookie callers passed the CSRF check)."""
+    return user
+
+
+def require_admin(user: Annotated[User, Depends(require_writer)]) -> User:
+    """An administrator (for writes, CSRF-checked like any writer)."""
+    if user.role is not UserRole.ADMIN:
+        raise ForbiddenError("Administrators only")
+    return user
+
+
+OptionalUser = Annotated[User | None, Depends(optional_user)]
+CurrentUser = Annotated[User, Depends(require_user)]
+WriterUser = Annotated[User, Depends(require_writer)]
+AdminUser = Annotated[User, Depends(require_admin)]

@@ -1,0 +1,90 @@
+"""Sending pipeline jobs from the web process, after the rows are committed.
+
+The Celery app is configured from the web app's own settings (so tests and the site send to the
+broker they were given). A broker outage loses nothing: the submission stays queued in the
+database and the reconciler (`worker/reconcile.py`) re-sends it once it looks stuck.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from celery import Celery
+from sqlalchemy.orm import Session
+
+from core.models import Submission
+from core.settings import Settings
+from core.submissions.manage import check_rerunnable
+from core.submissions.schemas import RerunReport
+
+log = logging.getLogger(__name__)
+_apps: dict[tuple[str, str], Celery] = {}
+_lock = threading.Lock()
+# Fail fast when the broker is down: the reconciler is the safety net, not the web request.
+RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+
+
+def celery_for(settings: Settings) -> Celery:
+    """One configured Celery app per broker (created on first use)."""
+    from worker.celery_app import configure
+
+    key = (
+        settings.broker.url.get_secret_value(),
+        settings.broker.result_backend.get_secret_value(),
+    )
+    with _lock:
+        app = _apps.get(key)
+        if app is None:
+            app = _apps[key] = configure(Celery("paretoboard-web"), settings)
+            app.conf.broker_connection_timeout = 3
+        return app
+
+
+def send_score(settings: Settings, submission_id: int, job_id: str) -> bool:
+    """Enqueue stages 1-2 of a committed submission; False (logged) if the broker is down."""
+    from worker.celery_app import SCORE_TASK
+
+    try:
+        celery_for(settings).send_task(
+            SCORE_TASK,
+            args=[submission_id, job_id],
+            ignore_result=True,  # else it subscribes to the result backend too (and waits on it)
+            retry=True,
+            retry_policy=RETRY_POLICY,
+        )
+    except Exception as exc:
+        log.warning(
+            "submission %s: could not reach the broker (%s); left queued for the reconciler",
+            submission_id,
+            exc,
+        )
+        return False
+    return True
+
+
+def assign_job(submission: Submission) -> str:
+    """Give a new, already queued submission its job id (commit, then `send_score`)."""
+    from worker.pipeline import new_job_id
+
+    submission.job_id = new_job_id()
+    return submission.job_id
+
+
+def requeue(submission: Submission, message: str) -> str:
+    """Back to the start of the pipeline with a fresh job id (commit, then `send_score`)."""
+    from worker.pipeline import queue_submission  # the worker package is slow to import
+
+    return queue_submission(submission, message)
+
+
+def rerun(session: Session, settings: Settings, submissions: list[Submission]) -> RerunReport:
+    """Re-queue submissions (administrators), commit, then send their jobs."""
+    jobs: list[tuple[int, str]] = []
+    for submission in submissions:
+        check_rerunnable(submission)
+        submission.attempts = 0  # a fresh run gets the reconciler's full number of attempts
+        jobs.append((submission.id, requeue(submission, "Re-queued by an administrator")))
+    session.commit()
+    sent = [send_score(settings, sid, job) for sid, job in jobs]
+    return RerunReport(requeued=[sid for sid, _ in jobs], queued=all(sent))

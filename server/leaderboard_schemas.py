@@ -1,0 +1,141 @@
+"""Response models of the leaderboard API (built from `core.leaderboard.types` by attribute)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.ranking.tracks import Track
+
+
+class _Read(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+
+class LeaderboardTaskRead(_Read):
+    name: str
+    display_name: str
+    family: str
+    metric: str
+    has_baseline: bool = Field(
+        description="False when the task has no (listed) baseline: no ELUE score on it"
+    )
+
+
+class LeaderboardFamilyRead(_Read):
+    family: str = Field(description="sentiment, nli, similarity (or a custom task's family)")
+    title: str
+    tasks: list[str] = Field(description="Task names of the family, in display order")
+
+
+class OverallEntryRead(_Read):
+    rank: int = Field(description="1-based; equal sort keys share a rank")
+    submission_id: int
+    name: str
+    kind: Literal["measured", "self_reported"]
+    verified: bool
+    self_reported: bool = Field(description="Points typed in from a paper; nothing measured")
+    is_baseline: bool = Field(description="The baseline of at least one task")
+    baseline_for: list[str]
+    params: int | None
+    paper_url: str | None
+    code_url: str | None
+    score: float | None = Field(
+        description="Overall ELUE score: mean of task_scores; null when no task is covered"
+    )
+    task_scores: dict[str, float] = Field(
+        description="ELUE task score (mean of the points' deltas) per covered task"
+    )
+    tasks_covered: int = Field(description="Tasks with a baseline on which the entry has a point")
+    tasks_total: int = Field(description="Tasks that have a baseline")
+    out_of_range_tasks: list[str] = Field(
+        description="Tasks where some point lies outside the baseline's FLOPs range"
+    )
+    best_performance: dict[str, float] = Field(
+        description="Per task with a point: the best point's performance (x100)"
+    )
+    average_performance: float | None = Field(
+        description="Mean of best_performance; what the parameter tracks rank by"
+    )
+
+
+class OverallLeaderboardRead(_Read):
+    tasks: list[LeaderboardTaskRead] = Field(description="Every task, grouped by family, in order")
+    families: list[LeaderboardFamilyRead]
+    track: Track | None
+    track_limit: int | None = Field(description="Inclusive parameter limit of the track")
+    ranked_by: Literal["elue_score", "average_performance"]
+    total: int = Field(description="Entries before offset/limit")
+    offset: int
+    limit: int | None
+    entries: list[OverallEntryRead]
+
+
+class LeaderboardBaselinePointRead(_Read):
+    flops: float
+    performance: float
+
+
+class LeaderboardBaselineRead(_Read):
+    submission_id: int
+    submission_name: str
+    points: list[LeaderboardBaselinePointRead] = Field(description="The curve, by FLOPs ascending")
+    min_flops: float
+    max_flops: float
+
+
+class LeaderboardPointRead(_Read):
+    result_id: int
+    submission_id: int
+    submission_name: str
+    kind: Literal["measured", "self_reported"]
+    verified: bool
+    is_baseline: bool
+    point: str = Field(description="The point's label (from <TASK>.<point>.tsv)")
+    performance: float = Field(description="The task metric x100")
+    metrics: dict[str, Any] = Field(description="Metric components x100")
+    flops_mean: float = Field(description="Average FLOPs per sample (2 x MACs)")
+    flops_p10: float | None
+    flops_p90: float | None
+    params: int | None
+    baseline_performance: float | None = Field(
+        description="The baseline curve at this point's FLOPs (flat outside its range)"
+    )
+    delta: float | None = Field(description="performance - baseline_performance")
+    position: Literal["below", "within", "above"] | None = Field(
+        description="Where the point's FLOPs lie relative to the baseline's FLOPs range"
+    )
+    on_flops_front: bool = Field(description="On the Pareto front of (performance, FLOPs)")
+    on_params_front: bool = Field(description="On the Pareto front of (performance, params)")
+
+
+class TaskLeaderboardEntryRead(_Read):
+    rank: int
+    submission_id: int
+    name: str
+    kind: Literal["measured", "self_reported"]
+    verified: bool
+    is_baseline: bool
+    params: int | None
+    paper_url: str | None
+    code_url: str | None
+    score: float | None = Field(description="ELUE task score; null when there is no baseline")
+    points: int
+    best_performance: float
+    out_of_range: bool
+
+
+class TaskLeaderboardRead(_Read):
+    task: LeaderboardTaskRead
+    baseline: LeaderboardBaselineRead | None
+    scored: bool = Field(description="Whether ELUE scores exist (the task has a baseline)")
+    note: str | None = Field(description="Why there are no scores, when there are none")
+    submissions: list[TaskLeaderboardEntryRead] = Field(
+        description="Ranked by task score, then best performance"
+    )
+    points: list[LeaderboardPointRead] = Field(
+        description="By submission rank, then FLOPs ascending"
+    )
+    flops_front: list[int] = Field(description="Result ids on the FLOPs front, FLOPs ascending")
+    params_front: list[int] = Field(description="Result ids on the params front, params ascending")

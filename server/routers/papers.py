@@ -1,0 +1,35 @@
+"""`/api/v1/papers`: self-reported entries (points typed in from a paper; nothing measured)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from core.models import SubmissionState
+from core.submissions import queries
+from core.submissions.papers import create_paper_entry
+from core.submissions.schemas import PaperCreate, SubmissionCreated
+from server.auth import WriterUser
+from server.deps import SessionDep
+
+router = APIRouter(prefix="/api/v1/papers", tags=["papers"])
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"description": "Unreadable body (not JSON)"},
+    401: {"description": "Not logged in"},
+    422: {"description": "Every problem found (unknown task, duplicate point, taken name...)"},
+}
+
+
+@router.post("", status_code=201, responses=_ERRORS)
+def create_paper(entry: PaperCreate, user: WriterUser, session: SessionDep) -> SubmissionCreated:
+    """A self-reported submission, done at once, shown apart from measured ones everywhere."""
+    submission = create_paper_entry(session, owner_id=user.id, entry=entry)
+    session.commit()
+    return SubmissionCreated(
+        id=submission.id,
+        url=queries.page_url(submission.id),
+        api_url=queries.api_url(submission.id),
+        state=SubmissionState.DONE,
+        queued=False,
+    )

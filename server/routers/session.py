@@ -1,0 +1,97 @@
+"""`/api/v1/session`: browser log-in (signed session cookie + CSRF token), and the password
+check shared with `/api/v1/tokens`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request, Response
+from sqlalchemy.orm import Session
+
+from core.db.session import engine_for
+from core.errors import NotFoundError
+from core.models import User
+from core.users import service as users
+from core.users.errors import InvalidCredentialsError
+from core.users.login_limits import LoginLimiter
+from server.auth import SESSION_USER_KEY, OptionalUser, check_csrf, csrf_token
+from server.deps import SessionDep, SettingsDep
+from server.schemas_users import SessionCreate, SessionRead, UserRead, error_responses
+
+router = APIRouter(prefix="/api/v1/session", tags=["session"])
+
+
+def get_login_limiter(settings: SettingsDep) -> LoginLimiter:
+    """The rate limiter on password checks (tests override this dependency for other limits)."""
+    return LoginLimiter(engine_for(settings.database_url))
+
+
+LoginLimiterDep = Annotated[LoginLimiter, Depends(get_login_limiter)]
+CsrfChecked = Annotated[None, Depends(check_csrf)]
+
+
+def client_ip(request: Request) -> str:
+    """The peer address; behind a proxy run uvicorn with --forwarded-allow-ips so it is real."""
+    return request.client.host if request.client else "unknown"
+
+
+def check_password(
+    session: Session, limiter: LoginLimiter, *, email: str, password: str, ip: str
+) -> User:
+    """The user with these credentials, else InvalidCredentialsError.
+
+    Over the rate limit it raises RateLimitedError (429, Retry-After) without checking anything.
+    """
+    attempt = limiter.check_in(email=email, ip=ip)
+    # Nothing pending on the request's session may be written before the limiter's own
+    # transaction below (on SQLite that would lock it out).
+    with session.no_autoflush:
+        user = users.authenticate(session, email=email, password=password)
+    if user is None:
+        raise InvalidCredentialsError  # the attempt stays recorded as a failure
+    limiter.succeeded(attempt)
+    return user
+
+
+@router.post(
+    "",
+    responses=error_responses(400, 401, 422, 429),
+    summary="Log in (browser session)",
+)
+def log_in(
+    body: SessionCreate,
+    request: Request,
+    session: SessionDep,
+    limiter: LoginLimiterDep,
+) -> SessionRead:
+    """Check email and password, then start a new signed session cookie with a new CSRF token.
+
+    Wrong email and wrong password give the same 401; 10 failures on one email (or 50 from one
+    IP) in 15 minutes give 429 with Retry-After.
+    """
+    user = check_password(
+        session, limiter, email=body.email, password=body.password, ip=client_ip(request)
+    )
+    request.session.clear()  # a fresh session: nothing from before the login carries over
+    request.session[SESSION_USER_KEY] = user.id
+    return SessionRead(user=UserRead.model_validate(user), csrf_token=csrf_token(request))
+
+
+@router.get("", responses=error_responses(401, 404), summary="The current browser session")
+def get_session(request: Request, user: OptionalUser) -> SessionRead:
+    """The logged-in user and the session's CSRF token (404 without a browser session)."""
+    if user is None or request.state.auth != "cookie":
+        raise NotFoundError("No browser session; log in with POST /api/v1/session")
+    return SessionRead(user=UserRead.model_validate(user), csrf_token=csrf_token(request))
+
+
+@router.delete(
+    "",
+    status_code=204,
+    response_class=Response,
+    responses=error_responses(401, 403),
+    summary="Log out",
+)
+def log_out(request: Request, _user: OptionalUser, _csrf: CsrfChecked) -> None:
+    """End the browser session (the cookie is cleared); CSRF-checked like any cookie write."""
+    request.session.clear()

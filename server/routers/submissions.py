@@ -1,0 +1,309 @@
+"""`/api/v1/submissions`: upload, dry-run check, read, list, edit, withdraw, and admin actions.
+
+Writes commit explicitly before anything leaves the transaction: a job is sent to the queue only
+once its row is committed (a worker must find it), and blobs are collected only after the
+withdrawal is committed.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from core.db.session import engine_for, transaction
+from core.errors import InvalidInputError, NotFoundError, Problem
+from core.models import SubmissionKind, SubmissionState, Task, User
+from core.settings import Settings
+from core.storage import BlobStore
+from core.submissions import manage, queries
+from core.submissions.access import (
+    get_owned_submission_or_raise,
+    get_visible_submission_or_raise,
+)
+from core.submissions.blobs import blob_lock, collect_blobs
+from core.submissions.files import parse_prediction_name
+from core.submissions.quota import check_quota
+from core.submissions.schemas import (
+    CostsRead,
+    FileSummary,
+    RerunReport,
+    SubmissionCreated,
+    SubmissionPage,
+    SubmissionRead,
+    SubmissionUpdate,
+    TaskSummary,
+    ValidationSummary,
+)
+from core.submissions.service import CheckedSubmission, check_submission, store_submission
+from core.tasks.service import get_task
+from core.tokenizers import registered_tokenizers
+from server import enqueue
+from server.auth import AdminUser, OptionalUser, UnauthenticatedError, WriterUser
+from server.deps import SessionDep, SettingsDep
+from server.uploads import MULTIPART_BODY, StagedUpload, draft_from, staged_upload
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/api/v1/submissions", tags=["submissions"])
+
+SubmissionId = Annotated[int, Path(ge=1, le=2**62)]
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"description": "Not logged in"},
+    404: {"description": "No such submission, or not visible to the caller"},
+    422: {"description": "Every problem found, each with file, line and column"},
+}
+
+
+def _tasks_named(session: Session, staged: StagedUpload) -> list[Task]:
+    tasks: list[Task] = []
+    for upload in staged.predictions:
+        parsed = parse_prediction_name(upload.name)
+        if isinstance(parsed, Problem):
+            continue
+        try:
+            tasks.append(get_task(session, parsed.task))
+        except NotFoundError:
+            continue  # reported by the full check
+    return tasks
+
+
+def _check(
+    session: Session, settings: Settings, user: User, staged: StagedUpload, *, dry_run: bool
+) -> CheckedSubmission:
+    problems = list(staged.problems)
+    draft = draft_from(staged.fields, problems)
+    return check_submission(
+        session,
+        owner_id=user.id,
+        draft=draft,
+        model=staged.model,
+        predictions=staged.predictions,
+        tokenizer=staged.tokenizer,
+        limits=settings.limits,
+        tokenizers=registered_tokenizers(settings.storage.tokenizers_dir),
+        require_name=not dry_run,
+        problems=problems,
+        predictions_refused=staged.predictions_refused,
+    )
+
+
+def _create(
+    session: Session, settings: Settings, user: User, staged: StagedUpload
+) -> tuple[int, str]:
+    # One submission at a time per user (PostgreSQL row lock), so two uploads cannot both take
+    # the last slot of the quota.
+    session.get(User, user.id, with_for_update=True)
+    check_quota(
+        session,
+        owner_id=user.id,
+        tasks=_tasks_named(session, staged),
+        limit=settings.limits.submissions_per_task_per_day,
+    )
+    checked = _check(session, settings, user, staged, dry_run=False)
+    assert staged.model is not None  # check_submission refuses a missing model
+    store = BlobStore(settings.storage.uploads_dir)
+    with blob_lock(store, exclusive=False):
+        try:
+            submission = store_submission(
+                session,
+                store,
+                owner_id=user.id,
+                draft=draft_from(staged.fields, []),
+                checked=checked,
+                model=staged.model,
+                tokenizer=staged.tokenizer,
+            )
+            job_id = enqueue.assign_job(submission)
+            session.commit()
+        except IntegrityError as exc:  # a concurrent upload took the same name
+            raise InvalidInputError(
+                "The submission could not be stored; nothing was stored",
+                [Problem("you already have a submission with this name", column="name")],
+            ) from exc
+    return submission.id, job_id
+
+
+@router.post(
+    "",
+    status_code=202,
+    summary="Submit prediction files and a model file for evaluation",
+    openapi_extra=MULTIPART_BODY,
+    responses={**ERRORS, 413: {"description": "Request too large"}, 429: {"description": "Quota"}},
+)
+async def create_submission(
+    request: Request, user: WriterUser, session: SessionDep, settings: SettingsDep
+) -> SubmissionCreated:
+    """Everything checkable without running code is checked first; 422 lists every problem."""
+    async with staged_upload(request, settings) as staged:
+        submission_id, job_id = await run_in_threadpool(_create, session, settings, user, staged)
+    queued = await run_in_threadpool(enqueue.send_score, settings, submission_id, job_id)
+    return SubmissionCreated(
+        id=submission_id,
+        url=queries.page_url(submission_id),
+        api_url=queries.api_url(submission_id),
+        state=SubmissionState.QUEUED,
+        queued=queued,
+    )
+
+
+def _summary(staged: StagedUpload, checked: CheckedSubmission) -> ValidationSummary:
+    points: dict[str, list[str]] = {}
+    for p in checked.predictions:
+        points.setdefault(p.task_name, []).append(p.point)
+    return ValidationSummary(
+        valid=True,
+        model=staged.model.name if staged.model else None,
+        tokenizer=staged.tokenizer.name if staged.tokenizer else checked.tokenizer_name,
+        tasks=[TaskSummary(task=t, points=sorted(ps)) for t, ps in points.items()],
+        files=[
+            FileSummary(
+                file=p.upload.name,
+                task=p.task_name,
+                point=p.point,
+                rows=p.rows,
+                format=p.format.value,
+            )
+            for p in checked.predictions
+        ],
+        rows=sum(p.rows for p in checked.predictions),
+    )
+
+
+@router.post(
+    "/validate",
+    summary="Check a submission without storing it (uses no quota)",
+    openapi_extra=MULTIPART_BODY,
+    responses={**ERRORS, 413: {"description": "Request too large"}},
+)
+async def validate_submission(
+    request: Request, user: WriterUser, session: SessionDep, settings: SettingsDep
+) -> ValidationSummary:
+    """The same checks as a submission; stores nothing; 200 with what was found when valid."""
+    async with staged_upload(request, settings) as staged:
+        checked = await run_in_threadpool(_check, session, settings, user, staged, dry_run=True)
+        return _summary(staged, checked)
+
+
+@router.get(
+    "",
+    summary="List submissions: your own (owner=me) or the public ones",
+    responses={401: ERRORS[401], 404: {"description": "Unknown task"}},
+)
+def list_submissions(
+    user: OptionalUser,
+    session: SessionDep,
+    owner: Literal["me"] | None = None,
+    task: Annotated[str | None, Query(max_length=64)] = None,
+    kind: SubmissionKind | None = None,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+    per_page: Annotated[int, Query(ge=1, le=100)] = 20,
+) -> SubmissionPage:
+    if owner == "me" and user is None:
+        raise UnauthenticatedError("owner=me needs a logged-in caller or an API token")
+    return queries.list_submissions(
+        session,
+        owner=user if owner == "me" else None,
+        task=get_task(session, task) if task else None,
+        kind=kind,
+        page=page,
+        per_page=per_page,
+    )
+
+
+@router.get("/{submission_id}", responses=ERRORS)
+def get_submission(
+    submission_id: SubmissionId, user: OptionalUser, session: SessionDep
+) -> SubmissionRead:
+    """State, stage, queue position, timings, results; error detail and log for the owner."""
+    submission = get_visible_submission_or_raise(session, submission_id, user)
+    return queries.read_submission(session, submission, user)
+
+
+@router.get("/{submission_id}/costs/{result_id}", responses=ERRORS)
+def get_costs(
+    submission_id: SubmissionId,
+    result_id: Annotated[int, Path(ge=1, le=2**62)],
+    user: OptionalUser,
+    session: SessionDep,
+) -> CostsRead:
+    """Per-sample FLOPs of one result, with the per-operator and per-module breakdowns."""
+    submission = get_visible_submission_or_raise(session, submission_id, user)
+    return queries.read_costs(session, submission, result_id)
+
+
+@router.patch(
+    "/{submission_id}",
+    responses={
+        **ERRORS,
+        400: {"description": "Unreadable body"},
+        403: {"description": "Not the owner"},
+    },
+)
+def update_submission(
+    submission_id: SubmissionId, changes: SubmissionUpdate, user: WriterUser, session: SessionDep
+) -> SubmissionRead:
+    """The owner renames, re-describes, or changes the visibility of a submission."""
+    submission = get_owned_submission_or_raise(session, submission_id, user)
+    manage.update_submission(session, submission, changes)
+    read = queries.read_submission(session, submission, user)
+    session.commit()
+    return read
+
+
+@router.delete(
+    "/{submission_id}",
+    status_code=204,
+    response_class=Response,
+    responses={**ERRORS, 403: {"description": "Not the owner"}, 409: {"description": "Baseline"}},
+)
+def withdraw_submission(
+    submission_id: SubmissionId, user: WriterUser, session: SessionDep, settings: SettingsDep
+) -> Response:
+    """The owner withdraws a submission: results and files removed, the quota slot kept."""
+    submission = get_owned_submission_or_raise(session, submission_id, user)
+    shas = manage.withdraw_submission(session, submission)
+    session.commit()
+    try:
+        with transaction(engine_for(settings.database_url)) as fresh:
+            collect_blobs(fresh, BlobStore(settings.storage.uploads_dir), shas)
+    except Exception:  # the withdrawal stands; an unreferenced blob is only wasted space
+        log.exception("submission %s: could not remove its unreferenced blobs", submission_id)
+    return Response(status_code=204)
+
+
+@router.post("/{submission_id}/rerun", responses={**ERRORS, 409: {"description": "Not runnable"}})
+def rerun_submission(
+    submission_id: SubmissionId, _admin: AdminUser, session: SessionDep, settings: SettingsDep
+) -> RerunReport:
+    """Administrators: run the whole pipeline again for one submission."""
+    submission = get_visible_submission_or_raise(session, submission_id, _admin, for_update=True)
+    return enqueue.rerun(session, settings, [submission])
+
+
+def _set_hidden(session: Session, submission_id: int, admin: User, hidden: bool) -> SubmissionRead:
+    submission = get_visible_submission_or_raise(session, submission_id, admin, for_update=True)
+    manage.set_hidden(submission, hidden)
+    session.flush()
+    read = queries.read_submission(session, submission, admin)
+    session.commit()
+    return read
+
+
+@router.post("/{submission_id}/hide", responses=ERRORS)
+def hide_submission(
+    submission_id: SubmissionId, admin: AdminUser, session: SessionDep
+) -> SubmissionRead:
+    """Administrators: take a submission off every public listing (its owner still sees it)."""
+    return _set_hidden(session, submission_id, admin, True)
+
+
+@router.post("/{submission_id}/unhide", responses=ERRORS)
+def unhide_submission(
+    submission_id: SubmissionId, admin: AdminUser, session: SessionDep
+) -> SubmissionRead:
+    """Administrators: list a hidden submission again."""
+    return _set_hidden(session, submission_id, admin, False)

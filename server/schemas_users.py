@@ -1,0 +1,143 @@
+"""Request and response models of the accounts API, and the documented error responses."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic.json_schema import SkipJsonSchema
+
+from core.models import UserRole
+from core.users import service as users
+
+
+def _as_utc(value: dt.datetime) -> dt.datetime:
+    # SQLite returns naive datetimes; every stored time is UTC, so say so in the JSON.
+    return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+UtcDatetime = Annotated[dt.datetime, AfterValidator(_as_utc)]
+
+# Logins take any string (a malformed email simply fails); signups state the service's rules.
+Email = Annotated[str, Field(max_length=320, examples=["ada@example.org"])]
+Password = Annotated[
+    str, Field(max_length=users.MAX_PASSWORD, json_schema_extra={"format": "password"})
+]
+Name = Annotated[str, Field(min_length=1, max_length=users.MAX_NAME, pattern=users.NAME_PATTERN)]
+
+
+class UserCreate(BaseModel):
+    email: str = Field(
+        max_length=320,
+        pattern=users.EMAIL_PATTERN,
+        description="stored lower-case",
+        examples=["ada@example.org"],
+    )
+    display_name: Name = Field(examples=["Ada Lovelace"])
+    password: Password = Field(min_length=users.MIN_PASSWORD)
+
+
+class UserRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    email: str
+    display_name: str
+    role: UserRole
+    created_at: UtcDatetime
+
+
+class SessionCreate(BaseModel):
+    email: Email
+    password: Password
+
+
+class SessionRead(BaseModel):
+    user: UserRead
+    csrf_token: str = Field(
+        description="Send as the X-CSRF-Token header (or csrf_token form field) on every "
+        "cookie-authenticated write"
+    )
+
+
+class TokenCreate(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"dependentRequired": {"email": ["password"], "password": ["email"]}}
+    )
+
+    name: Name = Field(examples=["laptop"])
+    email: Email | SkipJsonSchema[None] = Field(
+        None, description="with password; without both, a logged-in browser session is used"
+    )
+    password: Password | SkipJsonSchema[None] = None
+
+    @model_validator(mode="after")
+    def _both_or_neither(self) -> TokenCreate:
+        if (self.email is None) != (self.password is None):
+            raise ValueError("send both email and password, or neither (logged-in session)")
+        return self
+
+
+class TokenRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    name: str
+    prefix: str = Field(description="the token's first characters, to tell tokens apart")
+    created_at: UtcDatetime
+    last_used_at: UtcDatetime | None
+
+
+class TokenCreated(BaseModel):
+    token: str = Field(description="the API token; shown only this once")
+    id: int
+    name: str
+    prefix: str
+    created_at: UtcDatetime
+
+
+class ErrorDetail(BaseModel):
+    file: str | None
+    line: int | None
+    column: str | None
+    problem: str
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+    details: list[ErrorDetail]
+
+
+class ErrorResponse(BaseModel):
+    """The one error shape of the API."""
+
+    error: ErrorInfo
+
+
+_DESCRIPTIONS = {
+    400: "Bad request",
+    401: "Not authenticated, or wrong credentials",
+    403: "Not allowed (or a missing CSRF token on a cookie-authenticated write)",
+    404: "Not found",
+    409: "Conflict",
+    413: "Too large",
+    422: "Invalid input; `details` lists every problem",
+    429: "Too many attempts",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries in the error shape for the given status codes."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        out[status] = {"model": ErrorResponse, "description": _DESCRIPTIONS[status]}
+        if status == 429:
+            out[status]["headers"] = {
+                "Retry-After": {
+                    "description": "seconds until another attempt is accepted",
+                    "schema": {"type": "integer"},
+                }
+            }
+    return out

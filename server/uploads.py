@@ -1,0 +1,262 @@
+"""Receiving a submission's multipart upload: streamed to disk, staged under neutral names.
+
+Starlette's multipart parser writes every file part to a `SpooledTemporaryFile`; ours keeps at
+most 64 KiB of each in memory (Starlette's default is 1 MiB per file, which a request of many
+small files would multiply), and the total body is capped by the app's `max_body_size` while it
+streams (413). Each file is then copied in 1 MiB chunks into a private staging folder under the
+data folder, named by its position (`0`, `1`, ...; a zip's entries `zip-0.tsv`, ...): user-supplied
+names are only shown, never used as paths. The folder is removed when the request ends, whatever
+happened.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.concurrency import run_in_threadpool
+from starlette.datastructures import FormData, UploadFile
+from starlette.formparsers import MultiPartException, MultiPartParser
+
+from core.errors import InvalidInputError, Problem
+from core.models import Visibility
+from core.settings import Settings
+from core.submissions.archive import extract_zip, is_zip_name
+from core.submissions.service import SubmissionDraft, UploadedFile
+from server.auth import CSRF_HEADER
+
+FILE_FIELDS = ("model", "predictions", "tokenizer")
+TEXT_FIELDS = (
+    "name",
+    "description",
+    "paper_url",
+    "code_url",
+    "visibility",
+    "tokenizer_name",
+    "csrf_token",
+)
+TEXT_FIELD_BYTES = 64 * 1024
+URL_MAX = 500
+_CHUNK = 1024 * 1024
+_URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f]")
+
+# OpenAPI description of the multipart body (the route parses it itself, after authentication).
+MULTIPART_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["model", "predictions"],
+                    "properties": {
+                        "model": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "the model file (.py) defining `entire_model`",
+                        },
+                        "predictions": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "description": "files named <TASK>.tsv or <TASK>.<point>.tsv, "
+                            "or one .zip of them (flat layout)",
+                        },
+                        "tokenizer": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "a `tokenizers` JSON file (or give tokenizer_name)",
+                        },
+                        "tokenizer_name": {"type": "string"},
+                        "name": {"type": "string", "maxLength": 200},
+                        "description": {"type": "string"},
+                        "paper_url": {"type": "string"},
+                        "code_url": {"type": "string"},
+                        "visibility": {"type": "string", "enum": ["public", "private"]},
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+@dataclass
+class StagedUpload:
+    """The request's files on local disk, its text fields, and the problems found so far."""
+
+    folder: Path
+    fields: dict[str, str] = field(default_factory=dict)
+    model: UploadedFile | None = None
+    tokenizer: UploadedFile | None = None
+    predictions: list[UploadedFile] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)
+    predictions_refused: bool = False  # prediction files came but were refused (problems say why)
+
+
+class _DiskSpooledParser(MultiPartParser):
+    spool_max_size = 64 * 1024
+
+
+def display_name(filename: str | None) -> str:
+    """The user's file name for display: last path component, no control characters."""
+    base = (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+    return _UNSAFE.sub("", base).strip()[:255]
+
+
+async def _read_form(request: Request, settings: Settings) -> FormData:
+    content_type = request.headers.get("content-type", "")
+    if not content_type.lower().startswith("multipart/form-data"):
+        raise InvalidInputError(
+            "Expected a multipart/form-data upload",
+            [Problem(f"content type is {content_type or 'missing'!r}", column="content-type")],
+        )
+    if getattr(request.state, "auth", None) == "cookie" and CSRF_HEADER not in request.headers:
+        # The CSRF check already parsed the form to read its token field: reuse that parse.
+        return await request.form()
+    parser = _DiskSpooledParser(
+        request.headers,
+        request.stream(),
+        max_files=settings.limits.max_prediction_files + 2,
+        max_fields=len(TEXT_FIELDS) + 5,
+        max_part_size=TEXT_FIELD_BYTES,
+    )
+    try:
+        return await parser.parse()
+    except MultiPartException as exc:
+        raise InvalidInputError(
+            "The upload could not be read", [Problem(exc.message, column="body")]
+        ) from exc
+
+
+def _copy(upload: UploadFile, target: Path) -> None:
+    upload.file.seek(0)
+    with target.open("wb") as out:
+        shutil.copyfileobj(upload.file, out, _CHUNK)
+
+
+def _stage(form: FormData, folder: Path, settings: Settings) -> StagedUpload:
+    staged = StagedUpload(folder)
+    counter = 0
+    for key, value in form.multi_items():
+        if key in FILE_FIELDS:
+            if not isinstance(value, UploadFile):
+                staged.problems.append(Problem("expected a file upload, got text", column=key))
+                continue
+            name = display_name(value.filename)
+            if not name:
+                staged.problems.append(Problem("the uploaded file has no name", column=key))
+                continue
+            target = folder / str(counter)
+            counter += 1
+            _copy(value, target)
+            uploaded = UploadedFile(name, target)
+            if key == "predictions":
+                staged.predictions.append(uploaded)
+            elif getattr(staged, key) is not None:
+                staged.problems.append(Problem(f"send one {key} file, not several", column=key))
+            else:
+                setattr(staged, key, uploaded)
+        elif key in TEXT_FIELDS:
+            if not isinstance(value, str):
+                staged.problems.append(Problem("expected a text field, got a file", column=key))
+            elif key in staged.fields:
+                staged.problems.append(Problem("given more than once", column=key))
+            else:
+                staged.fields[key] = value
+        else:
+            staged.problems.append(
+                Problem(
+                    f"unknown field {display_name(key)[:64]!r} (expected one of "
+                    f"{', '.join(FILE_FIELDS + TEXT_FIELDS[:-1])})",
+                    column=display_name(key)[:64] or "body",
+                )
+            )
+    zips = [p for p in staged.predictions if is_zip_name(p.name)]
+    if zips:
+        staged.predictions_refused = True  # until the archive is accepted
+        if len(staged.predictions) > 1:
+            staged.problems.append(
+                Problem(
+                    "send either .tsv prediction files or one .zip of them, not both or several",
+                    column="predictions",
+                )
+            )
+            # The .tsv files sent alongside are still checked, so their problems show too.
+            staged.predictions = [p for p in staged.predictions if not is_zip_name(p.name)]
+        else:
+            archive = staged.predictions[0]
+            unpacked = folder / "unzipped"
+            unpacked.mkdir()
+            files, problems = extract_zip(
+                archive.path, unpacked, zip_name=archive.name, limits=settings.limits
+            )
+            archive.path.unlink()
+            staged.predictions = files
+            staged.problems.extend(problems)
+            staged.predictions_refused = bool(problems)
+    if len(staged.predictions) > settings.limits.max_prediction_files:
+        staged.problems.append(
+            Problem(
+                f"{len(staged.predictions)} prediction files, the limit is "
+                f"{settings.limits.max_prediction_files}",
+                column="predictions",
+            )
+        )
+    return staged
+
+
+@asynccontextmanager
+async def staged_upload(request: Request, settings: Settings) -> AsyncIterator[StagedUpload]:
+    """Read the upload into a private staging folder, removed when the block ends."""
+    root = settings.storage.data_dir / "staging"
+    root.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix="upload-", dir=root))
+    form: FormData | None = None
+    try:
+        form = await _read_form(request, settings)
+        staged = await run_in_threadpool(_stage, form, folder, settings)
+        await form.close()  # the spooled temporary files go now, not at the end of the request
+        form = None
+        yield staged
+    finally:
+        if form is not None:
+            await form.close()
+        await run_in_threadpool(shutil.rmtree, folder, True)
+
+
+def draft_from(fields: dict[str, str], problems: list[Problem]) -> SubmissionDraft:
+    """The submission's metadata from the text fields; bad values are added to `problems`."""
+    visibility = Visibility.PUBLIC
+    raw = fields.get("visibility", "").strip().lower()
+    if raw:
+        try:
+            visibility = Visibility(raw)
+        except ValueError:
+            problems.append(Problem("must be public or private", column="visibility"))
+    urls: dict[str, str | None] = {}
+    for key in ("paper_url", "code_url"):
+        value = fields.get(key, "").strip()
+        if value and (len(value) > URL_MAX or not _URL.match(value)):
+            problems.append(
+                Problem(f"expected an http(s) URL of at most {URL_MAX} characters", column=key)
+            )
+        urls[key] = value or None
+    description = fields.get("description", "")
+    if len(description) > 10_000:
+        problems.append(Problem("at most 10,000 characters", column="description"))
+    return SubmissionDraft(
+        name=fields.get("name", ""),
+        description=description,
+        paper_url=urls["paper_url"],
+        code_url=urls["code_url"],
+        visibility=visibility,
+        tokenizer_name=fields.get("tokenizer_name", "").strip() or None,
+    )

@@ -1,0 +1,5 @@
+"""Hostile: spins forever at import."""
+
+entire_model = None
+while True:
+    pass
