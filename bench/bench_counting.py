@@ -153,6 +153,7 @@ class SandboxTiming:
     seconds: float = 0.0
     output: Any = None
     failure: str | None = None
+    log: str = ""
 
 
 def _timed_runner(timing: SandboxTiming) -> Callable[..., counting_stage.SandboxRun]:
@@ -162,6 +163,7 @@ def _timed_runner(timing: SandboxTiming) -> Callable[..., counting_stage.Sandbox
         timing.seconds = time.perf_counter() - start
         timing.output = run.output
         timing.failure = run.failure
+        timing.log = run.log
         return run
 
     return runner
@@ -375,6 +377,7 @@ def main() -> None:
         if state is not SubmissionState.DONE:
             print(f"submission ended {state.value}: {message}")
             print(timing.failure or "")
+            print(f"sandbox log (end):\n{timing.log[-3000:]}")
             raise SystemExit(1)
 
         baseline = None
@@ -394,8 +397,13 @@ def main() -> None:
     output = timing.output
     entries = output.entries
     n_samples = sum(n for n, _, _ in per_task.values())
+    # distinct: lengths the task's array rests on; new: those counted for it (the others came
+    # from the cache, counted for an earlier task); checks: content-independence counts
     rows = [("task", "samples", "distinct", "new", "checks", "mean GFLOPs", "entry s")]
-    for task, (n, flops, details) in sorted(per_task.items()):
+    position = {key: i for i, key in enumerate(entries)}  # the order the job counted them
+    for task, (n, flops, details) in sorted(
+        per_task.items(), key=lambda item: position[item[1][2]["entry"]]
+    ):
         entry = entries[details["entry"]]
         rows.append(
             (

@@ -7,7 +7,10 @@ import typer
 from cli import (
     client_commands,
     db_commands,
+    export_commands,
     score_commands,
+    seed_commands,
+    serve_commands,
     task_commands,
     user_commands,
     worker_commands,
@@ -22,7 +25,11 @@ app = typer.Typer(
 app.add_typer(db_commands.app, name="db")
 app.add_typer(task_commands.app, name="tasks")
 app.add_typer(user_commands.app, name="users")
+app.add_typer(export_commands.export_app, name="export")
+app.add_typer(export_commands.import_app, name="import")
 app.command("score")(score_commands.score)
+app.command("seed")(seed_commands.seed)
+app.command("serve")(serve_commands.serve)
 app.command("worker")(worker_commands.worker)
 app.command("evaluate")(worker_commands.evaluate)
 app.command("reconcile")(worker_commands.reconcile)

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import logging
+import os
+
 import typer
 
 from cli.common import session_scope, settings
+from cli.serve_commands import fresh_metrics_dir
 from core.db.session import engine_for
+from core.settings import Settings, get_settings
+
+log = logging.getLogger("paretoboard.worker")
 
 
 def worker(
@@ -15,13 +22,50 @@ def worker(
         False, "--beat", help="also run the reconciler schedule (one per site)"
     ),
     loglevel: str = typer.Option("INFO"),
+    cpu_only: bool = typer.Option(
+        False,
+        "--cpu-only",
+        help="count on the CPU and take cost jobs from `cost-cpu` instead of `cost`",
+    ),
+    metrics_port: int | None = typer.Option(
+        None,
+        envvar="PARETOBOARD_WORKER_METRICS_PORT",
+        help="serve this worker's Prometheus metrics on this port (all its processes merged)",
+    ),
 ) -> None:
     """Start a Celery worker (Redis broker from PARETOBOARD_BROKER__URL)."""
+    from core.logging_setup import configure_logging
+
+    wanted = [q.strip() for q in queues.split(",") if q.strip()]
+    if cpu_only:
+        os.environ["PARETOBOARD_LIMITS__COST_DEVICE"] = "cpu"
+        get_settings.cache_clear()
+        wanted = list(dict.fromkeys("cost-cpu" if q == "cost" else q for q in wanted))
+    s = settings()
+    fmt = s.log_format.value
+    configure_logging(fmt, loglevel)
+    if metrics_port is not None:
+        # Before anything imports prometheus_client: pool processes write their values there.
+        fresh_metrics_dir("paretoboard-worker-metrics-")
+    _check_cost_device(s, wanted, concurrency)
+
+    from celery import signals
+
     from worker.celery_app import get_app
 
+    def _logging(loglevel: object = None, **_: object) -> None:
+        configure_logging(fmt, loglevel if isinstance(loglevel, str | int) else "INFO")
+
+    signals.setup_logging.connect(_logging, weak=False)  # Celery then leaves logging to us
+    if metrics_port is not None:
+        from worker.metrics import serve_multiprocess
+
+        serve_multiprocess(metrics_port)
+        log.info("worker metrics on port %s", metrics_port)
     argv = [
+        *(["--quiet"] if fmt == "json" else []),  # no banner between the JSON lines
         "worker",
-        f"--queues={queues}",
+        f"--queues={','.join(wanted)}",
         f"--concurrency={concurrency}",
         f"--loglevel={loglevel}",
         "--prefetch-multiplier=1",
@@ -29,8 +73,48 @@ def worker(
         "--without-mingle",
     ]
     if beat:
-        argv += ["--beat", f"--schedule={settings().storage.data_dir / 'celerybeat-schedule'}"]
+        argv += ["--beat", f"--schedule={s.storage.data_dir / 'celerybeat-schedule'}"]
     get_app().worker_main(argv)
+
+
+def _check_cost_device(s: Settings, queues: list[str], concurrency: int) -> None:
+    """Say which device cost jobs run on; refuse a GPU worker running two jobs on one GPU."""
+    from worker.celery_app import COST_QUEUES
+    from worker.device import detect_device
+
+    if not set(queues) & set(COST_QUEUES):
+        return
+
+    try:
+        device = detect_device(s.limits.cost_device)
+    except RuntimeError as exc:  # cost_device=cuda on a host without CUDA
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from exc
+    if device == "cpu":
+        if "cost" in queues and s.limits.cost_device != "cpu":
+            log.warning(
+                "no CUDA device on this host: cost jobs from the `cost` queue will be counted "
+                "on the CPU; start this worker with --cpu-only (queue `cost-cpu`) to keep it "
+                "off the GPU queue"
+            )
+        else:
+            log.info("cost jobs are counted on the CPU on this worker")
+        return
+    gpus = _visible_gpus()
+    log.info("cost jobs are counted on CUDA (%s GPU(s) visible)", gpus)
+    if concurrency > 1:
+        typer.echo(
+            "error: one cost job per GPU (GPU memory is not bounded per job): run this worker "
+            "with --concurrency 1, and one worker per GPU (CUDA_VISIBLE_DEVICES=N)",
+            err=True,
+        )
+        raise typer.Exit(code=1)
+
+
+def _visible_gpus() -> int:
+    import torch
+
+    return int(torch.cuda.device_count())
 
 
 def evaluate(
@@ -65,6 +149,7 @@ def reconcile(
     """Re-enqueue submissions stuck in an active state (run periodically, or use --beat)."""
     import datetime as dt
 
+    from worker import cost_jobs
     from worker.reconcile import reconcile as run
     from worker.tasks import send_count, send_score
 
@@ -75,6 +160,8 @@ def reconcile(
         send_score=send_score,
         send_count=send_count,
         older_than=dt.timedelta(seconds=older_than) if older_than else None,
+        # An explicit --older-than re-sends whatever the broker says about running cost jobs.
+        cost_job_alive=None if older_than else lambda sid, job: cost_jobs.is_alive(s, sid, job),
     )
     for r in done:
         what = f"re-enqueued (job {r.job_id})" if r.job_id else "failed after too many attempts"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -80,8 +81,24 @@ class LimitsSettings(BaseModel):
     max_attempts: int = 3
 
 
+class WorkerSettings(BaseModel):
+    # Where score workers send cost jobs: "cost" (GPU workers, CPU where a worker has none),
+    # or "cost-cpu" for installations whose cost workers are kept to the CPU (docs/deploy.md).
+    cost_queue: str = Field("cost", pattern=r"^cost(-cpu)?$")
+
+
+class LogFormat(enum.StrEnum):
+    JSON = "json"  # one JSON object per line (production, log shippers)
+    TEXT = "text"
+
+
 class Settings(BaseSettings):
-    """Root settings; read once per process via `get_settings()`."""
+    """Root settings; read once per process via `get_settings()`.
+
+    Besides the environment, a secrets folder named by PARETOBOARD_SECRETS_DIR (e.g.
+    /run/secrets) is read: one file per setting, named like its variable in lower case
+    (`paretoboard_secret_key`; a section as JSON, e.g. `paretoboard_db` = {"url": "..."}).
+    """
 
     model_config = SettingsConfigDict(
         env_prefix="PARETOBOARD_",
@@ -97,6 +114,8 @@ class Settings(BaseSettings):
     broker: BrokerSettings = BrokerSettings()
     storage: StorageSettings = StorageSettings()
     limits: LimitsSettings = LimitsSettings()
+    worker: WorkerSettings = WorkerSettings()
+    log_format: LogFormat = LogFormat.TEXT
 
     @model_validator(mode="after")
     def _refuse_default_secrets_in_production(self) -> Settings:
@@ -124,4 +143,7 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings (cached; tests clear the cache to change them)."""
+    secrets_dir = os.environ.get("PARETOBOARD_SECRETS_DIR")
+    if secrets_dir:
+        return Settings(_secrets_dir=secrets_dir)
     return Settings()

@@ -1,32 +1,12 @@
-"""Server-rendered pages."""
+"""Server-rendered pages: every page route, and the assets they load."""
 
 from __future__ import annotations
 
-from pathlib import Path
+from fastapi import APIRouter
 
-from fastapi import APIRouter, Request
-from fastapi.responses import HTMLResponse
-from fastapi.templating import Jinja2Templates
+from frontend import assets
+from frontend.pages import about, accounts, admin, leaderboard, submissions
 
-from core.tasks import service
-from core.tasks.manifest import Family, family_title
-from server.deps import SessionDep
-
-templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 router = APIRouter(include_in_schema=False)
-
-
-@router.get("/", response_class=HTMLResponse)
-def home(request: Request, session: SessionDep) -> HTMLResponse:
-    tasks = service.list_tasks(session)
-    rows = [
-        {
-            "name": t.name,
-            "display_name": t.display_name,
-            "family": family_title(Family(t.family)),
-            "metric": t.metric,
-            "test_size": f"{t.test_size:,}",
-        }
-        for t in tasks
-    ]
-    return templates.TemplateResponse(request, "home.html", {"tasks": rows})
+for _module in (assets, leaderboard, submissions, accounts, about, admin):
+    router.include_router(_module.router)

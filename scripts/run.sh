@@ -16,8 +16,16 @@ $PB tasks import "$TASKS_DIR"
 mkdir -p var/log
 $PB worker --queues score,cost --beat >> var/log/worker.log 2>&1 &
 worker_pid=$!
-trap 'kill "$worker_pid" 2>/dev/null || true; wait "$worker_pid" 2>/dev/null || true' EXIT INT TERM
+# First-run data: the published ElasticBERT-base baseline and example submissions evaluated by
+# the worker. Idempotent; in the background so the site is up at once and fills in within minutes.
+# PARETOBOARD_SEED=0 skips it.
+seed_pid=""
+if [ "${PARETOBOARD_SEED:-1}" != 0 ]; then
+  $PB seed --baselines "$TASKS_DIR/baselines.json" >> var/log/seed.log 2>&1 &
+  seed_pid=$!
+fi
+trap 'kill $seed_pid "$worker_pid" 2>/dev/null || true; wait $seed_pid "$worker_pid" 2>/dev/null || true' EXIT INT TERM
 HOST="${PARETOBOARD_HOST:-127.0.0.1}"
 PORT="${PARETOBOARD_PORT:-8000}"
-echo "paretoboard: worker pid $worker_pid (log: var/log/worker.log); web on http://${HOST}:${PORT}/"
+echo "paretoboard: worker pid $worker_pid (log: var/log/worker.log; seed: var/log/seed.log); web on http://${HOST}:${PORT}/"
 .venv/bin/uvicorn server.app:create_app --factory --host "$HOST" --port "$PORT"

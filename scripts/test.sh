@@ -5,6 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh
 scripts/ensure-bwrap.sh
+scripts/ensure-chromium.sh  # Debian's Chromium for the browser tests (tests/test_browser.py)
+scripts/ensure-docker-compose.sh  # validates docker-compose.yml (tests/test_compose.py)
 PARETOBOARD_TEST_PG_URL="${PARETOBOARD_TEST_PG_URL:-$(scripts/ensure-postgres.sh)}"
 PARETOBOARD_TEST_REDIS_URL="${PARETOBOARD_TEST_REDIS_URL:-$(scripts/ensure-redis.sh)}"
 export PARETOBOARD_TEST_PG_URL PARETOBOARD_TEST_REDIS_URL

@@ -10,9 +10,11 @@ from starlette.middleware.sessions import SessionMiddleware
 
 import frontend
 from core.settings import Settings, get_settings
+from frontend.pages.errors import error_page
 from frontend.routes import router as pages_router
 from server.errors import install_error_handlers
 from server.limits import BodySizeLimitMiddleware
+from server.metrics import MetricsMiddleware
 from server.routers import health, leaderboards, papers, submissions, tasks
 from server.routers import session as session_routes
 from server.routers import tokens as token_routes
@@ -30,7 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings
-    install_error_handlers(app)
+    install_error_handlers(app, html_page=error_page)
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.secret_key.get_secret_value(),
@@ -41,6 +43,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     # Counted while the body streams in (and from Content-Length): 413 past the limit.
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.limits.request_bytes)
+    # Outermost: times every request, refused ones included (`/metrics`, server/metrics.py).
+    app.add_middleware(MetricsMiddleware)
     app.include_router(health.router)
     app.include_router(tasks.router)
     app.include_router(submissions.router)

@@ -1,13 +1,15 @@
-"""The one mapping from domain errors to HTTP responses (JSON for the API)."""
+"""The one mapping from domain errors to HTTP responses: JSON for the API, and an HTML page
+for browsers asking for text/html on any path outside /api (rendered by the `html_page` the app
+passes in, the site's error template)."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -39,27 +41,55 @@ def _allowed_methods(request: Request) -> str:
     return ", ".join(allowed)
 
 
-def install_error_handlers(app: FastAPI) -> None:
+# (request, status, message, details) -> the HTML error page.
+HtmlErrorPage = Callable[[Request, int, str, Sequence[Mapping[str, object]]], Response]
+
+
+def wants_html(request: Request) -> bool:
+    """A browser asking for a page (not an API client): text/html accepted, path outside /api."""
+    path = request.url.path
+    if path == "/api" or path.startswith("/api/"):
+        return False
+    return "text/html" in request.headers.get("accept", "").lower()
+
+
+def install_error_handlers(app: FastAPI, html_page: HtmlErrorPage | None = None) -> None:
+    def respond(
+        request: Request,
+        status: int,
+        code: str,
+        message: str,
+        details: Sequence[Mapping[str, object]] = (),
+        headers: Mapping[str, str] | None = None,
+    ) -> Response:
+        if html_page is not None and wants_html(request):
+            try:
+                page = html_page(request, status, message, details)
+            except Exception:  # the page must never hide the error it reports
+                log.exception("could not render the HTML error page")
+            else:
+                page.headers.update(headers or {})
+                return page
+        return JSONResponse(error_body(code, message, details), status, headers=headers)
+
     @app.exception_handler(ParetoboardError)
-    async def _domain(_request: Request, exc: ParetoboardError) -> JSONResponse:
+    async def _domain(request: Request, exc: ParetoboardError) -> Response:
         details = [p.as_dict() for p in exc.problems]
         # An error may carry response headers (e.g. Retry-After on a 429).
         headers: Mapping[str, str] | None = getattr(exc, "headers", None)
-        return JSONResponse(
-            error_body(exc.code, exc.message, details), exc.status_code, headers=headers
-        )
+        return respond(request, exc.status_code, exc.code, exc.message, details, headers)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         # Framework errors (unknown route, wrong method, body too large...) in the same shape.
         code = _HTTP_CODES.get(exc.status_code, f"http_{exc.status_code}")
         headers = dict(exc.headers or {})
         if exc.status_code == 405 and (allowed := _allowed_methods(request)):
             headers["Allow"] = allowed  # Starlette names only the first route on the path
-        return JSONResponse(error_body(code, str(exc.detail)), exc.status_code, headers=headers)
+        return respond(request, exc.status_code, code, str(exc.detail), (), headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
         details: list[dict[str, object]] = [
             {
                 "file": None,
@@ -69,9 +99,9 @@ def install_error_handlers(app: FastAPI) -> None:
             }
             for e in exc.errors()
         ]
-        return JSONResponse(error_body("invalid_request", "Invalid request", details), 422)
+        return respond(request, 422, "invalid_request", "Invalid request", details)
 
     @app.exception_handler(Exception)
-    async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unhandled error", exc_info=exc)
-        return JSONResponse(error_body("internal_error", "Internal server error"), 500)
+        return respond(request, 500, "internal_error", "Internal server error")

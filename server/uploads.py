@@ -151,6 +151,8 @@ def _stage(form: FormData, folder: Path, settings: Settings) -> StagedUpload:
                 staged.problems.append(Problem("expected a file upload, got text", column=key))
                 continue
             name = display_name(value.filename)
+            if not value.filename and not value.size:
+                continue  # what a browser sends for a file input left empty (the no-JS form)
             if not name:
                 staged.problems.append(Problem("the uploaded file has no name", column=key))
                 continue

@@ -46,5 +46,5 @@ def test_home_page_lists_tasks(client: TestClient) -> None:
     assert page.status_code == 200
     assert "text/html" in page.headers["content-type"]
     for name in ("SST-2", "SNLI", "SciTail", "MRPC", "STS-B"):
-        assert f"<td>{name}</td>" in page.text
+        assert f'<a href="/tasks/{name}"' in page.text  # tasks link to their pages
     assert client.get("/static/site.css").status_code == 200

@@ -1,4 +1,9 @@
-"""The Celery application: Redis broker and backend, two queues, late acks, prefetch 1."""
+"""The Celery application: Redis broker and backend, three queues, late acks, prefetch 1.
+
+`score` (trusted, database): scoring, preparing cost jobs, storing cost reports, reconciling.
+`cost` / `cost-cpu` (sandboxed user code, no database): running cost jobs. A cost worker gets
+its whole job in the message and sends a report back to `score`.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,12 @@ from core.settings import Settings, get_settings
 
 SCORE_QUEUE = "score"  # fast, no user code
 COST_QUEUE = "cost"  # sandboxed user code (GPU where there is one)
+COST_CPU_QUEUE = "cost-cpu"  # the same, for workers kept to the CPU
+COST_QUEUES = (COST_QUEUE, COST_CPU_QUEUE)
 SCORE_TASK = "paretoboard.score"
-COUNT_TASK = "paretoboard.count"
+COUNT_TASK = "paretoboard.count"  # prepare a cost job and send it to a cost queue (score queue)
+COST_TASK = "paretoboard.cost"  # run a cost job in the sandbox (cost queues)
+REPORT_TASK = "paretoboard.cost_report"  # store a cost worker's report (score queue)
 RECONCILE_TASK = "paretoboard.reconcile"
 
 app = Celery("paretoboard", include=["worker.tasks"])
@@ -24,12 +33,14 @@ def configure(celery: Celery, settings: Settings) -> Celery:
     celery.conf.update(
         broker_url=settings.broker.url.get_secret_value(),
         result_backend=settings.broker.result_backend.get_secret_value(),
-        task_queues=[Queue(SCORE_QUEUE), Queue(COST_QUEUE)],  # type: ignore[no-untyped-call]
+        task_queues=[Queue(q) for q in (SCORE_QUEUE, *COST_QUEUES)],  # type: ignore[no-untyped-call]
         task_default_queue=SCORE_QUEUE,
         task_routes={
             SCORE_TASK: {"queue": SCORE_QUEUE},
             RECONCILE_TASK: {"queue": SCORE_QUEUE},
-            COUNT_TASK: {"queue": COST_QUEUE},
+            COUNT_TASK: {"queue": SCORE_QUEUE},
+            REPORT_TASK: {"queue": SCORE_QUEUE},
+            COST_TASK: {"queue": settings.worker.cost_queue},
         },
         task_acks_late=True,
         task_reject_on_worker_lost=True,

@@ -82,6 +82,11 @@ def parse_cost_output(raw: bytes, expected: dict[str, int]) -> CostOutput:
         raise SandboxOutputError(
             f"the cost job printed an invalid report: {str(exc)[:1500]}"
         ) from exc
+    return check_cost_output(out, expected)
+
+
+def check_cost_output(out: CostOutput, expected: dict[str, int]) -> CostOutput:
+    """Check a parsed report against the job (entries present, one cost per sample)."""
     if not out.ok:
         if out.error is None:
             raise SandboxOutputError("the cost job failed without saying why")

@@ -8,6 +8,7 @@ and validates what comes back before anything is written.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -185,6 +186,8 @@ class SandboxRun:
     output: CostOutput | None
     log: str
     failure: str | None  # why the run failed (user-facing), None when output is valid
+    # Machine-readable reason of a failure (the `reason` label of the sandbox failure metric).
+    reason: str | None = None
 
 
 # How a refused allocation shows in an error report (Python, torch's allocator, errno ENOMEM).
@@ -197,6 +200,26 @@ def _size(n: int) -> str:
         if n >= factor:
             return f"{n / factor:.3g} {unit}"
     return f"{n} bytes"
+
+
+def failure_reason(result: SandboxResult) -> str:
+    """A short, bounded label for why the sandbox stopped a job (metrics)."""
+    reason = result.killed_reason
+    if result.timed_out or reason == "wall_timeout":
+        return "wall_timeout"
+    if result.stdout_truncated or reason == "stdout_limit":
+        return "stdout_limit"
+    if result.stderr_truncated or reason == "stderr_limit":
+        return "stderr_limit"
+    name = (reason or "").removeprefix("signal:")
+    return {
+        "SIGKILL": "killed",
+        "SIGXCPU": "cpu_limit",
+        "SIGXFSZ": "file_size_limit",
+        "SIGSEGV": "crash",
+        "SIGBUS": "crash",
+        "SIGABRT": "crash",
+    }.get(name, "stopped")
 
 
 def _stop_reason(result: SandboxResult, limits: SandboxLimits) -> str | None:
@@ -240,10 +263,12 @@ def _stop_reason(result: SandboxResult, limits: SandboxLimits) -> str | None:
     return f"it was killed by {name}"
 
 
-def run_cost_job(
-    store: BlobStore, model_sha256: str, job: CostJob, settings: Settings, *, device: str
-) -> SandboxRun:
-    """Write the job folder, run the counter in the sandbox, validate its report."""
+def run_cost_job(model_file: bytes, job: CostJob, settings: Settings, *, device: str) -> SandboxRun:
+    """Write the job folder, run the counter in the sandbox, validate its report.
+
+    Needs no database and no upload folder: the model file's bytes and the job's entries come
+    from the caller (in production, a `CostRequest` received over the broker).
+    """
     base = settings.storage.sandbox_jobs_dir
     base.mkdir(parents=True, exist_ok=True)
     base.chmod(0o755)
@@ -251,7 +276,7 @@ def run_cost_job(
     job_dir = make_job_dir(base)
     try:
         model = job_dir / "model.py"
-        store.copy_to(model_sha256, model)
+        model.write_bytes(model_file)
         model.chmod(0o644)
         spec = {
             "model": f"{JOB_TARGET}/model.py",
@@ -270,20 +295,21 @@ def run_cost_job(
             ],
             limits=limits,
             gpu=device != "cpu",
-            env={"PYTHONPATH": CODE_TARGET},
+            env=_sandbox_env(device),
         )
     finally:
         shutil.rmtree(job_dir, ignore_errors=True)
     log = result.stderr.decode("utf-8", "replace")[-200_000:]
     stopped = _stop_reason(result, limits)
     if stopped is not None:
-        return SandboxRun(None, log, f"The cost job was stopped: {stopped}")
+        return SandboxRun(None, log, f"The cost job was stopped: {stopped}", failure_reason(result))
     if not result.stdout.strip():
         return SandboxRun(
             None,
             log,
             f"The model process exited with code {result.returncode} without a cost report; "
             "see the log",
+            "no_report",
         )
     try:
         output = parse_cost_output(result.stdout, job.sizes)
@@ -294,14 +320,26 @@ def run_cost_job(
             log,
             f"The model process exited with code {result.returncode} and an invalid cost "
             f"report ({detail}); see the log",
+            "invalid_report",
         )
     if not output.ok:
         assert output.error is not None
         message = output.error.message
+        reason = "model_error"
         if any(sign in message for sign in _OUT_OF_MEMORY):
             message += f" (the memory limit is {_size(limits.memory_bytes)} per process)"
-        return SandboxRun(output, log, message)
+            reason = "out_of_memory"
+        return SandboxRun(output, log, message, reason)
     return SandboxRun(output, log, None)
+
+
+def _sandbox_env(device: str) -> dict[str, str]:
+    """The job's environment; a worker kept to some GPUs passes that choice on."""
+    env = {"PYTHONPATH": CODE_TARGET}
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if device != "cpu" and visible is not None:
+        env["CUDA_VISIBLE_DEVICES"] = visible
+    return env
 
 
 def _summary(values: np.ndarray) -> dict[str, float]:

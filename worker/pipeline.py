@@ -8,6 +8,7 @@ superseded message does nothing, and results are upserted, so nothing is written
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable
 
@@ -19,11 +20,14 @@ from core.models import Submission, SubmissionState
 from core.settings import Settings
 from core.storage import BlobStore
 from core.submissions.state import set_state
-from worker import counting_stage, scoring_stage
+from worker import counting_stage, metrics, scoring_stage
+from worker.cost_messages import CostReport, CostRequest
+from worker.cost_output import SandboxOutputError, check_cost_output
 
 log = logging.getLogger(__name__)
 TRACEBACK_LIMIT = 20_000
 LOG_LIMIT = 200_000
+SERVICE_FAULT_MESSAGE = "The service could not finish this evaluation (our fault, not yours); an operator will re-run it."
 
 
 class Outcome:
@@ -60,7 +64,9 @@ def _current(
 
 def run_scoring(engine: Engine, settings: Settings, submission_id: int, job_id: str) -> str:
     """Stages 1-2 (queue `score`): validate and score; leaves the row in `counting`."""
+    started = time.monotonic()
     store = BlobStore(settings.storage.uploads_dir)
+    valid = True
     with transaction(engine) as session:
         sub = _current(
             session,
@@ -71,8 +77,10 @@ def run_scoring(engine: Engine, settings: Settings, submission_id: int, job_id: 
         if sub is None:
             return Outcome.STOP
         sub.attempts += 1
-        if not scoring_stage.validate(session, store, sub, settings):
-            return Outcome.STOP
+        valid = scoring_stage.validate(session, store, sub, settings)
+    if not valid:
+        _record_final(sub)
+        return Outcome.STOP
     with transaction(engine) as session:
         sub = _current(session, submission_id, job_id, {SubmissionState.VALIDATING})
         if sub is None:
@@ -81,7 +89,149 @@ def run_scoring(engine: Engine, settings: Settings, submission_id: int, job_id: 
         set_state(
             sub, SubmissionState.COUNTING, "Waiting for a cost worker to count FLOPs and parameters"
         )
+    metrics.record_stage("scoring", time.monotonic() - started)
     return Outcome.CONTINUE
+
+
+def prepare_counting(
+    engine: Engine, settings: Settings, submission_id: int, job_id: str
+) -> CostRequest | None:
+    """Stage 3a (queue `score`, trusted): the cost job a cost worker runs; None if nothing to do.
+
+    Everything the sandbox needs goes into the request (the model file, token ids), so that
+    cost workers need neither database credentials nor the upload folder.
+    """
+    started = time.monotonic()
+    store = BlobStore(settings.storage.uploads_dir)
+    final: Submission | None = None
+    with transaction(engine) as session:
+        sub = _current(session, submission_id, job_id, {SubmissionState.COUNTING})
+        if sub is None:
+            return None
+        try:
+            job = counting_stage.build_job(session, store, sub, settings)
+            model = store.read_bytes(counting_stage.model_sha256(session, sub))
+        except LookupError as exc:
+            set_state(
+                sub, SubmissionState.FAILED, str(exc), failed_stage="counting", fault="service"
+            )
+            final = sub
+        else:
+            set_state(
+                sub,
+                SubmissionState.COUNTING,
+                "Sent to a cost worker: FLOPs and parameters are counted in its sandbox",
+            )
+    if final is not None:
+        _record_final(final)
+        return None
+    metrics.record_stage("cost_prepare", time.monotonic() - started)
+    return CostRequest.build(
+        submission_id=submission_id,
+        job_id=job_id,
+        model=model,
+        entries=job.entries,
+        sizes=job.sizes,
+    )
+
+
+def execute_counting(
+    settings: Settings,
+    request: CostRequest,
+    *,
+    device: str = "cpu",
+    runner: Callable[..., counting_stage.SandboxRun] = counting_stage.run_cost_job,
+    worker: str = "",
+) -> CostReport:
+    """Stage 3b (queue `cost`): run the request in the sandbox; touches no database.
+
+    SandboxUnavailableError propagates: an infrastructure fault, retried by the caller.
+    """
+    started = time.monotonic()
+    job = counting_stage.CostJob(entries=request.entries, sizes=dict(request.sizes))
+    run = runner(request.model_bytes(), job, settings, device=device)
+    seconds = time.monotonic() - started
+    metrics.record_stage("cost_job", seconds)
+    metrics.record_cost_job(device, run.reason if run.failure is not None else None)
+    if run.failure is not None:
+        log.info("cost job failed in the sandbox (%s): %s", run.reason, run.failure[:300])
+    return CostReport(
+        submission_id=request.submission_id,
+        job_id=request.job_id,
+        device=device,
+        worker=worker,
+        output=run.output,
+        log=run.log[-LOG_LIMIT:],
+        failure=run.failure,
+        reason=run.reason if run.failure is not None else None,
+        seconds=seconds,
+    )
+
+
+def finish_counting(engine: Engine, settings: Settings, report: CostReport) -> str:
+    """Stage 3c (queue `score`, trusted): check a cost worker's report, store costs, finish.
+
+    The report is checked against the job as this side computes it again (entries, sample
+    counts), never against what came back with it.
+    """
+    started = time.monotonic()
+    store = BlobStore(settings.storage.uploads_dir)
+    with transaction(engine) as session:
+        sub = _current(session, report.submission_id, report.job_id, {SubmissionState.COUNTING})
+        if sub is None:
+            return Outcome.STOP
+        _finish(session, store, sub, settings, report)
+    _record_final(sub)
+    metrics.record_stage("cost_store", time.monotonic() - started)
+    return Outcome.STOP
+
+
+def _finish(
+    session: Session, store: BlobStore, sub: Submission, settings: Settings, report: CostReport
+) -> None:
+    if report.service_error is not None:
+        set_state(
+            sub,
+            SubmissionState.FAILED,
+            SERVICE_FAULT_MESSAGE,
+            failed_stage="counting",
+            error_detail=f"counting: {report.service_error}",
+            fault="service",
+        )
+        return
+    sub.sandbox_log = report.log[-LOG_LIMIT:]
+    output = report.output
+    if report.failure is not None or output is None:
+        detail = report.failure or "no output"
+        if output is not None and output.error is not None:
+            err = output.error
+            problems = "\n".join(f"- {p.get('problem', p)}" for p in err.problems)
+            detail = f"{err.type}: {err.message}\n{problems}\n\n{err.traceback}"[-TRACEBACK_LIMIT:]
+        set_state(
+            sub,
+            SubmissionState.FAILED,
+            f"Counting failed: {(report.failure or 'no output')[:500]}",
+            failed_stage="counting",
+            error_detail=detail,
+            fault="user",
+        )
+        return
+    try:
+        job = counting_stage.build_job(session, store, sub, settings)
+        check_cost_output(output, job.sizes)
+    except (LookupError, SandboxOutputError) as exc:
+        # The cost worker validated this report already: a mismatch here is ours.
+        set_state(
+            sub,
+            SubmissionState.FAILED,
+            SERVICE_FAULT_MESSAGE,
+            failed_stage="counting",
+            error_detail=f"counting: the cost report does not match the job: {exc}",
+            fault="service",
+        )
+        return
+    counting_stage.store_costs(session, sub, job, output)
+    set_state(sub, SubmissionState.DONE, "Evaluated")
 
 
 def run_counting(
@@ -93,48 +243,19 @@ def run_counting(
     device: str = "cpu",
     runner: Callable[..., counting_stage.SandboxRun] = counting_stage.run_cost_job,
 ) -> str:
-    """Stage 3 (queue `cost`): count in the sandbox, then store costs and finish."""
-    store = BlobStore(settings.storage.uploads_dir)
-    with transaction(engine) as session:
-        sub = _current(session, submission_id, job_id, {SubmissionState.COUNTING})
-        if sub is None:
-            return Outcome.STOP
-        try:
-            job = counting_stage.build_job(session, store, sub, settings)
-            model = counting_stage.model_sha256(session, sub)
-        except LookupError as exc:
-            set_state(
-                sub, SubmissionState.FAILED, str(exc), failed_stage="counting", fault="service"
-            )
-            return Outcome.STOP
-        set_state(sub, SubmissionState.COUNTING, f"Counting FLOPs in the sandbox ({device})")
-    # SandboxUnavailableError propagates: an infrastructure fault, retried by the caller.
-    run = runner(store, model, job, settings, device=device)
-    with transaction(engine) as session:
-        sub = _current(session, submission_id, job_id, {SubmissionState.COUNTING})
-        if sub is None:
-            return Outcome.STOP
-        sub.sandbox_log = run.log[-LOG_LIMIT:]
-        if run.failure is not None or run.output is None:
-            detail = run.failure or "no output"
-            if run.output is not None and run.output.error is not None:
-                err = run.output.error
-                problems = "\n".join(f"- {p.get('problem', p)}" for p in err.problems)
-                detail = f"{err.type}: {err.message}\n{problems}\n\n{err.traceback}"[
-                    -TRACEBACK_LIMIT:
-                ]
-            set_state(
-                sub,
-                SubmissionState.FAILED,
-                f"Counting failed: {(run.failure or 'no output')[:500]}",
-                failed_stage="counting",
-                error_detail=detail,
-                fault="user",
-            )
-            return Outcome.STOP
-        counting_stage.store_costs(session, sub, job, run.output)
-        set_state(sub, SubmissionState.DONE, "Evaluated")
-    return Outcome.STOP
+    """Stage 3 in one process (tests, `paretoboard evaluate`): prepare, count, store."""
+    request = prepare_counting(engine, settings, submission_id, job_id)
+    if request is None:
+        return Outcome.STOP
+    report = execute_counting(settings, request, device=device, runner=runner)
+    return finish_counting(engine, settings, report)
+
+
+def _record_final(submission: Submission) -> None:
+    """Count a submission that reached its final state (after the commit)."""
+    outcome = metrics.outcome_of(submission)
+    if outcome is not None:
+        metrics.record_final(outcome, metrics.evaluation_seconds(submission))
 
 
 def fail_for_service(
@@ -153,6 +274,7 @@ def fail_for_service(
             error_detail=detail,
             fault="service",
         )
+    _record_final(sub)
 
 
 def evaluate(

@@ -14,6 +14,7 @@ from core.db.session import transaction
 from core.models import Submission, SubmissionState
 from core.settings import Settings
 from core.submissions.state import set_state
+from worker import metrics
 from worker.pipeline import new_job_id
 
 log = logging.getLogger(__name__)
@@ -40,13 +41,19 @@ def reconcile(
     send_score: Sender,
     send_count: Sender,
     older_than: dt.timedelta | None = None,
+    cost_job_alive: Callable[[int, str], bool] | None = None,
 ) -> list[Requeued]:
-    """Find active submissions unchanged for `older_than` and send their stage's task again."""
+    """Find active submissions unchanged for `older_than` and send their stage's task again.
+
+    `cost_job_alive(submission_id, job_id)` (the broker's record, `worker.cost_jobs`) keeps a
+    submission whose cost job still waits in a long queue, or is running, from being re-sent.
+    """
     limits = settings.limits
     cutoff = utcnow() - (
         older_than if older_than is not None else dt.timedelta(seconds=limits.stuck_after_seconds)
     )
     done: list[Requeued] = []
+    gave_up: list[Submission] = []
     to_send: list[tuple[Sender, int, str]] = []
     with transaction(engine) as session:
         stuck = session.scalars(
@@ -56,6 +63,13 @@ def reconcile(
             .with_for_update(skip_locked=True)
         ).all()
         for sub in stuck:
+            if (
+                cost_job_alive is not None
+                and sub.state is SubmissionState.COUNTING
+                and sub.job_id is not None
+                and cost_job_alive(sub.id, sub.job_id)
+            ):
+                continue
             if sub.attempts >= limits.max_attempts:
                 set_state(
                     sub,
@@ -65,6 +79,7 @@ def reconcile(
                     fault="service",
                 )
                 done.append(Requeued(sub.id, sub.state, None))
+                gave_up.append(sub)
                 continue
             sub.job_id = new_job_id()
             counting = sub.state is SubmissionState.COUNTING
@@ -75,6 +90,8 @@ def reconcile(
                 set_state(sub, SubmissionState.QUEUED, "Re-queued after a delay")
             to_send.append((send_count if counting else send_score, sub.id, sub.job_id))
             done.append(Requeued(sub.id, sub.state, sub.job_id))
+    for sub in gave_up:
+        metrics.record_final("failed_service", metrics.evaluation_seconds(sub))
     for send, submission_id, job_id in to_send:  # after commit, so workers see the new job id
         send(submission_id, job_id)
         log.info("re-enqueued submission %s (job %s)", submission_id, job_id)

@@ -164,10 +164,6 @@ class ForkPool(Generic[T, R]):
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    @property
-    def started(self) -> bool:
-        return bool(self._procs)
-
     # ---------------------------------------------------------------------------- lifecycle
 
     def _start(self) -> None:

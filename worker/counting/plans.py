@@ -335,7 +335,13 @@ def count_static(
     if dependent:
         rest = [i for i in range(len(lengths)) if i not in by_sample]
         n_new += len(rest)
-        more = counter.map([request(i, lengths[i], seed=i) for i in rest], progress=progress)
+        made = len(counted)
+
+        def more_progress(done: int, total: int) -> None:
+            if progress is not None:
+                progress(made + done, made + total)
+
+        more = counter.map([request(i, lengths[i], seed=i) for i in rest], more_progress)
         by_sample.update(zip(rest, more, strict=True))
         per_sample = [by_sample[i] for i in range(len(lengths))]
         counts_out = per_sample

@@ -1,0 +1,277 @@
+"""Register, log in, log out, and the account page (API tokens, my submissions).
+
+Plain HTML forms posted to these routes, which call the same services as the API: they work
+without JavaScript. Every form carries the session's CSRF token; the ones of a logged-in user
+are checked by the same dependency as the API's cookie-authenticated writes, the login and
+registration forms (no user yet) against the token the form was rendered with.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Path, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
+
+from core.errors import ConflictError, InvalidInputError
+from core.models import User
+from core.submissions import queries
+from core.users import service as users
+from core.users.errors import InvalidCredentialsError, RateLimitedError
+from frontend.pages.submissions import login_redirect
+from frontend.templating import flash, render
+from frontend.views import format as fmt
+from frontend.views.forms import field_problems
+from server.auth import (
+    CSRF_FORM_FIELD,
+    CSRF_SESSION_KEY,
+    SESSION_USER_KEY,
+    ForbiddenError,
+    OptionalUser,
+    WriterUser,
+)
+from server.deps import SessionDep
+from server.routers.session import CsrfChecked, LoginLimiterDep, check_password, client_ip
+
+router = APIRouter(include_in_schema=False)
+
+
+def safe_next(value: str | None, default: str = "/account") -> str:
+    """A local path to go on to after logging in (never another site)."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return default
+    return value
+
+
+def _text(form: Any, key: str, limit: int = 2000) -> str:
+    value = form.get(key)
+    return value[:limit] if isinstance(value, str) else ""
+
+
+def _check_anonymous_csrf(request: Request, sent: str) -> None:
+    expected = request.session.get(CSRF_SESSION_KEY)
+    if not isinstance(expected, str) or not sent or not secrets.compare_digest(expected, sent):
+        raise ForbiddenError("The form expired or was not sent from this site; reload the page")
+
+
+def _start_session(request: Request, user: User) -> None:
+    request.session.clear()  # nothing from before the login carries over
+    request.session[SESSION_USER_KEY] = user.id
+
+
+# --- log in -----------------------------------------------------------------------------------
+
+
+@router.get("/login", response_class=HTMLResponse, response_model=None)
+def login_page(
+    request: Request,
+    user: OptionalUser,
+    next: Annotated[str | None, Query(max_length=500)] = None,
+) -> HTMLResponse | RedirectResponse:
+    if user is not None:
+        return RedirectResponse(safe_next(next), status_code=303)
+    context = {"next": safe_next(next), "email": "", "error": None}
+    return render(request, "login.html", context, user=None, active="login", with_csrf=True)
+
+
+@router.post("/login", response_class=HTMLResponse, response_model=None)
+async def log_in(
+    request: Request, session: SessionDep, limiter: LoginLimiterDep
+) -> HTMLResponse | RedirectResponse:
+    form = await request.form()
+    email, password = _text(form, "email", 320), _text(form, "password", users.MAX_PASSWORD)
+    next_url = safe_next(_text(form, "next", 500))
+    _check_anonymous_csrf(request, _text(form, CSRF_FORM_FIELD, 200))
+    try:
+        user = check_password(
+            session, limiter, email=email, password=password, ip=client_ip(request)
+        )
+    except (InvalidCredentialsError, RateLimitedError) as exc:
+        headers = getattr(exc, "headers", None)
+        context = {"next": next_url, "email": email, "error": exc.message}
+        return render(
+            request,
+            "login.html",
+            context,
+            user=None,
+            active="login",
+            status_code=exc.status_code,
+            headers=headers,
+            with_csrf=True,
+        )
+    _start_session(request, user)
+    session.commit()
+    return RedirectResponse(next_url, status_code=303)
+
+
+@router.post("/logout", response_model=None)
+def log_out(request: Request, _user: OptionalUser, _csrf: CsrfChecked) -> RedirectResponse:
+    request.session.clear()
+    return RedirectResponse("/", status_code=303)
+
+
+# --- register ---------------------------------------------------------------------------------
+
+
+@router.get("/register", response_class=HTMLResponse, response_model=None)
+def register_page(request: Request, user: OptionalUser) -> HTMLResponse | RedirectResponse:
+    if user is not None:
+        return RedirectResponse("/account", status_code=303)
+    context: dict[str, Any] = {"values": {}, "fields": {}, "errors": []}
+    return render(request, "register.html", context, user=None, active="register", with_csrf=True)
+
+
+@router.post("/register", response_class=HTMLResponse, response_model=None)
+async def register(
+    request: Request, session: SessionDep, limiter: LoginLimiterDep
+) -> HTMLResponse | RedirectResponse:
+    form = await request.form()
+    values = {
+        "email": _text(form, "email", 320),
+        "display_name": _text(form, "display_name", 200),
+    }
+    password = _text(form, "password", users.MAX_PASSWORD)
+    _check_anonymous_csrf(request, _text(form, CSRF_FORM_FIELD, 200))
+    ip = client_ip(request)
+    try:
+        limiter.check(ip=ip)
+        user = users.create_user(
+            session, email=values["email"], display_name=values["display_name"], password=password
+        )
+    except InvalidInputError as exc:
+        fields, errors = field_problems(exc.problems)
+        return _register_again(request, values, fields, errors or [exc.message], 422)
+    except ConflictError as exc:
+        session.rollback()  # frees SQLite's writer slot for the limiter (as the API does)
+        limiter.record_failure(ip=ip)
+        return _register_again(request, values, {"email": [exc.message]}, [], 409)
+    except RateLimitedError as exc:
+        return _register_again(request, values, {}, [exc.message], 429)
+    session.commit()
+    _start_session(request, user)
+    flash(request, f"Welcome, {user.display_name}. Create an API token below to use the CLI.")
+    return RedirectResponse("/account", status_code=303)
+
+
+def _register_again(
+    request: Request,
+    values: dict[str, str],
+    fields: dict[str, list[str]],
+    errors: list[str],
+    status_code: int,
+) -> HTMLResponse:
+    context = {"values": values, "fields": fields, "errors": errors}
+    return render(
+        request,
+        "register.html",
+        context,
+        user=None,
+        active="register",
+        status_code=status_code,
+        with_csrf=True,
+    )
+
+
+# --- the account page -------------------------------------------------------------------------
+
+
+def _account_context(
+    session: Session, user: User, page: int, *, new_token: dict[str, str] | None = None
+) -> dict[str, Any]:
+    mine = queries.list_submissions(session, owner=user, page=page, per_page=20)
+    pages = max(1, -(-mine.total // mine.per_page))
+    return {
+        "account": {
+            "email": user.email,
+            "name": user.display_name,
+            "role": user.role.value,
+            "since": fmt.when(user.created_at),
+        },
+        "tokens": [
+            {
+                "id": t.id,
+                "name": t.name,
+                "prefix": t.prefix,
+                "created": fmt.when(t.created_at),
+                "last_used": fmt.when(t.last_used_at) if t.last_used_at else "never",
+            }
+            for t in users.list_tokens(session, user=user)
+        ],
+        "new_token": new_token,
+        "submissions": [
+            {
+                "id": s.id,
+                "url": s.url,
+                "name": s.name,
+                "state": s.state.value,
+                "visibility": s.visibility.value,
+                "hidden": s.hidden,
+                "kind": "self-reported" if s.self_reported else "measured",
+                "tasks": ", ".join(s.tasks) or fmt.DASH,
+                "created": fmt.when(s.created_at),
+            }
+            for s in mine.items
+        ],
+        "page": page,
+        "pages": pages,
+        "total": mine.total,
+        "prev_url": f"/account?page={page - 1}#submissions" if page > 1 else None,
+        "next_url": f"/account?page={page + 1}#submissions" if page < pages else None,
+        "token_errors": [],
+    }
+
+
+@router.get("/account", response_class=HTMLResponse, response_model=None)
+def account_page(
+    request: Request,
+    session: SessionDep,
+    user: OptionalUser,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+) -> HTMLResponse | RedirectResponse:
+    if user is None:
+        return login_redirect("/account")
+    context = _account_context(session, user, page)
+    return render(request, "account.html", context, user=user, active="account")
+
+
+@router.post("/account/tokens", response_class=HTMLResponse)
+async def create_token(request: Request, session: SessionDep, user: WriterUser) -> HTMLResponse:
+    """A new API token, shown on the page this once (only its hash is stored)."""
+    form = await request.form()
+    try:
+        row, plain = users.create_token(session, user=user, name=_text(form, "name", 200))
+    except InvalidInputError as exc:
+        context = _account_context(session, user, 1)
+        context["token_errors"] = [p.problem for p in exc.problems] or [exc.message]
+        return render(
+            request, "account.html", context, user=user, active="account", status_code=422
+        )
+    context = _account_context(
+        session, user, 1, new_token={"name": row.name, "token": plain, "prefix": row.prefix}
+    )
+    session.commit()  # the last statement of this transaction (it is closed afterwards)
+    # The token is in this response only: nothing may keep it.
+    return render(
+        request,
+        "account.html",
+        context,
+        user=user,
+        active="account",
+        status_code=201,
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@router.post("/account/tokens/{token_id}/revoke", response_model=None)
+def revoke_token(
+    request: Request,
+    token_id: Annotated[int, Path(ge=1, le=2**63 - 1)],
+    session: SessionDep,
+    user: WriterUser,
+) -> Response:
+    users.revoke_token(session, user=user, token_id=token_id)  # 404 for anyone else's
+    session.commit()
+    flash(request, "The token was revoked; it no longer works.")
+    return RedirectResponse("/account#tokens", status_code=303)

@@ -1,0 +1,82 @@
+"""The home page (overall leaderboard and parameter tracks) and the task pages."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.responses import HTMLResponse
+
+from core.ranking.tracks import Track
+from core.tasks.service import get_task
+from frontend.templating import render
+from frontend.views.leaderboard import (
+    HomeQuery,
+    home_view,
+    parse_millions,
+    task_plot_json,
+    task_view,
+)
+from server.auth import OptionalUser
+from server.deps import SessionDep
+
+router = APIRouter(include_in_schema=False)
+
+Page = Annotated[int, Query(ge=1, le=100_000)]
+TaskName = Annotated[str, Path(max_length=64)]
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(
+    request: Request,
+    session: SessionDep,
+    user: OptionalUser,
+    track: Track | None = None,
+    q: Annotated[str, Query(max_length=200)] = "",
+    min_params: Annotated[str | None, Query(max_length=32)] = None,
+    max_params: Annotated[str | None, Query(max_length=32)] = None,
+    sort: Annotated[str, Query(max_length=80)] = "rank",
+    dir: Literal["asc", "desc"] = "asc",
+    page: Page = 1,
+    partial: bool = False,
+) -> HTMLResponse:
+    """The overall leaderboard, or one parameter track; filtered, sorted and paged by query."""
+    query = HomeQuery(
+        track=track,
+        q=q,
+        min_params=parse_millions(min_params),
+        max_params=parse_millions(max_params),
+        sort=sort,
+        dir=dir,
+        page=page,
+    )
+    view = home_view(session, query)
+    template = "_board.html" if partial else "home.html"
+    return render(request, template, {"view": view}, user=user, active="home")
+
+
+@router.get("/tasks/{task}", response_class=HTMLResponse)
+def task_page(
+    request: Request,
+    task: TaskName,
+    session: SessionDep,
+    user: OptionalUser,
+    page: Page = 1,
+    papers_page: Page = 1,
+) -> HTMLResponse:
+    """A task: what it is, its performance-vs-cost plots, its measured and paper entries."""
+    row = get_task(session, task)  # 404 for an unknown task
+    view = task_view(session, row, page=page, papers_page=papers_page)
+    return render(request, "task.html", {"view": view}, user=user, active="tasks")
+
+
+@router.get("/tasks/{task}/plot.json")
+def task_plot(task: TaskName, session: SessionDep, all: bool = False) -> Response:
+    """The task plots' compact data: fronts, baseline and top entries (`all=1`: everyone)."""
+    row = get_task(session, task)
+    plot = task_plot_json(session, row.name, everything=all)
+    return Response(
+        plot.body.encode(),
+        media_type="application/json",
+        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
+    )

@@ -1,0 +1,727 @@
+"""What the home page (overall leaderboard, tracks) and the task pages show.
+
+Everything starts from the cached leaderboards of `core.leaderboard` (computed from stored
+summaries, never from per-sample costs). Per request a page only filters and sorts the cached
+entries and formats the rows it shows (at most `PER_PAGE`); the task plots' compact JSON is
+cached with the leaderboards, under the same fingerprint rule.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+from urllib.parse import urlencode
+
+from sqlalchemy.orm import Session
+
+from core.leaderboard import (
+    OverallEntry,
+    OverallLeaderboard,
+    PointEntry,
+    TaskLeaderboard,
+    TaskSubmissionEntry,
+    cache,
+    overall_leaderboard,
+    task_leaderboard,
+)
+from core.models import SubmissionKind, Task
+from core.ranking.tracks import Track
+from core.submissions.queries import page_url
+from core.tasks import service as task_service
+from core.tasks.manifest import Family, family_title
+from frontend.views import format as fmt
+
+T = TypeVar("T")
+PER_PAGE = 100
+PLOT_TOP = 15  # submissions drawn one curve each by default, besides front members and baseline
+Direction = Literal["asc", "desc"]
+
+
+# --- shared bits ------------------------------------------------------------------------------
+
+
+class _Derived:
+    """Values derived from one cached leaderboard object (a sort order, a split of its rows).
+
+    The leaderboard cache hands out the same object until the database changes, then a new one;
+    a value here is reused only while it was computed from the very object asked about, so it
+    is exactly as fresh as the leaderboard cache. One value per key, a bounded number of keys.
+    """
+
+    def __init__(self, max_entries: int = 256) -> None:
+        self._entries: OrderedDict[Hashable, tuple[object, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.max_entries = max_entries
+
+    def get(self, board: object, key: Hashable, compute: Callable[[], T]) -> T:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and entry[0] is board:
+                self._entries.move_to_end(key)
+                return entry[1]  # type: ignore[no-any-return]
+        value = compute()
+        with self._lock:
+            self._entries[key] = (board, value)
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.max_entries:
+                self._entries.popitem(last=False)
+        return value
+
+
+_derived = _Derived()
+
+
+@dataclass(frozen=True, slots=True)
+class Badge:
+    label: str
+    kind: str  # css modifier: baseline | self-reported | verified | private | hidden | ...
+    title: str
+
+
+def badges(
+    *, is_baseline: bool, baseline_for: Sequence[str] = (), self_reported: bool, verified: bool
+) -> list[Badge]:
+    out: list[Badge] = []
+    if is_baseline:
+        where = f" of {', '.join(baseline_for)}" if baseline_for else ""
+        out.append(Badge("Baseline", "baseline", f"The baseline curve{where} (ELUE score 0)"))
+    if self_reported:
+        out.append(
+            Badge("Self-reported", "self-reported", "Numbers typed in from a paper; not measured")
+        )
+    if verified:
+        out.append(Badge("Verified", "verified", "Checked by an administrator"))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Pager:
+    page: int
+    pages: int
+    total: int
+    first: int  # 1-based index of the first row shown
+    last: int
+    prev_url: str | None
+    next_url: str | None
+    summary: str
+
+
+def _pager(total: int, page: int, url: Callable[[int], str]) -> tuple[Pager, slice]:
+    pages = max(1, math.ceil(total / PER_PAGE))
+    page = min(max(page, 1), pages)
+    start = (page - 1) * PER_PAGE
+    end = min(start + PER_PAGE, total)
+    return (
+        Pager(
+            page=page,
+            pages=pages,
+            total=total,
+            first=start + 1 if total else 0,
+            last=end,
+            prev_url=url(page - 1) if page > 1 else None,
+            next_url=url(page + 1) if page < pages else None,
+            summary=(
+                f"Rows {start + 1:,}\u2013{end:,} of {total:,} (page {page} of {pages})"
+                if total
+                else "No rows"
+            ),
+        ),
+        slice(start, end),
+    )
+
+
+def parse_millions(raw: str | None) -> float | None:
+    """A parameter bound typed in millions ("55", "6.5"); None when empty or not a number."""
+    if raw is None or not raw.strip():
+        return None
+    try:
+        value = float(raw.strip().replace(",", "."))
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
+
+
+# --- the overall leaderboard ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HomeQuery:
+    track: Track | None = None
+    q: str = ""
+    min_params: float | None = None  # millions
+    max_params: float | None = None
+    sort: str = "rank"
+    dir: Direction = "asc"
+    page: int = 1
+
+    def url(self, **changes: Any) -> str:
+        values: dict[str, Any] = {
+            "track": self.track.value if self.track else None,
+            "q": self.q,
+            "min_params": _bound_text(self.min_params),
+            "max_params": _bound_text(self.max_params),
+            "sort": None if self.sort == "rank" else self.sort,
+            "dir": None if self.dir == "asc" else self.dir,
+            "page": self.page if self.page > 1 else None,
+        }
+        values.update(changes)
+        if values["page"] == 1:
+            values["page"] = None
+        query = {k: v for k, v in values.items() if v is not None and v != ""}
+        return "/?" + urlencode(query) if query else "/"
+
+
+def _bound_text(value: float | None) -> str | None:
+    if value is None:
+        return None
+    return f"{value:g}"
+
+
+@dataclass(frozen=True, slots=True)
+class Cell:
+    text: str
+    title: str
+    out_of_range: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class HomeRow:
+    rank: int
+    name: str
+    url: str
+    badges: list[Badge]
+    params: str
+    params_title: str
+    cells: list[Cell]
+    average: str
+    covered: str
+    paper_url: str | None
+    code_url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    key: str
+    label: str
+    title: str
+    sort_url: str
+    aria_sort: str  # ascending | descending | none
+    task_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FamilyHeader:
+    title: str
+    span: int
+
+
+@dataclass(frozen=True, slots=True)
+class TrackTab:
+    label: str
+    url: str
+    current: bool
+    title: str
+
+
+@dataclass(frozen=True, slots=True)
+class TaskCard:
+    name: str
+    display_name: str
+    family: str
+    metric: str
+    test_size: str
+    url: str
+    has_baseline: bool
+
+
+@dataclass
+class HomeView:
+    query: HomeQuery
+    tabs: list[TrackTab]
+    families: list[FamilyHeader]
+    columns: list[Column]  # the task columns
+    fixed: dict[str, Column]  # rank, name, params, average, covered
+    rows: list[HomeRow]
+    pager: Pager
+    cards: list[TaskCard]
+    ranked_by: str
+    average_label: str
+    listed: int  # entries on this board before filtering
+    json_url: str
+    csv_url: str
+    reset_url: str
+    match_text: str
+    min_text: str
+    max_text: str
+    notes: list[str] = field(default_factory=list)
+
+
+def _entry_value(entry: OverallEntry, sort: str, track: bool) -> Any:
+    if sort == "name":
+        return entry.name.casefold()
+    if sort == "params":
+        return entry.params
+    if sort == "score":
+        return entry.average_performance if track else entry.score
+    if sort == "tasks":
+        return len(entry.best_performance) if track else entry.tasks_covered
+    if sort.startswith("task:"):
+        name = sort[5:]
+        return (entry.best_performance if track else entry.task_scores).get(name)
+    return entry.rank
+
+
+def _sorted(
+    entries: Sequence[OverallEntry], sort: str, direction: Direction, track: bool
+) -> list[OverallEntry]:
+    if sort == "rank":
+        out = list(entries)
+        return out[::-1] if direction == "desc" else out
+    with_value = [(v, e) for e in entries if (v := _entry_value(e, sort, track)) is not None]
+    without = [e for e in entries if _entry_value(e, sort, track) is None]
+    with_value.sort(key=lambda item: item[0], reverse=direction == "desc")
+    return [e for _, e in with_value] + without  # no value: always last
+
+
+def _filtered(entries: Sequence[OverallEntry], query: HomeQuery) -> list[OverallEntry]:
+    needle = query.q.strip().casefold()
+    low = None if query.min_params is None else query.min_params * 1e6
+    high = None if query.max_params is None else query.max_params * 1e6
+    if not needle and low is None and high is None:
+        return list(entries)
+    out = []
+    for e in entries:
+        if needle and needle not in e.name.casefold():
+            continue
+        if low is not None or high is not None:
+            if e.params is None:
+                continue
+            if (low is not None and e.params < low) or (high is not None and e.params > high):
+                continue
+        out.append(e)
+    return out
+
+
+def _home_row(entry: OverallEntry, board: OverallLeaderboard) -> HomeRow:
+    track = board.track is not None
+    cells: list[Cell] = []
+    for column in board.tasks:
+        name = column.name
+        if track:
+            value = entry.best_performance.get(name)
+            cells.append(Cell(fmt.perf(value), "" if value is not None else "no point"))
+        else:
+            score = entry.task_scores.get(name)
+            if score is None:
+                has_point = name in entry.best_performance
+                cells.append(Cell(fmt.DASH, "no baseline" if has_point else "no point"))
+            else:
+                cells.append(Cell(fmt.signed(score), "", name in entry.out_of_range_tasks))
+    if track:
+        average = fmt.perf(entry.average_performance)
+        covered = f"{len(entry.best_performance)}/{len(board.tasks)}"
+    else:
+        average = fmt.signed(entry.score)
+        covered = f"{entry.tasks_covered}/{entry.tasks_total}"
+    return HomeRow(
+        rank=entry.rank,
+        name=entry.name,
+        url=page_url(entry.submission_id),
+        badges=badges(
+            is_baseline=entry.is_baseline,
+            baseline_for=entry.baseline_for,
+            self_reported=entry.self_reported,
+            verified=entry.verified,
+        ),
+        params=fmt.params(entry.params),
+        params_title=fmt.exact(entry.params) if entry.params else "unknown",
+        cells=cells,
+        average=average,
+        covered=covered,
+        paper_url=entry.paper_url,
+        code_url=entry.code_url,
+    )
+
+
+def _column(query: HomeQuery, key: str, label: str, title: str, **extra: Any) -> Column:
+    current = query.sort == key
+    if current:
+        aria = "ascending" if query.dir == "asc" else "descending"
+        next_dir: Direction = "desc" if query.dir == "asc" else "asc"
+    else:
+        aria = "none"
+        # Scores, tasks covered: best first; names, ranks, params: smallest first.
+        next_dir = "desc" if key in ("score", "tasks") or key.startswith("task:") else "asc"
+    url = query.url(sort=key, dir=next_dir, page=None)
+    return Column(key, label, title, url, aria, **extra)
+
+
+def _cards(session: Session, board: OverallLeaderboard) -> list[TaskCard]:
+    by_name = {t.name: t for t in task_service.list_tasks(session)}
+    cards = []
+    for column in board.tasks:
+        task = by_name.get(column.name)
+        cards.append(
+            TaskCard(
+                name=column.name,
+                display_name=column.display_name,
+                family=_family_title(column.family),
+                metric=fmt.metric_text(column.metric),
+                test_size=fmt.exact(task.test_size) if task else fmt.DASH,
+                url=f"/tasks/{column.name}",
+                has_baseline=column.has_baseline,
+            )
+        )
+    return cards
+
+
+def _family_title(family: str) -> str:
+    try:
+        return family_title(Family(family))
+    except ValueError:
+        return family
+
+
+def home_view(session: Session, query: HomeQuery) -> HomeView:
+    board = overall_leaderboard(session, query.track)
+    track = board.track is not None
+    ordered = _derived.get(
+        board,
+        ("home", query.track, query.sort, query.dir),
+        lambda: _sorted(board.entries, query.sort, query.dir, track),
+    )
+    entries = _filtered(ordered, query)  # keeps the order
+    pager, window = _pager(len(entries), query.page, lambda p: query.url(page=p))
+    tabs = [
+        TrackTab(
+            "ELUE score",
+            HomeQuery(q=query.q, min_params=query.min_params, max_params=query.max_params).url(),
+            board.track is None,
+            "Every entry, ranked by tasks covered, then ELUE score",
+        )
+    ] + [
+        TrackTab(
+            f"\u2264 {t.value}",
+            HomeQuery(
+                track=t, q=query.q, min_params=query.min_params, max_params=query.max_params
+            ).url(),
+            board.track is t,
+            f"Models with at most {t.limit:,} parameters, ranked by average performance",
+        )
+        for t in Track
+    ]
+    kind = "best performance" if track else "ELUE score"
+    columns = [
+        _column(
+            query,
+            f"task:{c.name}",
+            c.name,
+            f"{c.display_name}: {kind}" + ("" if c.has_baseline or track else " (no baseline)"),
+            task_url=f"/tasks/{c.name}",
+        )
+        for c in board.tasks
+    ]
+    average_label = "Avg. perf." if track else "ELUE score"
+    fixed = {
+        "rank": _column(query, "rank", "Rank", "Rank on this board"),
+        "name": _column(query, "name", "Model", "Submission name"),
+        "params": _column(query, "params", "Params", "Parameter count"),
+        "score": _column(
+            query,
+            "score",
+            average_label,
+            "Mean over tasks of the best performance"
+            if track
+            else "Mean of the task scores over covered tasks",
+        ),
+        "tasks": _column(query, "tasks", "Tasks", "Tasks covered"),
+    }
+    api_query = {"track": board.track.value} if board.track else {}
+    notes = []
+    if not any(c.has_baseline for c in board.tasks) and board.tasks:
+        notes.append("No task has a baseline yet, so no entry has an ELUE score.")
+    return HomeView(
+        query=query,
+        tabs=tabs,
+        families=[FamilyHeader(g.title, len(g.tasks)) for g in board.families],
+        columns=columns,
+        fixed=fixed,
+        rows=[_home_row(e, board) for e in entries[window]],
+        pager=pager,
+        cards=_cards(session, board),
+        ranked_by=(
+            f"Models with at most {board.track_limit:,} parameters, ranked by average performance "
+            "(tasks covered first, then fewer parameters)"
+            if track and board.track_limit
+            else "Ranked by tasks covered, then overall ELUE score"
+        ),
+        average_label=average_label,
+        listed=len(board.entries),
+        json_url="/api/v1/leaderboard" + ("?" + urlencode(api_query) if api_query else ""),
+        csv_url="/api/v1/leaderboard?" + urlencode({**api_query, "format": "csv"}),
+        reset_url=HomeQuery(track=query.track).url(),
+        match_text=(
+            f"{len(entries):,} of {len(board.entries):,} entries match."
+            if len(entries) != len(board.entries)
+            else f"{len(entries):,} entries."
+        ),
+        min_text=_bound_text(query.min_params) or "",
+        max_text=_bound_text(query.max_params) or "",
+        notes=notes,
+    )
+
+
+# --- a task page ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRow:
+    rank: int
+    name: str
+    url: str
+    badges: list[Badge]
+    score: str
+    points: int
+    best: str
+    params: str
+    params_title: str
+    out_of_range: bool
+    paper_url: str | None
+    code_url: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class FrontRow:
+    name: str
+    url: str
+    point: str
+    flops: str
+    flops_title: str
+    params: str
+    performance: str
+
+
+@dataclass
+class TaskView:
+    name: str
+    display_name: str
+    family: str
+    metric: str
+    description: str
+    test_size: str
+    labels: str
+    text_columns: str
+    inputs_url: str
+    json_url: str
+    csv_url: str
+    plot_json_url: str
+    baseline_name: str | None
+    baseline_url: str | None
+    baseline_range: str | None
+    note: str | None
+    measured: list[TaskRow]
+    measured_pager: Pager
+    papers: list[TaskRow]
+    papers_pager: Pager
+    front: list[FrontRow]
+    front_total: int
+    plot_data: str  # compact JSON, already safe to embed in a <script type="application/json">
+    plot_shown: int
+    plot_total: int
+    points_total: int
+
+
+def _task_row(entry: TaskSubmissionEntry) -> TaskRow:
+    return TaskRow(
+        rank=entry.rank,
+        name=entry.name,
+        url=page_url(entry.submission_id),
+        badges=badges(
+            is_baseline=entry.is_baseline,
+            self_reported=entry.kind == SubmissionKind.SELF_REPORTED.value,
+            verified=entry.verified,
+        ),
+        score=fmt.signed(entry.score),
+        points=entry.points,
+        best=fmt.perf(entry.best_performance),
+        params=fmt.params(entry.params),
+        params_title=f"{fmt.exact(entry.params)} parameters" if entry.params else "unknown",
+        out_of_range=entry.out_of_range,
+        paper_url=entry.paper_url,
+        code_url=entry.code_url,
+    )
+
+
+def _task_parts(
+    board: TaskLeaderboard,
+) -> tuple[list[TaskSubmissionEntry], list[TaskSubmissionEntry], list[PointEntry]]:
+    """Measured entries, paper entries, and the FLOPs front's points (cheapest first)."""
+    self_reported = SubmissionKind.SELF_REPORTED.value
+    measured = [s for s in board.submissions if s.kind != self_reported]
+    papers = [s for s in board.submissions if s.kind == self_reported]
+    on_front = set(board.flops_front)
+    by_id = {p.result_id: p for p in board.points if p.result_id in on_front}
+    return measured, papers, [by_id[r] for r in board.flops_front if r in by_id]
+
+
+def task_view(session: Session, task: Task, *, page: int = 1, papers_page: int = 1) -> TaskView:
+    board = task_leaderboard(session, task.name)
+    manifest = task_service.manifest_of(task)
+    base = f"/tasks/{task.name}"
+    measured, papers, front_points = _derived.get(
+        board, ("task", task.name), lambda: _task_parts(board)
+    )
+
+    def url(measured_page: int, paper_page: int) -> str:
+        query = {k: v for k, v in (("page", measured_page), ("papers_page", paper_page)) if v > 1}
+        return base + ("?" + urlencode(query) if query else "")
+
+    m_pager, m_window = _pager(len(measured), page, lambda p: url(p, papers_page) + "#measured")
+    p_pager, p_window = _pager(len(papers), papers_page, lambda p: url(page, p) + "#papers")
+    baseline = board.baseline
+    plot = task_plot_json(session, task.name, everything=False)
+    return TaskView(
+        name=task.name,
+        display_name=task.display_name,
+        family=_family_title(task.family),
+        metric=fmt.metric_text(task.metric),
+        description=task.description or manifest.description,
+        test_size=fmt.exact(task.test_size),
+        labels=", ".join(manifest.labels) if manifest.labels else "a real number",
+        text_columns=", ".join(manifest.text_columns),
+        inputs_url=f"/api/v1/tasks/{task.name}/inputs",
+        json_url=f"/api/v1/tasks/{task.name}/leaderboard",
+        csv_url=f"/api/v1/tasks/{task.name}/leaderboard?format=csv",
+        plot_json_url=f"{base}/plot.json?all=1",
+        baseline_name=baseline.submission_name if baseline else None,
+        baseline_url=page_url(baseline.submission_id) if baseline else None,
+        baseline_range=(
+            f"{fmt.flops(baseline.min_flops)} to {fmt.flops(baseline.max_flops)}"
+            if baseline
+            else None
+        ),
+        note=board.note,
+        measured=[_task_row(s) for s in measured[m_window]],
+        measured_pager=m_pager,
+        papers=[_task_row(s) for s in papers[p_window]],
+        papers_pager=p_pager,
+        front=[
+            FrontRow(
+                name=p.submission_name,
+                url=page_url(p.submission_id),
+                point=p.point or fmt.DASH,
+                flops=fmt.flops(p.flops_mean),
+                flops_title=f"{fmt.exact(p.flops_mean)} FLOPs per sample",
+                params=fmt.params(p.params),
+                performance=fmt.perf(p.performance),
+            )
+            for p in front_points[:PER_PAGE]
+        ],
+        front_total=len(front_points),
+        plot_data=plot.body,
+        plot_shown=plot.shown,
+        plot_total=plot.total,
+        points_total=len(board.points),
+    )
+
+
+# --- the task plots' data ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PlotData:
+    body: str  # compact JSON, with <, > and & escaped (safe inside a <script> element)
+    shown: int  # submissions drawn one curve each
+    total: int  # submissions on the task board
+
+
+def _round(value: float, digits: int = 5) -> float:
+    return float(f"{value:.{digits}g}")
+
+
+_POSITION = {"below": "b", "within": "w", "above": "a"}
+
+
+def _plot(board: TaskLeaderboard, everything: bool) -> PlotData:
+    """The plots' data: the Pareto fronts, the baseline, and the top entries (or everyone).
+
+    Format (arrays keep it small): `subs` rows are [id, name, kind ("m"|"s"), params, score,
+    is_baseline]; `points` rows are [sub index, MFLOPs, performance, params, position
+    ("b"|"w"|"a"|null), on FLOPs front, on params front]; `flops_front` / `params_front` are
+    point indices in cost order; `highlight` is how many of the `subs` (the first ones) are
+    drawn one curve each, the rest as one grey trace.
+    """
+    front_subs = {p.submission_id for p in board.points if p.on_flops_front or p.on_params_front}
+    chosen: list[TaskSubmissionEntry] = []
+    rest: list[TaskSubmissionEntry] = []
+    for rank_index, entry in enumerate(board.submissions):
+        keep = rank_index < PLOT_TOP or entry.is_baseline or entry.submission_id in front_subs
+        (chosen if keep else rest).append(entry)
+    subs = chosen + (rest if everything else [])
+    index = {s.submission_id: i for i, s in enumerate(subs)}
+    points: list[list[Any]] = []
+    point_index: dict[int, int] = {}
+    for p in board.points:
+        si = index.get(p.submission_id)
+        if si is None:
+            continue
+        point_index[p.result_id] = len(points)
+        points.append(
+            [
+                si,
+                _round(p.flops_mean / 1e6),
+                round(p.performance, 3),
+                p.params,
+                _POSITION.get(p.position) if p.position else None,
+                int(p.on_flops_front),
+                int(p.on_params_front),
+            ]
+        )
+    baseline = board.baseline
+    body = {
+        "task": board.task.name,
+        "all": everything,
+        "total": len(board.submissions),
+        "highlight": len(chosen),
+        "subs": [
+            [
+                s.submission_id,
+                s.name,
+                "s" if s.kind == SubmissionKind.SELF_REPORTED.value else "m",
+                s.params,
+                None if s.score is None else round(s.score, 3),
+                int(s.is_baseline),
+            ]
+            for s in subs
+        ],
+        "points": points,
+        "baseline": (
+            {
+                "name": baseline.submission_name,
+                "id": baseline.submission_id,
+                "points": [
+                    [_round(b.flops / 1e6), round(b.performance, 3)] for b in baseline.points
+                ],
+            }
+            if baseline
+            else None
+        ),
+        "flops_front": [point_index[r] for r in board.flops_front if r in point_index],
+        "params_front": [point_index[r] for r in board.params_front if r in point_index],
+    }
+    text = json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    # Inside <script type="application/json">: no "</script>" or "<!--" can appear.
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return PlotData(text, len(chosen) if not everything else len(subs), len(board.submissions))
+
+
+def task_plot_json(session: Session, task_name: str, *, everything: bool) -> PlotData:
+    """The task plots' compact JSON (cached until a result, submission or task changes)."""
+    board = task_leaderboard(session, task_name)
+    key = ("page:task-plot", board.task.name, everything)
+    return cache.get(session, key, lambda: _plot(board, everything))
