@@ -282,6 +282,8 @@ def run_cost_job(model_file: bytes, job: CostJob, settings: Settings, *, device:
             "model": f"{JOB_TARGET}/model.py",
             "device": device,
             "threads": settings.limits.sandbox_threads,
+            # 0: one counting process per CPU the sandbox may use.
+            "workers": settings.limits.sandbox_workers,
             "entries": job.entries,
         }
         (job_dir / "job.json").write_text(json.dumps(spec))
