@@ -22,10 +22,8 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -48,6 +46,7 @@ from core.leaderboard import set_task_baseline
 from core.models import Result, Submission, SubmissionKind, SubmissionState, User, Visibility
 from core.settings import REPO_ROOT
 from core.tasks import service as task_service
+from tests.processes import free_port, uvicorn_command
 
 ADMIN_URL = os.environ.get(
     "PARETOBOARD_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -72,13 +71,6 @@ class Timing:
     rps: float
     bytes: int
     status: int
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @contextmanager
@@ -237,25 +229,12 @@ def _server(url: str, workers: int) -> Iterator[str]:
 
 
 def _serve(url: str, workers: int, data_dir: str) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ)
     env.update({"PARETOBOARD_DB__URL": url, "PARETOBOARD_STORAGE__DATA_DIR": data_dir})
-    cmd = [
-        sys.executable,
-        "-m",
-        "uvicorn",
-        "server.app:create_app",
-        "--factory",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        str(workers),
-        "--log-level",
-        "warning",
-        "--no-access-log",
-    ]
+    cmd = uvicorn_command(
+        port, "--workers", str(workers), "--log-level", "warning", "--no-access-log"
+    )
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env)
     base = f"http://127.0.0.1:{port}"
     try:

@@ -17,9 +17,7 @@ import argparse
 import os
 import random
 import signal
-import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -33,6 +31,7 @@ from core.db.session import make_engine, transaction
 from core.settings import REPO_ROOT
 from core.tasks import service
 from core.users import service as user_service
+from tests.processes import free_port, uvicorn_command
 
 LABELS = ("0", "1", "2")  # SNLI labels as the task stores them
 MODEL = REPO_ROOT / "tests" / "models" / "tiny_static.py"
@@ -79,13 +78,6 @@ def snli_modules_file(n_rows: int, seed: int) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--elue-dir", type=Path, default=REPO_ROOT.parent / "shared/data/elue")
@@ -129,21 +121,9 @@ def main() -> None:
             PARETOBOARD_BROKER__URL="redis://127.0.0.1:1/0",
             PARETOBOARD_BROKER__RESULT_BACKEND="redis://127.0.0.1:1/1",
         )
-        port = _free_port()
+        port = free_port()
         server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "server.app:create_app",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
+            uvicorn_command(port, "--log-level", "warning"),
             env=env,
             start_new_session=True,
         )

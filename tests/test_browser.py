@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -33,6 +31,7 @@ from core.db.session import make_engine, transaction
 from core.models import UserRole
 from core.settings import REPO_ROOT
 from core.users import service as user_service
+from tests.processes import free_port, stop, uvicorn_command
 from tests.submission_helpers import TINY_MODEL, predictions_text, with_bad_line
 
 pytest_plugins = ["tests.api_helpers"]
@@ -67,23 +66,6 @@ class Site:
         return transaction(make_engine(self.db_url))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
 @pytest.fixture(scope="module")
 def site(
     request: pytest.FixtureRequest,
@@ -114,7 +96,7 @@ def site(
         PARETOBOARD_LIMITS__SANDBOX_WALL_SECONDS="300",
     )
     log = tmp / "stack.log"
-    port = _free_port()
+    port = free_port()
     procs = [
         subprocess.Popen(
             [str(PB), "worker", "--queues", "score,cost", "--loglevel", "INFO"],
@@ -124,19 +106,7 @@ def site(
             start_new_session=True,
         ),
         subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "server.app:create_app",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--log-level",
-                "warning",
-            ],
+            uvicorn_command(port, "--log-level", "warning"),
             cwd=REPO_ROOT,
             env=env,
             stdout=log.open("ab"),
@@ -159,7 +129,7 @@ def site(
         yield Site(base, url, log)
     finally:
         for proc in procs:
-            _stop(proc)
+            stop(proc)
 
 
 @dataclass

@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +19,7 @@ import redis
 
 from core.db.session import make_engine, transaction
 from core.users import service as user_service
+from tests.processes import free_port, stop, uvicorn_command
 from tests.submission_helpers import TINY_MODEL, predictions_text, with_bad_line
 
 PB = Path(sys.executable).with_name("paretoboard")
@@ -33,23 +32,6 @@ class Server:
     url: str
     token: str
     env: dict[str, str]  # for client commands: no server-side settings, no token
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
 
 
 @pytest.fixture(scope="module")
@@ -77,20 +59,10 @@ def server(
         "PARETOBOARD_BROKER__URL": broker,
         "PARETOBOARD_BROKER__RESULT_BACKEND": backend,
     }
-    port = _free_port()
+    port = free_port()
     log = (tmp / "server.log").open("ab")
     web = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "server.app:create_app",
-            "--factory",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
+        uvicorn_command(port),
         env=service_env,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -118,8 +90,8 @@ def server(
         client_env = {**base, "XDG_CONFIG_HOME": str(tmp / "config"), "PARETOBOARD_SERVER": url}
         yield Server(url, token, client_env)
     finally:
-        _stop(worker)
-        _stop(web)
+        stop(worker)
+        stop(web)
 
 
 def _run(server: Server, *args: str, **env: str) -> subprocess.CompletedProcess[str]:

@@ -24,15 +24,10 @@ from pydantic import SecretStr
 from core.settings import BrokerSettings, DatabaseSettings, Mode, Settings, StorageSettings
 from server import probes
 from server.app import create_app
+from tests.processes import free_port
 from worker.celery_app import COST_TASK, configure
 
 pytest_plugins = ["tests.api_helpers"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class RedisServer:
@@ -43,7 +38,7 @@ class RedisServer:
         if binary is None:
             pytest.fail("redis-server not found (scripts/ensure-redis.sh installs it)")
         self.binary = binary
-        self.port = _free_port()
+        self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="pb-redis-"))
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -187,7 +182,7 @@ def test_broker_down_then_back(api_db: str, broker: RedisServer, tmp_path: Path)
 
 
 def test_database_down(broker: RedisServer, tmp_path: Path) -> None:
-    client = _client(DEAD_PG.format(port=_free_port()), broker.url, tmp_path)
+    client = _client(DEAD_PG.format(port=free_port()), broker.url, tmp_path)
     assert client.get("/healthz").status_code == 200
     ready = client.get("/readyz")
     assert ready.status_code == 503
@@ -205,9 +200,7 @@ def test_database_down(broker: RedisServer, tmp_path: Path) -> None:
 
 
 def test_both_down(tmp_path: Path) -> None:
-    client = _client(
-        DEAD_PG.format(port=_free_port()), f"redis://127.0.0.1:{_free_port()}", tmp_path
-    )
+    client = _client(DEAD_PG.format(port=free_port()), f"redis://127.0.0.1:{free_port()}", tmp_path)
     ready = client.get("/readyz")
     assert ready.status_code == 503
     assert ready.json()["checks"] == {

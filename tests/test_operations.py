@@ -18,7 +18,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -33,6 +32,7 @@ import pytest
 import yaml
 
 from tests.helpers import noisy_predictions, raw_gold
+from tests.processes import free_port
 from tests.submission_helpers import TINY_MODEL
 
 REPO = Path(__file__).resolve().parent.parent
@@ -40,12 +40,6 @@ COMPOSE = REPO / "docker-compose.yml"
 BIN = Path(sys.executable).parent
 TOKENIZERS = REPO.parent / "shared" / "data" / "tokenizers"
 _VAR = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _interpolate(value: str, env: dict[str, str]) -> str:
@@ -172,8 +166,8 @@ def stack(tmp_path: Path, sandbox_jobs_dir: Path, elue_dir: Path) -> Iterator[St
 
 def _start(stack: Stack, tmp_path: Path, redis_server: str, jobs_dir: Path, elue_dir: Path) -> None:
     root = stack.root
-    pg_port, redis_port, web_port = _free_port(), _free_port(), _free_port()
-    stack.score_metrics, stack.cost_metrics = _free_port(), _free_port()
+    pg_port, redis_port, web_port = free_port(), free_port(), free_port()
+    stack.score_metrics, stack.cost_metrics = free_port(), free_port()
     stack.web = f"http://127.0.0.1:{web_port}"
 
     # postgres (compose: postgres:15 with a volume): a fresh cluster

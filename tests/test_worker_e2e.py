@@ -27,6 +27,7 @@ from core.submissions.service import SubmissionDraft, UploadedFile, create_submi
 from core.tasks import service as task_service
 from core.tokenizers import registered_tokenizers
 from tests.helpers import noisy_predictions, raw_gold, write_predictions
+from tests.processes import stop
 from worker.celery_app import SCORE_TASK, configure
 from worker.pipeline import queue_submission
 
@@ -121,16 +122,6 @@ def stack(
     engine.dispose()
 
 
-def _stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGTERM) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, sig)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
 def _closed_form(lengths: np.ndarray) -> np.ndarray:
     """BERT-base FLOPs per sample (elue-protocol.md), LayerNorm excluded, C = 2 labels."""
     return 2 * (12 * (7_077_888 * lengths + 1_536 * lengths**2) + 768**2 + 768 * 2)
@@ -146,7 +137,7 @@ def test_bert_base_on_sst2_through_celery(stack: Stack, elue_dir: Path) -> None:
         sub = stack.wait(sid, {SubmissionState.DONE, SubmissionState.FAILED}, timeout=600)
         assert sub.state is SubmissionState.DONE, (sub.state_message, sub.error_detail)
     finally:
-        _stop(worker)
+        stop(worker)
     from tests.test_pipeline import _tokenized
 
     lengths = np.array([len(ids) for ids in _tokenized(elue_dir, "SST-2")], dtype=np.int64)
@@ -170,7 +161,7 @@ def test_killed_worker_mid_count_finishes_once(stack: Stack, elue_dir: Path) -> 
     sid = stack.submit(MODELS / "slow_static.py", path, "slow")
     stack.wait(sid, {SubmissionState.COUNTING}, timeout=120, message="sandbox")
     time.sleep(3)
-    _stop(worker, signal.SIGKILL)  # the whole worker, sandbox included, dies mid-count
+    stop(worker, signal.SIGKILL)  # the whole worker, sandbox included, dies mid-count
     with transaction(stack.engine) as session:
         sub = session.get(Submission, sid)
         assert sub is not None
@@ -189,7 +180,7 @@ def test_killed_worker_mid_count_finishes_once(stack: Stack, elue_dir: Path) -> 
         sub = stack.wait(sid, {SubmissionState.DONE, SubmissionState.FAILED}, timeout=300)
         assert sub.state is SubmissionState.DONE, (sub.state_message, sub.error_detail)
     finally:
-        _stop(worker)
+        stop(worker)
     assert [e["state"] for e in sub.timeline].count("done") == 1
     with transaction(stack.engine) as session:
         assert session.scalar(select(func.count()).where(Result.submission_id == sid)) == 1
