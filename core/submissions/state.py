@@ -5,13 +5,14 @@ from __future__ import annotations
 from core.db.base import utcnow
 from core.models import Submission, SubmissionState
 
-_ORDER = [
+# The happy path, in order (pages draw it as the stage list).
+PIPELINE_STAGES: tuple[SubmissionState, ...] = (
     SubmissionState.QUEUED,
     SubmissionState.VALIDATING,
     SubmissionState.SCORING,
     SubmissionState.COUNTING,
     SubmissionState.DONE,
-]
+)
 
 
 def set_state(
@@ -50,4 +51,4 @@ def set_state(
 
 def stage_index(state: SubmissionState) -> int:
     """Position in the happy path (failed sorts last)."""
-    return _ORDER.index(state) if state in _ORDER else len(_ORDER)
+    return PIPELINE_STAGES.index(state) if state in PIPELINE_STAGES else len(PIPELINE_STAGES)

@@ -35,10 +35,11 @@ from core.ranking.score import BaselineCurve
 from core.submissions.access import is_admin, sees_private_details
 from core.submissions.queries import baseline_curve, read_submission
 from core.submissions.schemas import PointRead, SubmissionRead
+from core.submissions.state import PIPELINE_STAGES
 from frontend.views import format as fmt
 from frontend.views.leaderboard import Badge
 
-STAGES = ("queued", "validating", "scoring", "counting", "done")
+STAGES = tuple(stage.value for stage in PIPELINE_STAGES)
 STAGE_TEXT = {
     "queued": "Queued",
     "validating": "Validating files",
