@@ -99,9 +99,15 @@ def test_static_model_goes_to_done(env: Env, elue_dir: Path) -> None:
         assert result.performance == pytest.approx(accuracy_score(gold, preds) * 100)
         flops = unpack_array(cost.flops)
         assert flops.shape == (2210,)
-        # proj: 16x16 MACs per token, out: 16x2 once; FLOPs = 2 x MACs (no LayerNorm here).
         lengths = np.array([len(ids) for ids in _tokenized(elue_dir, "SST-2")], dtype=np.int64)
-        np.testing.assert_array_equal(flops, 2 * (256 * lengths + 32))
+        # Ranking FLOPs: proj 2 x 16x16 MACs + 16 bias adds per token, tanh 16 and the mean
+        # 16 per token; out 2 x 16x2 MACs + 2 bias adds once.
+        np.testing.assert_array_equal(flops, 560 * lengths + 66)
+        # ELUE convention: the products alone, 2 x MACs (no LayerNorm here).
+        assert cost.flops_elue is not None
+        np.testing.assert_array_equal(unpack_array(cost.flops_elue), 2 * (256 * lengths + 32))
+        assert result.counter_version is not None and result.rule_hash is not None
+        assert not result.cost_incomplete
         assert result.flops_mean == pytest.approx(flops.mean())
         assert result.flops_max == flops.max()
         assert result.cost_status == "counted"

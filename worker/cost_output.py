@@ -50,11 +50,21 @@ class EntryOutput(_Strict):
     n_traces: int = Field(ge=0)
     n_new_traces: int = Field(0, ge=0)  # counts made for this entry (cache hits excluded)
     n_check_traces: int = Field(0, ge=0)
+    # Counter 2 (graph capture + rule table): the ELUE convention beside the ranking FLOPs,
+    # the operators no rule covers (the count is then a lower bound: "incomplete"), and
+    # fvcore's count of the same graph.
+    per_sample_flops_elue: list[_Flops] = Field(default_factory=list, max_length=MAX_SAMPLES)
+    incomplete: list[Annotated[str, Field(max_length=300)]] = Field(
+        default_factory=list, max_length=400
+    )
+    cross_check: dict[str, Any] = Field(default_factory=dict)
 
 
 class ErrorOutput(_Strict):
     type: str = Field(max_length=200)
     message: str = Field(max_length=8000)
+    # "model" (the submission's fault), "counter" (ours), or the capture's kinds
+    kind: str = Field("model", max_length=40)
     problems: list[dict[str, Any]] = Field(default_factory=list, max_length=100)
     traceback: str = Field("", max_length=40000)
 
@@ -69,6 +79,12 @@ class CostOutput(_Strict):
     notes: list[Annotated[str, Field(max_length=2000)]] = Field(default_factory=list, max_length=50)
     entries: dict[str, EntryOutput] = Field(default_factory=dict, max_length=1000)
     workers: int | None = Field(None, ge=1, le=4096)  # processes that made the counts
+    counter_version: str | None = Field(None, max_length=20)
+    rule_hash: str | None = Field(None, max_length=64)
+    param_kinds: dict[Annotated[str, Field(max_length=40)], Annotated[int, Field(ge=0)]] = Field(
+        default_factory=dict, max_length=10
+    )
+    polynomial: str | None = Field(None, max_length=2000)  # FLOPs as a function of L
     load_seconds: float | None = None
     seconds: float | None = None
     error: ErrorOutput | None = None
@@ -97,7 +113,11 @@ def check_cost_output(out: CostOutput, expected: dict[str, int]) -> CostOutput:
         entry = out.entries.get(key)
         if entry is None:
             raise SandboxOutputError(f"the cost report has no entry {key!r}")
-        if len(entry.per_sample_flops) != n or len(entry.per_sample_flops_without_norm) != n:
+        if (
+            len(entry.per_sample_flops) != n
+            or len(entry.per_sample_flops_without_norm) != n
+            or (entry.per_sample_flops_elue and len(entry.per_sample_flops_elue) != n)
+        ):
             raise SandboxOutputError(
                 f"entry {key!r} has {len(entry.per_sample_flops)} per-sample costs, expected {n}"
             )

@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,7 +27,7 @@ from core.settings import REPO_ROOT, Settings
 from core.storage import BlobStore
 from core.tasks.service import load_test_texts
 from core.tokenizers import cached_tokenizer, encode, registered_tokenizers
-from worker.cost_output import CostOutput, EntryOutput, parse_cost_output
+from worker.cost_output import CostOutput, EntryOutput, ErrorOutput, parse_cost_output
 from worker.sandbox import (
     Bind,
     SandboxLimits,
@@ -140,6 +142,7 @@ def build_job(
                     "kind": "exit_layer",
                     "exit_layers": [int(k) for k in parsed.exit_layers],
                     "lengths": tin.lengths,
+                    "file": file.original_name,
                 }
             )
             job.sizes[key] = len(tin.lengths)
@@ -151,6 +154,8 @@ def build_job(
                     "key": key,
                     "kind": "modules",
                     "paths": [[[c.name, list(c.shape)] for c in path] for path in parsed.modules],
+                    "lengths": tin.lengths,
+                    "file": file.original_name,
                 }
             )
             job.sizes[key] = len(parsed.modules)
@@ -263,11 +268,27 @@ def _stop_reason(result: SandboxResult, limits: SandboxLimits) -> str | None:
     return f"it was killed by {name}"
 
 
+def _capture_spec(job: CostJob, settings: Settings) -> dict[str, Any]:
+    """The sandbox's job file: the model, and the distinct token counts of the samples."""
+    lengths: set[int] = set()
+    for entry in job.entries:
+        lengths.update(int(n) for n in entry.get("lengths", []))
+    return {
+        "model": f"{JOB_TARGET}/model.py",
+        "threads": settings.limits.sandbox_threads,
+        "max_length": settings.limits.max_tokens,
+        "lengths": sorted(lengths),
+        "seconds": max(1.0, settings.limits.sandbox_wall_seconds - 30.0),
+    }
+
+
 def run_cost_job(model_file: bytes, job: CostJob, settings: Settings, *, device: str) -> SandboxRun:
-    """Write the job folder, run the counter in the sandbox, validate its report.
+    """Capture the model's graph in the sandbox, then count it in a trusted process.
 
     Needs no database and no upload folder: the model file's bytes and the job's entries come
-    from the caller (in production, a `CostRequest` received over the broker).
+    from the caller (in production, a `CostRequest` received over the broker). The sandbox only
+    captures (`worker.capture`); every number comes from `worker.graphcount`, a process that
+    never runs submitted code.
     """
     base = settings.storage.sandbox_jobs_dir
     base.mkdir(parents=True, exist_ok=True)
@@ -278,18 +299,10 @@ def run_cost_job(model_file: bytes, job: CostJob, settings: Settings, *, device:
         model = job_dir / "model.py"
         model.write_bytes(model_file)
         model.chmod(0o644)
-        spec = {
-            "model": f"{JOB_TARGET}/model.py",
-            "device": device,
-            "threads": settings.limits.sandbox_threads,
-            # 0: one counting process per CPU the sandbox may use.
-            "workers": settings.limits.sandbox_workers,
-            "entries": job.entries,
-        }
-        (job_dir / "job.json").write_text(json.dumps(spec))
+        (job_dir / "job.json").write_text(json.dumps(_capture_spec(job, settings)))
         (job_dir / "job.json").chmod(0o644)
         result = run_sandboxed(
-            [sandbox_python(), "-m", "worker.cost_job", f"{JOB_TARGET}/job.json"],
+            [sandbox_python(), "-m", "worker.capture", f"{JOB_TARGET}/job.json"],
             binds=[
                 Bind(job_dir, JOB_TARGET),
                 Bind(REPO_ROOT / "core", f"{CODE_TARGET}/core"),
@@ -309,30 +322,109 @@ def run_cost_job(model_file: bytes, job: CostJob, settings: Settings, *, device:
         return SandboxRun(
             None,
             log,
-            f"The model process exited with code {result.returncode} without a cost report; "
-            "see the log",
+            f"The model process exited with code {result.returncode} without a capture of "
+            "its graph; see the log",
             "no_report",
         )
     try:
-        output = parse_cost_output(result.stdout, job.sizes)
-    except Exception as exc:  # invalid report: the model's fault (it shares the process)
-        detail = getattr(exc, "message", str(exc))
+        capture = json.loads(result.stdout)
+        if not isinstance(capture, dict):
+            raise ValueError("not a JSON object")
+    except ValueError as exc:
         return SandboxRun(
             None,
             log,
-            f"The model process exited with code {result.returncode} and an invalid cost "
-            f"report ({detail}); see the log",
+            f"The model process exited with code {result.returncode} and an unreadable "
+            f"capture ({str(exc)[:300]}); see the log",
             "invalid_report",
         )
-    if not output.ok:
-        assert output.error is not None
-        message = output.error.message
+    if not capture.get("ok"):
+        error = capture.get("error") if isinstance(capture.get("error"), dict) else {}
+        output = _error_output(error or {"type": "CaptureError", "message": "no capture"})
+        message = output.error.message if output.error is not None else "no capture"
         reason = "model_error"
         if any(sign in message for sign in _OUT_OF_MEMORY):
             message += f" (the memory limit is {_size(limits.memory_bytes)} per process)"
             reason = "out_of_memory"
         return SandboxRun(output, log, message, reason)
-    return SandboxRun(output, log, None)
+    return count_capture_trusted(capture, job, settings, log=log, device=device)
+
+
+def _error_output(error: dict[str, Any]) -> CostOutput:
+    problems = error.get("problems")
+    return CostOutput(
+        ok=False,
+        error=ErrorOutput(
+            type=str(error.get("type", "Error"))[:200],
+            kind=str(error.get("kind", "model"))[:40],
+            message=str(error.get("message", ""))[:8000],
+            problems=[p for p in problems if isinstance(p, dict)][:100]
+            if isinstance(problems, list)
+            else [],
+            traceback=str(error.get("traceback", ""))[-40000:],
+        ),
+    )
+
+
+# The trusted counter's own bounds: it reads a capture that came out of the sandbox.
+COUNTER_CPU_SECONDS = 600
+COUNTER_MEMORY_BYTES = 24 * 2**30
+
+
+def count_capture_trusted(
+    capture: dict[str, Any], job: CostJob, settings: Settings, *, log: str, device: str
+) -> SandboxRun:
+    """Count a capture in `python -m worker.graphcount` (CPU and memory bounded)."""
+    request = json.dumps({"capture": capture, "entries": job.entries}).encode()
+    argv = [
+        "prlimit",
+        f"--cpu={COUNTER_CPU_SECONDS}",
+        f"--as={COUNTER_MEMORY_BYTES}",
+        "--core=0",
+        sys.executable,
+        "-m",
+        "worker.graphcount",
+    ]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARETOBOARD_")}
+    env["PYTHONPATH"] = str(REPO_ROOT)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    try:
+        done = subprocess.run(
+            argv,
+            input=request,
+            capture_output=True,
+            timeout=settings.limits.sandbox_wall_seconds,
+            cwd=REPO_ROOT,
+            env=env,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return SandboxRun(
+            None,
+            log,
+            "Counting the captured graph took longer than "
+            f"{settings.limits.sandbox_wall_seconds:g} s",
+            "counter_timeout",
+        )
+    log += "\n" + done.stderr.decode("utf-8", "replace")[-20_000:]
+    try:
+        output = parse_cost_output(done.stdout, job.sizes)
+    except Exception as exc:  # the counter itself broke: ours, not the submitter's
+        detail = getattr(exc, "message", str(exc))
+        raise CounterError(
+            f"the trusted counter exited with code {done.returncode} and no valid report "
+            f"({detail[:500]}): {done.stderr.decode('utf-8', 'replace')[-2000:]}"
+        ) from exc
+    if not output.ok:
+        assert output.error is not None
+        if output.error.kind == "counter":
+            raise CounterError(f"the trusted counter failed: {output.error.message}")
+        return SandboxRun(output, log, output.error.message, "model_error")
+    return SandboxRun(output.model_copy(update={"device": device}), log, None)
+
+
+class CounterError(RuntimeError):
+    """The trusted counter failed on a valid capture: the service's fault."""
 
 
 def _sandbox_env(device: str) -> dict[str, str]:
@@ -356,7 +448,7 @@ def _summary(values: np.ndarray) -> dict[str, float]:
 
 
 def store_costs(session: Session, submission: Submission, job: CostJob, output: CostOutput) -> None:
-    """Write each result's cost summary and per-sample array (upsert: re-runs overwrite)."""
+    """Write each result's cost summary and per-sample arrays (upsert: re-runs overwrite)."""
     assert output.params is not None
     submission.params = output.params
     for result in session.scalars(select(Result).where(Result.submission_id == submission.id)):
@@ -371,13 +463,28 @@ def store_costs(session: Session, submission: Submission, job: CostJob, output: 
         result.macs_mean = summary["flops_mean"] / 2
         result.params = output.params
         result.cost_status = "counted"
-        result.device = output.device
+        result.device = (output.device or "")[:64] or None
         result.counter_versions = dict(output.versions)
+        elue = np.asarray(
+            entry.per_sample_flops_elue or entry.per_sample_flops_without_norm, dtype=np.int64
+        )
+        result.flops_elue_mean = float(elue.mean()) if elue.size else None
+        result.cost_incomplete = bool(entry.incomplete)
+        result.cost_disagrees = not entry.all_agree
+        result.counter_version = output.counter_version
+        result.rule_hash = output.rule_hash
         without_norm = np.asarray(entry.per_sample_flops_without_norm, dtype=np.float64)
         details = {
             "kind": job.kinds.get(result.id),
             "entry": key,
             "flops_without_norm_mean": float(without_norm.mean()) if without_norm.size else 0.0,
+            "flops_elue_mean": result.flops_elue_mean,
+            "incomplete": list(entry.incomplete),
+            "cross_check": dict(entry.cross_check),
+            "param_kinds": dict(output.param_kinds),
+            "polynomial": output.polynomial,
+            "counter_version": output.counter_version,
+            "rule_hash": output.rule_hash,
             "n_counts": entry.n_counts,
             "n_traces": entry.n_traces,
             "n_check_traces": entry.n_check_traces,
@@ -395,6 +502,7 @@ def store_costs(session: Session, submission: Submission, job: CostJob, output: 
             session.add(cost)
         cost.n = int(flops.size)
         cost.flops = pack_array(flops)
+        cost.flops_elue = pack_array(elue) if elue.size else None
         cost.per_operator = dict(entry.per_operator)
         cost.per_module = dict(entry.per_module)
         cost.uncounted = dict(entry.uncounted)

@@ -149,7 +149,18 @@ def execute_counting(
     """
     started = time.monotonic()
     job = counting_stage.CostJob(entries=request.entries, sizes=dict(request.sizes))
-    run = runner(request.model_bytes(), job, settings, device=device)
+    try:
+        run = runner(request.model_bytes(), job, settings, device=device)
+    except counting_stage.CounterError as exc:  # our counter broke: the service's fault
+        log.error("trusted counter failed: %s", str(exc)[:2000])
+        return CostReport(
+            submission_id=request.submission_id,
+            job_id=request.job_id,
+            device=device,
+            worker=worker,
+            service_error=str(exc)[:20_000],
+            seconds=time.monotonic() - started,
+        )
     seconds = time.monotonic() - started
     metrics.record_stage("cost_job", seconds)
     metrics.record_cost_job(device, run.reason if run.failure is not None else None)

@@ -5,7 +5,16 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Float, ForeignKey, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy import (
+    Boolean,
+    Float,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db.base import Base, utcnow
@@ -42,6 +51,16 @@ class Result(Base):
     flops_max: Mapped[float | None] = mapped_column(Float)
     macs_mean: Mapped[float | None] = mapped_column(Float)
     params: Mapped[int | None]
+    # FLOPs in the ELUE convention (2 x MACs of products + normalisations), beside the
+    # ranking FLOPs above (everything the model computes); see docs/cost.md.
+    flops_elue_mean: Mapped[float | None] = mapped_column(Float)
+    # A count with operators no rule covers is a lower bound: flagged, kept off the fronts
+    # and out of the ELUE score.
+    cost_incomplete: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # fvcore (the second counter) and the rules differ by more than 1% (the larger is kept).
+    cost_disagrees: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    counter_version: Mapped[str | None] = mapped_column(String(20))
+    rule_hash: Mapped[str | None] = mapped_column(String(64))
     counter_versions: Mapped[dict[str, Any]] = mapped_column(default=dict)
     device: Mapped[str | None] = mapped_column(String(64))
 
@@ -60,6 +79,7 @@ class ResultCost(Base):
     )
     n: Mapped[int] = mapped_column(Integer)
     flops: Mapped[bytes] = mapped_column(LargeBinary)  # core.arrays.pack_array(float64)
+    flops_elue: Mapped[bytes | None] = mapped_column(LargeBinary)  # the ELUE convention
     per_module: Mapped[dict[str, Any]] = mapped_column(default=dict)
     per_operator: Mapped[dict[str, Any]] = mapped_column(default=dict)
     uncounted: Mapped[dict[str, Any]] = mapped_column(default=dict)
