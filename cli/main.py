@@ -33,6 +33,7 @@ app.command("serve")(serve_commands.serve)
 app.command("worker")(worker_commands.worker)
 app.command("evaluate")(worker_commands.evaluate)
 app.command("reconcile")(worker_commands.reconcile)
+app.command("recount")(worker_commands.recount)
 # The submitter's client (talks to a server over HTTP).
 app.command("submit")(client_commands.submit)
 app.command("status")(client_commands.status)

@@ -103,6 +103,31 @@ def seed(
         raise typer.Exit(code=1)
 
 
+def baseline_recount(s: Settings) -> None:
+    """The seed's baseline step alone (no examples): counts points made by another counter."""
+    from core.seed.run import seed as run_seed
+
+    path = s.storage.tasks_dir / "baselines.json"
+    if not path.is_file():
+        typer.echo(f"recount: no published baselines at {path}; baseline skipped")
+        return
+    with _single_seed(s) as alone:
+        if not alone:
+            typer.echo("recount: a seed is running; the baseline is counted by it")
+            return
+        report = run_seed(
+            engine_for(s.database_url),
+            s,
+            baselines=path,
+            count_flops=_counter(s),
+            send=None,
+            examples=False,
+            echo=lambda line: typer.echo(f"recount: baseline: {line}"),
+        )
+    for error in report.errors:
+        typer.echo(f"recount: baseline error: {error}", err=True)
+
+
 def _counter(s: Settings) -> FlopsCounter:
     """The sandboxed cost job (worker.seed_costs) on the worker's device."""
 

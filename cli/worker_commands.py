@@ -168,3 +168,36 @@ def reconcile(
         typer.echo(f"submission {r.submission_id} ({r.state.value}): {what}")
     if not done:
         typer.echo("nothing stuck")
+
+
+def recount(
+    device: str = typer.Option("", help="cpu or cuda (default: the settings' cost_device)"),
+    baseline: bool = typer.Option(
+        True, "--baseline/--no-baseline", help="also count the published baseline's points again"
+    ),
+) -> None:
+    """Count every stored measured result again under the current counter (idempotent)."""
+    from cli.seed_commands import baseline_recount
+    from worker.device import detect_device
+    from worker.recount import recount as run
+
+    s = settings()
+
+    def progress(i: int, n: int, submission_id: int, outcome: str) -> None:
+        typer.echo(f"recount [{i}/{n}] submission {submission_id}: {outcome}")
+
+    report = run(
+        engine_for(s.database_url),
+        s,
+        device=device or detect_device(s.limits.cost_device),
+        progress=progress,
+    )
+    if baseline:
+        baseline_recount(s)
+    total = len(report.recounted) + len(report.failed)
+    typer.echo(
+        f"recount: {len(report.recounted)} submission(s) recounted ({report.results} results), "
+        f"{len(report.failed)} could not be (kept as incomplete)"
+        if total
+        else "recount: nothing to do (every result is counted by the current counter and rules)"
+    )

@@ -28,11 +28,14 @@ class Doc:
 
 
 _DOCS = (
+    ("cost", "docs/cost.md"),
     ("ranking", "docs/ranking.md"),
     ("leaderboard", "docs/leaderboard.md"),
     ("model-files", "examples/README.md"),
 )
 _LINKS = {
+    "cost.md": "#cost",
+    "docs/cost.md": "#cost",
     "ranking.md": "#ranking",
     "docs/ranking.md": "#ranking",
     "leaderboard.md": "#leaderboard",

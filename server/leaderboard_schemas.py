@@ -58,6 +58,11 @@ class OverallEntryRead(_Read):
     average_performance: float | None = Field(
         description="Mean of best_performance; what the parameter tracks rank by"
     )
+    incomplete_tasks: list[str] = Field(
+        default_factory=list,
+        description="Tasks with a point whose FLOPs count is incomplete (a lower bound: the "
+        "count met an operator no rule covers); such points are not scored",
+    )
 
 
 class OverallLeaderboardRead(_Read):
@@ -95,7 +100,25 @@ class LeaderboardPointRead(_Read):
     point: str = Field(description="The point's label (from <TASK>.<point>.tsv)")
     performance: float = Field(description="The task metric x100")
     metrics: dict[str, Any] = Field(description="Metric components x100")
-    flops_mean: float = Field(description="Average FLOPs per sample (2 x MACs)")
+    flops_mean: float = Field(
+        description="Average FLOPs per sample: everything the model computes (the ranking "
+        "axis); a lower bound when cost_incomplete"
+    )
+    flops_elue_mean: float | None = Field(
+        None,
+        description="Average FLOPs per sample in the ELUE convention (2 x MACs of products "
+        "plus LayerNorm), for comparison with papers",
+    )
+    cost_incomplete: bool = Field(
+        False,
+        description="The count met an operator no rule covers: flops_mean is a lower bound; "
+        "the point is off the fronts and has no delta",
+    )
+    cost_disagrees: bool = Field(
+        False,
+        description="fvcore (the second counter) and the rules differ by more than 1%; the "
+        "larger number is the one shown",
+    )
     flops_p10: float | None
     flops_p90: float | None
     params: int | None
@@ -124,6 +147,9 @@ class TaskLeaderboardEntryRead(_Read):
     points: int
     best_performance: float
     out_of_range: bool
+    incomplete_points: int = Field(
+        0, description="Points whose FLOPs count is incomplete (lower bounds, not scored)"
+    )
 
 
 class TaskLeaderboardRead(_Read):

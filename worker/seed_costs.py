@@ -25,8 +25,9 @@ from worker.counting_stage import CostJob, _task_inputs, run_cost_job
 
 log = logging.getLogger(__name__)
 METHOD = (
-    "exit_layer: the sandboxed cost job on examples/elasticbert_base.py, every sample exits "
-    "after layer k (emb + k x (layer_i + exit_i)), each (module, shape) counted once"
+    "exit_layer: examples/elasticbert_base.py captured in the sandbox (torch.export) and "
+    "counted by the trusted counter, every sample exiting after layer k (emb + k x (layer_i + "
+    "exit_i), read from entire_model's graph), at each sample's real token count"
 )
 
 
@@ -74,6 +75,7 @@ def count_baseline_flops(
                     "kind": "exit_layer",
                     "exit_layers": [request.exit_layer] * len(lengths),
                     "lengths": lengths,
+                    "file": f"{request.task} baseline, exit at layer {request.exit_layer}",
                 }
             )
             job.sizes[key] = len(lengths)
@@ -100,6 +102,11 @@ def count_baseline_flops(
             per_module=dict(entry.per_module),
             per_operator=dict(entry.per_operator),
             uncounted=dict(entry.uncounted),
+            per_sample_flops_elue=entry.per_sample_flops_elue,
+            counter_version=output.counter_version,
+            rule_hash=output.rule_hash,
+            incomplete=list(entry.incomplete),
+            disagrees=not entry.all_agree,
             details={
                 "n_counts": entry.n_counts,
                 "n_traces": entry.n_traces,

@@ -48,6 +48,7 @@ def overall_csv(board: OverallLeaderboard) -> str:
         *(f"score_{n}" for n in names),
         *(f"best_{n}" for n in names),
         "out_of_range_tasks",
+        "incomplete_tasks",
     ]
     rows = (
         [
@@ -66,6 +67,7 @@ def overall_csv(board: OverallLeaderboard) -> str:
             *(e.task_scores.get(n) for n in names),
             *(e.best_performance.get(n) for n in names),
             " ".join(e.out_of_range_tasks),
+            " ".join(e.incomplete_tasks),
         ]
         for e in board.entries
     )
@@ -95,6 +97,9 @@ def task_csv(board: TaskLeaderboard) -> str:
         "on_params_front",
         "task_score",
         "result_id",
+        "flops_elue_mean",
+        "cost_incomplete",
+        "cost_disagrees",
     ]
     rows = (
         [
@@ -117,6 +122,9 @@ def task_csv(board: TaskLeaderboard) -> str:
             p.on_params_front,
             score[p.submission_id].score,
             p.result_id,
+            p.flops_elue_mean,
+            p.cost_incomplete,
+            p.cost_disagrees,
         ]
         for p in board.points
     )

@@ -234,6 +234,9 @@ class _TaskRow:
     p10: float | None
     p90: float | None
     params: int | None
+    flops_elue: float | None = None
+    incomplete: bool = False  # a lower bound: off the fronts, out of the scores
+    disagrees: bool = False
 
 
 @dataclass(slots=True)
@@ -279,6 +282,9 @@ def _task_leaderboard(session: Session, task: Task) -> TaskLeaderboard:
             Submission.params,
             Submission.paper_url,
             Submission.code_url,
+            Result.flops_elue_mean,
+            Result.cost_incomplete,
+            Result.cost_disagrees,
         )
         .join(Submission, Submission.id == Result.submission_id)
         .where(Result.task_id == task.id, listed_point(), listed_submission())
@@ -294,7 +300,22 @@ def _task_leaderboard(session: Session, task: Task) -> TaskLeaderboard:
             sub = subs[r[1]] = _SubInfo(r[1], r[9], str(r[10]), r[11], r[12], r[13], r[14])
         if r[8] is not None:
             sub.point_params.append(r[8])
-        rows.append(_TaskRow(r[0], r[1], r[2], r[3], dict(r[4] or {}), r[5], r[6], r[7], r[8]))
+        rows.append(
+            _TaskRow(
+                r[0],
+                r[1],
+                r[2],
+                r[3],
+                dict(r[4] or {}),
+                r[5],
+                r[6],
+                r[7],
+                r[8],
+                flops_elue=r[15],
+                incomplete=bool(r[16]),
+                disagrees=bool(r[17]),
+            )
+        )
 
     for row in rows:  # a point without its own count has the submission's
         if row.params is None:
@@ -312,8 +333,13 @@ def _task_leaderboard(session: Session, task: Task) -> TaskLeaderboard:
 
     flops = np.array([r.flops for r in rows], dtype=np.float64)
     perf = np.array([r.performance for r in rows], dtype=np.float64)
-    on_flops = front_mask(flops, perf)
-    with_params = [i for i, r in enumerate(rows) if r.params is not None]
+    # An incomplete count is a lower bound on the FLOPs: it can neither sit on a front nor
+    # push another point off one, and it has no baseline delta.
+    complete = np.array([not r.incomplete for r in rows], dtype=np.bool_)
+    on_flops = np.zeros(len(rows), dtype=np.bool_)
+    if complete.any():
+        on_flops[complete] = front_mask(flops[complete], perf[complete])
+    with_params = [i for i, r in enumerate(rows) if r.params is not None and not r.incomplete]
     on_params = np.zeros(len(rows), dtype=np.bool_)
     if with_params:
         idx = np.array(with_params)
@@ -324,7 +350,7 @@ def _task_leaderboard(session: Session, task: Task) -> TaskLeaderboard:
     deltas: dict[int, list[float]] = defaultdict(list)
     positions: list[Position | None] = []
     for i, row in enumerate(rows):
-        if curve is not None and base_perf is not None:
+        if curve is not None and base_perf is not None and not row.incomplete:
             deltas[row.submission_id].append(row.performance - float(base_perf[i]))
             positions.append(curve.position(row.flops))
         else:
@@ -336,7 +362,7 @@ def _task_leaderboard(session: Session, task: Task) -> TaskLeaderboard:
     # Rank first (score desc, None last; then best performance), then build the entries.
     summary: list[tuple[tuple[float, float], int, float | None, float]] = []
     for sid, indices in by_sub.items():
-        score = _mean(deltas[sid]) if curve is not None else None
+        score = _mean(deltas[sid]) if curve is not None and deltas[sid] else None
         best = max(rows[i].performance for i in indices)
         summary.append(((-score if score is not None else math.inf, -best), sid, score, best))
     summary.sort(key=lambda item: item[0])  # stable: equal entries stay by submission id
@@ -360,6 +386,7 @@ def _task_leaderboard(session: Session, task: Task) -> TaskLeaderboard:
                 points=len(indices),
                 best_performance=best,
                 out_of_range=any(positions[i] not in (None, "within") for i in indices),
+                incomplete_points=sum(1 for i in indices if rows[i].incomplete),
             )
         )
 
@@ -367,7 +394,7 @@ def _task_leaderboard(session: Session, task: Task) -> TaskLeaderboard:
     for entry in ranked:
         for i in by_sub[entry.submission_id]:  # already FLOPs ascending
             row = rows[i]
-            bp = float(base_perf[i]) if base_perf is not None else None
+            bp = float(base_perf[i]) if base_perf is not None and not row.incomplete else None
             points.append(
                 PointEntry(
                     result_id=row.result_id,
@@ -388,6 +415,9 @@ def _task_leaderboard(session: Session, task: Task) -> TaskLeaderboard:
                     position=positions[i],
                     on_flops_front=bool(on_flops[i]),
                     on_params_front=bool(on_params[i]),
+                    flops_elue_mean=row.flops_elue,
+                    cost_incomplete=row.incomplete,
+                    cost_disagrees=row.disagrees,
                 )
             )
     flops_front = sorted((p for p in points if p.on_flops_front), key=lambda p: p.flops_mean)
@@ -446,16 +476,21 @@ def _overall(session: Session, track: Track | None) -> OverallLeaderboard:
             Result.flops_mean,
             Result.performance,
             Result.params,
+            Result.cost_incomplete,
         )
         .join(Submission, Submission.id == Result.submission_id)
         .where(listed_point(), listed_submission())
     )
-    for sid, tid, f_mean, performance, params in session.execute(query):
+    incomplete: dict[int, set[str]] = defaultdict(set)
+    for sid, tid, f_mean, performance, params, is_incomplete in session.execute(query):
         if tid not in task_by_id or sid not in subs:
             continue
         if f_mean is None or performance is None:
             continue
         if not (math.isfinite(f_mean) and math.isfinite(performance)):
+            continue
+        if is_incomplete:  # a lower bound: out of the ELUE score (flagged on the entry)
+            incomplete[sid].add(task_by_id[tid].name)
             continue
         ids, fl, pf = per_task[tid]
         ids.append(sid)
@@ -506,10 +541,10 @@ def _overall(session: Session, track: Track | None) -> OverallLeaderboard:
     scored_tasks = [c.name for c in columns if c.has_baseline]
     scored: list[tuple[tuple[int, float], int, OverallScore, dict[str, float]]] = []
     for sid in subs:
-        if sid not in best:
+        if sid not in best and sid not in incomplete:
             continue  # listed, but no point with a performance and FLOPs
         overall = overall_score(scores.get(sid, {}), scored_tasks)
-        sub_best = best[sid]
+        sub_best = best.get(sid, {})
         best_perf = {n: sub_best[n] for n in names if n in sub_best}
         scored.append((overall_sort_key(overall), sid, overall, best_perf))
     scored.sort(key=lambda item: item[0])  # stable: equal keys stay by submission id
@@ -537,6 +572,7 @@ def _overall(session: Session, track: Track | None) -> OverallLeaderboard:
                 out_of_range_tasks=tuple(out_of_range.get(sid, ())),
                 best_performance=best_perf,
                 average_performance=_mean(list(best_perf.values())),
+                incomplete_tasks=tuple(n for n in names if n in incomplete.get(sid, ())),
             )
         )
     return OverallLeaderboard(

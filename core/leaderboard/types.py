@@ -70,6 +70,11 @@ class PointEntry:
     position: Position | None  # below / within / above the baseline's FLOPs range
     on_flops_front: bool  # on the Pareto front of (performance, FLOPs)
     on_params_front: bool  # on the Pareto front of (performance, params); False without params
+    flops_elue_mean: float | None = None  # the ELUE convention (products + norms), for papers
+    # The count met operators no rule covers: flops_mean is a lower bound, the point is off
+    # the fronts and out of the scores.
+    cost_incomplete: bool = False
+    cost_disagrees: bool = False  # fvcore and the rules differ by >1% (the larger is shown)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +94,7 @@ class TaskSubmissionEntry:
     points: int
     best_performance: float
     out_of_range: bool  # some point lies outside the baseline's FLOPs range
+    incomplete_points: int = 0  # points whose count is a lower bound (not scored)
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +130,8 @@ class OverallEntry:
     out_of_range_tasks: tuple[str, ...]  # tasks where some point is outside the baseline range
     best_performance: dict[str, float]  # every task with a point: its best point's performance
     average_performance: float | None  # mean of best_performance (the track ranking)
+    # tasks whose points all or partly have an incomplete (lower-bound) count: not scored
+    incomplete_tasks: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

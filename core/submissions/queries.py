@@ -143,6 +143,11 @@ def _point(result: Result, curve: BaselineCurve | None = None) -> PointRead:
             p90=result.flops_p90,
             max=result.flops_max,
             macs_mean=result.macs_mean,
+            elue_mean=result.flops_elue_mean,
+            incomplete=result.cost_incomplete,
+            disagrees=result.cost_disagrees,
+            counter_version=result.counter_version,
+            rule_hash=result.rule_hash,
         ),
         params=result.params,
         cost_status=result.cost_status,
@@ -364,6 +369,8 @@ def read_costs(session: Session, submission: Submission, result_id: int) -> Cost
     values = unpack_array(cost.flops)
     if values.dtype.kind == "f":
         values = np.rint(values)
+    elue = unpack_array(cost.flops_elue) if cost.flops_elue is not None else None
+    details = dict(cost.details or {})
     return CostsRead(
         submission_id=submission.id,
         result_id=result.id,
@@ -371,9 +378,13 @@ def read_costs(session: Session, submission: Submission, result_id: int) -> Cost
         point=result.point,
         n=cost.n,
         flops=[int(v) for v in values.astype(np.int64).tolist()],
+        flops_elue=[int(v) for v in np.rint(elue).astype(np.int64).tolist()]
+        if elue is not None
+        else None,
+        incomplete_operators=[str(op) for op in details.get("incomplete", [])],
         per_operator=dict(cost.per_operator or {}),
         per_module=dict(cost.per_module or {}),
         uncounted=dict(cost.uncounted or {}),
         mismatches=list(cost.mismatches or []),
-        details=dict(cost.details or {}),
+        details=details,
     )

@@ -61,7 +61,13 @@ class TimingsRead(BaseModel):
 
 
 class FlopsRead(BaseModel):
-    """FLOPs per sample (2 x multiply-accumulates)."""
+    """FLOPs per sample: everything the model computes (products at 2 x multiply-accumulates).
+
+    `elue_mean` is the ELUE convention (products + LayerNorm) for comparison with papers.
+    `incomplete`: the count met operators no rule covers (named in `incomplete_operators`),
+    so the numbers are lower bounds. `disagrees`: fvcore and the rules differ by >1% (the
+    larger is shown).
+    """
 
     mean: float | None
     median: float | None
@@ -69,6 +75,11 @@ class FlopsRead(BaseModel):
     p90: float | None
     max: float | None
     macs_mean: float | None
+    elue_mean: float | None = None
+    incomplete: bool = False
+    disagrees: bool = False
+    counter_version: str | None = None
+    rule_hash: str | None = None
 
 
 class PointRead(BaseModel):
@@ -163,6 +174,8 @@ class CostsRead(BaseModel):
     point: str
     n: int
     flops: list[int]  # per sample, in test index order
+    flops_elue: list[int] | None = None  # the ELUE convention, per sample
+    incomplete_operators: list[str] = Field(default_factory=list)  # no rule: a lower bound
     per_operator: dict[str, Any]
     per_module: dict[str, Any]
     uncounted: dict[str, Any]

@@ -21,7 +21,7 @@
   var COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
     "#17becf", "#bcbd22", "#7f7f7f"];
   var SUB = { id: 0, name: 1, kind: 2, params: 3, score: 4, baseline: 5 };
-  var PT = { sub: 0, mflops: 1, perf: 2, params: 3, pos: 4, flopsFront: 5, paramsFront: 6 };
+  var PT = { sub: 0, mflops: 1, perf: 2, params: 3, pos: 4, flopsFront: 5, paramsFront: 6, incomplete: 7, elueMflops: 8 };
   var POSITION = { b: "below the baseline's FLOPs range", a: "above the baseline's FLOPs range" };
 
   function esc(text) {
@@ -51,7 +51,9 @@
   }
   function hover(sub, pt) {
     var lines = ["<b>" + esc(sub[SUB.name]) + "</b>" + (sub[SUB.kind] === "s" ? " (self-reported)" : ""),
-      "FLOPs: " + flopsText(pt[PT.mflops]),
+      (pt[PT.incomplete] ? "FLOPs: \u2265 " + flopsText(pt[PT.mflops]) + " <i>(incomplete count: a lower bound, not scored)</i>"
+        : "FLOPs: " + flopsText(pt[PT.mflops])),
+      "ELUE-convention FLOPs: " + (pt[PT.elueMflops] === null || pt[PT.elueMflops] === undefined ? "n/a" : flopsText(pt[PT.elueMflops])),
       "Params: " + paramsText(pt[PT.params]),
       "Performance: " + pt[PT.perf].toFixed(2),
       "ELUE score: " + signed(sub[SUB.score])];

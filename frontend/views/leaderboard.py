@@ -84,9 +84,28 @@ class Badge:
 
 
 def badges(
-    *, is_baseline: bool, baseline_for: Sequence[str] = (), self_reported: bool, verified: bool
+    *,
+    is_baseline: bool,
+    baseline_for: Sequence[str] = (),
+    self_reported: bool,
+    verified: bool,
+    incomplete: Sequence[str] | int = (),
 ) -> list[Badge]:
     out: list[Badge] = []
+    if incomplete:
+        where = (
+            f" on {', '.join(incomplete)}"
+            if not isinstance(incomplete, int)
+            else f" ({incomplete} point{'s' if incomplete != 1 else ''})"
+        )
+        out.append(
+            Badge(
+                "Incomplete count",
+                "incomplete",
+                f"The FLOPs count{where} met operators no cost rule covers: a lower bound, "
+                "kept off the Pareto fronts and out of the ELUE score",
+            )
+        )
     if is_baseline:
         where = f" of {', '.join(baseline_for)}" if baseline_for else ""
         out.append(Badge("Baseline", "baseline", f"The baseline curve{where} (ELUE score 0)"))
@@ -319,7 +338,10 @@ def _home_row(entry: OverallEntry, board: OverallLeaderboard) -> HomeRow:
             score = entry.task_scores.get(name)
             if score is None:
                 has_point = name in entry.best_performance
-                cells.append(Cell(fmt.DASH, "no baseline" if has_point else "no point"))
+                why = "no baseline" if has_point else "no point"
+                if name in entry.incomplete_tasks:
+                    why = "incomplete FLOPs count (a lower bound): not scored"
+                cells.append(Cell(fmt.DASH, why))
             else:
                 cells.append(Cell(fmt.signed(score), "", name in entry.out_of_range_tasks))
     if track:
@@ -337,6 +359,7 @@ def _home_row(entry: OverallEntry, board: OverallLeaderboard) -> HomeRow:
             baseline_for=entry.baseline_for,
             self_reported=entry.self_reported,
             verified=entry.verified,
+            incomplete=entry.incomplete_tasks,
         ),
         params=fmt.params(entry.params),
         params_title=fmt.exact(entry.params) if entry.params else "unknown",
@@ -545,6 +568,7 @@ def _task_row(entry: TaskSubmissionEntry) -> TaskRow:
             is_baseline=entry.is_baseline,
             self_reported=entry.kind == SubmissionKind.SELF_REPORTED.value,
             verified=entry.verified,
+            incomplete=entry.incomplete_points,
         ),
         score=fmt.signed(entry.score),
         points=entry.points,
@@ -652,7 +676,8 @@ def _plot(board: TaskLeaderboard, everything: bool) -> PlotData:
 
     Format (arrays keep it small): `subs` rows are [id, name, kind ("m"|"s"), params, score,
     is_baseline]; `points` rows are [sub index, MFLOPs, performance, params, position
-    ("b"|"w"|"a"|null), on FLOPs front, on params front]; `flops_front` / `params_front` are
+    ("b"|"w"|"a"|null), on FLOPs front, on params front, incomplete count (a lower bound),
+    ELUE-convention MFLOPs]; `flops_front` / `params_front` are
     point indices in cost order; `highlight` is how many of the `subs` (the first ones) are
     drawn one curve each, the rest as one grey trace.
     """
@@ -680,6 +705,8 @@ def _plot(board: TaskLeaderboard, everything: bool) -> PlotData:
                 _POSITION.get(p.position) if p.position else None,
                 int(p.on_flops_front),
                 int(p.on_params_front),
+                int(p.cost_incomplete),
+                _round(p.flops_elue_mean / 1e6) if p.flops_elue_mean else None,
             ]
         )
     baseline = board.baseline

@@ -452,6 +452,15 @@ def _point_row(p: PointRead, summary: CostSummary | None, position: str | None) 
         "pending": "not counted yet",
         "self_reported": "self-reported (not measured)",
     }.get(p.cost_status, p.cost_status)
+    if p.cost_status == "counted" and f.incomplete:
+        status = "incomplete count: a lower bound (operators without a rule), not scored"
+    elif p.cost_status == "counted" and f.disagrees:
+        status = "counted; fvcore differs by more than 1% (the larger is shown)"
+    elue = (
+        f"; ELUE convention (products + LayerNorm): {fmt.exact(f.elue_mean)}"
+        if f.elue_mean is not None
+        else ""
+    )
     return PointRow(
         result_id=p.result_id,
         point=p.point or "(only point)",
@@ -459,8 +468,8 @@ def _point_row(p: PointRead, summary: CostSummary | None, position: str | None) 
         components=_components(p.metrics),
         delta=fmt.signed(p.baseline_delta),
         position=_POSITION_TEXT.get(position or ""),
-        flops_mean=fmt.flops(f.mean),
-        flops_title=f"{fmt.exact(f.mean)} FLOPs per sample" if f.mean else "",
+        flops_mean=("\u2265 " if f.incomplete else "") + fmt.flops(f.mean),
+        flops_title=f"{fmt.exact(f.mean)} FLOPs per sample{elue}" if f.mean else "",
         flops_range=rng,
         params=fmt.params(p.params),
         params_title=f"{fmt.exact(p.params)} parameters" if p.params else "",
