@@ -1,6 +1,13 @@
 """Benchmark: count the static BERT-base example on every test set through the real pipeline.
 
     .venv/bin/python -m bench.bench_counting [--elue-dir ../shared/data/elue] [--subset 40]
+        [--no-legacy]
+
+The counting stage is the trusted counter: `torch.export` capture in the sandbox, then the graph
+counted symbolically in a trusted process and evaluated at every sample's token count. In the
+same run, the first counter (per distinct shape, fvcore + FlopCounterMode inside the sandbox,
+`worker.cost_job`, kept for this comparison only) counts the same job, and a per-sample fvcore
+loop is timed on a subset; ratios are printed side by side.
 
 Builds a migrated SQLite database in a temporary folder, imports the tasks, submits
 examples/bert_base_eager.py with one prediction file per task (gold with seeded noise: scores do
@@ -214,6 +221,51 @@ def _run_pipeline(
 
 
 # --------------------------------------------------------------------------------------------
+# the first counter (per distinct shape, in the sandbox), on the same job
+
+
+def _legacy_run(settings: Settings, engine: Any, sid: int, model: bytes) -> dict[str, Any]:
+    """The first counter's sandboxed job (`worker.cost_job`) on this submission's entries."""
+    from worker.sandbox import Bind, make_job_dir, run_sandboxed, sandbox_python
+
+    store = BlobStore(settings.storage.uploads_dir)
+    with session_factory(engine)() as session:
+        sub = session.get(Submission, sid)
+        assert sub is not None
+        job = counting_stage.build_job(session, store, sub, settings)
+    base = settings.storage.sandbox_jobs_dir
+    base.mkdir(parents=True, exist_ok=True)
+    base.chmod(0o755)
+    job_dir = make_job_dir(base)
+    (job_dir / "model.py").write_bytes(model)
+    (job_dir / "model.py").chmod(0o644)
+    spec = {
+        "model": f"{counting_stage.JOB_TARGET}/model.py",
+        "device": "cpu",
+        "threads": settings.limits.sandbox_threads,
+        "workers": settings.limits.sandbox_workers,
+        "entries": job.entries,
+    }
+    (job_dir / "job.json").write_text(json.dumps(spec))
+    (job_dir / "job.json").chmod(0o644)
+    start = time.perf_counter()
+    result = run_sandboxed(
+        [sandbox_python(), "-m", "worker.cost_job", f"{counting_stage.JOB_TARGET}/job.json"],
+        binds=[
+            Bind(job_dir, counting_stage.JOB_TARGET),
+            Bind(REPO_ROOT / "core", f"{counting_stage.CODE_TARGET}/core"),
+            Bind(REPO_ROOT / "worker", f"{counting_stage.CODE_TARGET}/worker"),
+        ],
+        limits=counting_stage.sandbox_limits(settings),
+        env={"PYTHONPATH": counting_stage.CODE_TARGET},
+    )
+    seconds = time.perf_counter() - start
+    report = json.loads(result.stdout or b"{}")
+    traces = sum(e.get("n_new_traces", 0) for e in report.get("entries", {}).values())
+    return {"seconds": seconds, "ok": bool(report.get("ok")), "traces": traces}
+
+
+# --------------------------------------------------------------------------------------------
 # per-sample baseline (in a child process, so that its model does not count in our RSS)
 
 
@@ -325,6 +377,9 @@ def main() -> None:
     parser.add_argument(
         "--baseline-threads", type=int, default=1, help="torch threads of the per-sample run"
     )
+    parser.add_argument(
+        "--no-legacy", action="store_true", help="skip the first counter's run (per shape)"
+    )
     parser.add_argument("--per-sample-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.per_sample_child is not None:
@@ -380,6 +435,9 @@ def main() -> None:
             print(f"sandbox log (end):\n{timing.log[-3000:]}")
             raise SystemExit(1)
 
+        legacy = None
+        if not args.no_legacy:
+            legacy = _legacy_run(settings, engine, sid, args.model.resolve().read_bytes())
         baseline = None
         if args.subset > 0:
             baseline = _per_sample_baseline(
@@ -397,32 +455,25 @@ def main() -> None:
     output = timing.output
     entries = output.entries
     n_samples = sum(n for n, _, _ in per_task.values())
-    # distinct: lengths the task's array rests on; new: those counted for it (the others came
-    # from the cache, counted for an earlier task); checks: content-independence counts
-    rows = [("task", "samples", "distinct", "new", "checks", "mean GFLOPs", "entry s")]
-    position = {key: i for i, key in enumerate(entries)}  # the order the job counted them
-    for task, (n, flops, details) in sorted(
-        per_task.items(), key=lambda item: position[item[1][2]["entry"]]
-    ):
+    rows = [("task", "samples", "mean GFLOPs", "mean ELUE GFLOPs", "incomplete", "entry s")]
+    for task, (n, flops, details) in sorted(per_task.items()):
         entry = entries[details["entry"]]
+        elue = details.get("flops_elue_mean") or 0.0
         rows.append(
             (
                 task,
                 f"{n:,}",
-                str(details["n_traces"]),
-                str(getattr(entry, "n_new_traces", "?")),
-                str(details["n_check_traces"]),
                 f"{flops / 1e9:.2f}",
-                f"{entry.seconds:.1f}",
+                f"{elue / 1e9:.2f}",
+                ",".join(entry.incomplete) or "no",
+                f"{entry.seconds:.2f}",
             )
         )
     print()
     print(_table(rows))
-    new = [getattr(e, "n_new_traces", None) for e in entries.values()]
-    checks = sum(e.n_check_traces for e in entries.values())
-    made = sum(n for n in new if n is not None) if None not in new else None
+    print(f"\nFLOPs as a function of L: {output.polynomial}")
     in_job = float(output.seconds or 0.0)
-    workers = getattr(output, "workers", None)
+    workers = 1
     load_seconds = getattr(output, "load_seconds", None)
     print()
     summary = [
@@ -430,26 +481,32 @@ def main() -> None:
         ("samples", f"{n_samples:,} in {len(per_task)} tasks"),
         ("wall: scoring stage", f"{stages['scoring']:.1f} s"),
         ("wall: counting stage (tokenize, sandbox, store)", f"{stages['counting']:.1f} s"),
-        ("wall: sandbox run (start to exit)", f"{timing.seconds:.1f} s"),
+        ("wall: capture (sandbox) + trusted count", f"{timing.seconds:.1f} s"),
         (
-            "time in the cost job (load + count)",
+            "time in the trusted counter (walk + evaluate + fvcore)",
             f"{in_job:.1f} s"
-            + (f" (model load {load_seconds:.1f} s)" if load_seconds is not None else ""),
+            + (f" (graph walk {load_seconds:.1f} s)" if load_seconds is not None else ""),
         ),
-        ("CPU time of the sandbox's processes", f"{children_cpu:.1f} s"),
+        ("CPU time of child processes", f"{children_cpu:.1f} s"),
         ("wall: whole pipeline", f"{total:.1f} s"),
-        (
-            "traces: shapes counted + checks",
-            f"{made if made is not None else '?'} + {checks}"
-            + ("" if made is not None else " (new per entry unknown)"),
-        ),
-        ("counting workers in the sandbox", str(workers or "?")),
         ("samples/s (counting stage)", f"{n_samples / stages['counting']:,.0f}"),
         ("peak RSS: worker (this process)", _gib(worker_rss)),
         ("peak RSS: largest sandboxed process", _gib(after.ru_maxrss)),
         ("peak PSS: sandbox, all processes", _gib(memory.peak_pss_sum)),
         ("peak RSS sum: sandbox, all processes", _gib(memory.peak_rss_sum)),
     ]
+    if legacy is not None:
+        summary += [
+            (
+                "first counter (per distinct shape, in the sandbox)",
+                f"{legacy['seconds']:.1f} s, {legacy['traces']} traces"
+                + ("" if legacy["ok"] else " (FAILED)"),
+            ),
+            (
+                "  ratio first counter / trusted counter (sandbox runs)",
+                f"{legacy['seconds'] / timing.seconds:.1f}x",
+            ),
+        ]
     if baseline is not None:
         serial = baseline["mean_seconds"] * n_samples
         spread = serial / (workers or 1)

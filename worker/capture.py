@@ -86,9 +86,9 @@ def _target_name(target: Any) -> str:
     if isinstance(target, torch._ops.OpOverload):
         return f"{target.namespace}.{target._opname}.{target._overloadname}"
     if isinstance(target, torch._ops.HigherOrderOperator):
-        return f"higher_order.{target.name()}"
+        return f"higher_order.{target.name()}"  # type: ignore[no-untyped-call]
     if callable(target) and getattr(operator, getattr(target, "__name__", ""), None) is target:
-        return f"operator.{target.__name__}"
+        return f"operator.{getattr(target, '__name__', '')}"
     mod = getattr(target, "__module__", "") or ""
     return f"{mod}.{getattr(target, '__qualname__', repr(target))}"
 
@@ -179,7 +179,9 @@ def serialize_program(ep: Any, user_inputs: Sequence[str]) -> dict[str, Any]:
                 }
             )
         elif node.op == "output":
-            outputs = _encode_arg(list(node.args[0]) if isinstance(node.args[0], tuple | list) else [node.args[0]])
+            outputs = _encode_arg(
+                list(node.args[0]) if isinstance(node.args[0], tuple | list) else [node.args[0]]
+            )
         else:  # get_attr / call_module do not occur in an exported program's graph
             raise CaptureError(f"the exported graph has a {node.op} node the counter cannot read")
         if len(nodes) > MAX_NODES:
@@ -214,7 +216,7 @@ def _call(loaded: Any, length: int) -> tuple[tuple[Any, ...], dict[str, Any], li
     from worker.counting.loading import model_call
 
     call = model_call(loaded, length)
-    names, _var_kw, positional = _accepted(loaded.entire_model.forward)
+    _names, _var_kw, positional = _accepted(loaded.entire_model.forward)
     arg_names = [positional[i] if i < len(positional) else f"arg{i}" for i in range(len(call.args))]
     return call.args, dict(call.kwargs), arg_names + list(call.kwargs)
 
@@ -260,6 +262,54 @@ def _export_symbolic(loaded: Any, max_length: int) -> dict[str, Any]:
     return serialize_program(ep, names)
 
 
+def _export_auto(loaded: Any, lengths: Sequence[int], max_length: int) -> dict[str, Any] | None:
+    """The graph with the length left to torch (`Dim.AUTO`), if it serves every job length.
+
+    Called after the named symbolic length failed. Where the model branches on the length in
+    Python (`if L > 64: ...`), torch.export keeps the length symbolic over the range that the
+    branch taken at the example length covers: that graph serves the job if every length of
+    the job lies in that range. Returns None where the length was fixed to one value (the
+    graph then only fits the example length) or the range leaves job lengths out (the model
+    branches on the length between them: it must be captured per length, never generalised).
+    Raises _LengthBranchesError in the second case.
+    """
+    import torch
+    from torch.export import Dim
+
+    hint = min(16, max_length)
+    args, kwargs, names = _call(loaded, hint)
+    auto = Dim.AUTO(min=MIN_LENGTH, max=max_length)
+    dynamic = {
+        name: ({1: auto} if getattr(t, "dim", lambda: 0)() == 2 else None)
+        for name, t in zip(names, [*args, *kwargs.values()], strict=True)
+    }
+    ep = _export(loaded.entire_model, args, kwargs, dynamic)
+    lo, hi = MIN_LENGTH, max_length
+    symbolic = False
+    for node in ep.graph.nodes:
+        val = node.meta.get("val")
+        if node.op != "placeholder" or not isinstance(val, torch.Tensor) or val.dim() != 2:
+            continue
+        size = val.shape[1]
+        if isinstance(size, torch.SymInt):
+            symbolic = True
+            for sym in size.node.expr.free_symbols:
+                vr = ep.range_constraints.get(sym)
+                if vr is not None:
+                    lo = max(lo, int(vr.lower)) if vr.lower.is_finite else lo
+                    hi = min(hi, int(vr.upper)) if vr.upper.is_finite else hi
+    if not symbolic:
+        return None
+    wanted = [int(n) for n in lengths] or [MIN_LENGTH, max_length]
+    if all(lo <= n <= hi for n in wanted):
+        return serialize_program(ep, names)
+    raise _LengthBranchesError
+
+
+class _LengthBranchesError(Exception):
+    """The model branches on the length in Python: its graph differs between job lengths."""
+
+
 def _export_at(loaded: Any, length: int) -> dict[str, Any]:
     args, kwargs, names = _call(loaded, length)
     return serialize_program(_export(loaded.entire_model, args, kwargs, None), names)
@@ -283,16 +333,16 @@ def _generalise(graphs: Sequence[dict[str, Any]], lengths: Sequence[int]) -> Any
             q = values[0] - p * a
             if rem == 0 and all(p * n + q == v for n, v in zip(lengths, values, strict=True)):
                 return {"lin": [p, q]}
-            raise _NotGeneric
+            raise _NotGenericError
         if all(isinstance(v, list) for v in values) and len({len(v) for v in values}) == 1:
             return [merge([v[i] for v in values]) for i in range(len(first))]
         if all(isinstance(v, dict) for v in values) and len({tuple(v) for v in values}) == 1:
             return {k: merge([v[k] for v in values]) for k in first}
-        raise _NotGeneric
+        raise _NotGenericError
 
     try:
         merged = merge(list(graphs))
-    except _NotGeneric:
+    except _NotGenericError:
         return None
     for item in merged["inputs"]:
         if item["kind"] == "input":
@@ -307,26 +357,34 @@ def _generalise(graphs: Sequence[dict[str, Any]], lengths: Sequence[int]) -> Any
     return merged
 
 
-class _NotGeneric(Exception):
+class _NotGenericError(Exception):
     pass
 
 
 GENERIC_PROBES = (7, 11, 13)
 
 
-def _export_static(loaded: Any, lengths: Sequence[int], deadline: float) -> dict[str, Any]:
+def _export_static(
+    loaded: Any, lengths: Sequence[int], deadline: float, *, generalise: bool = True
+) -> dict[str, Any]:
     """Graphs at fixed lengths, for models whose length does not export symbolically.
 
-    Exported at three lengths first: if the graphs differ only in integers that follow the
-    length linearly (`_generalise`: a recurrent model keeps its length inside `aten.lstm`; an
-    EmbeddingBag's offsets are computed from it), one graph serves every length. Otherwise
-    one graph per distinct length.
+    Exported at three lengths first, and at the job's shortest and longest: if the graphs
+    differ only in integers that follow the length linearly (`_generalise`: a recurrent model
+    keeps its length inside `aten.lstm`; an EmbeddingBag's offsets are computed from it), one
+    graph serves every length. Otherwise (or where the model is known to branch on the
+    length, `generalise=False`) one graph per distinct length.
     """
-    probes = [_export_at(loaded, n) for n in GENERIC_PROBES]
-    merged = _generalise(probes, GENERIC_PROBES)
-    if merged is not None:
-        return {"symbolic": merged}
-    distinct = sorted(set(int(n) for n in lengths))
+    distinct = sorted({int(n) for n in lengths})
+    if generalise:
+        probe_lengths = list(GENERIC_PROBES)
+        for n in distinct[:1] + distinct[-1:]:
+            if n >= MIN_LENGTH and n not in probe_lengths:
+                probe_lengths.append(n)
+        probes = [_export_at(loaded, n) for n in probe_lengths]
+        merged = _generalise(probes, probe_lengths)
+        if merged is not None:
+            return {"symbolic": merged}
     if len(distinct) > MAX_STATIC_LENGTHS:
         raise CaptureError(
             f"the model's graph changes with the sequence length, so it is captured once per "
@@ -370,8 +428,7 @@ def _restore_module_methods(model: Any) -> None:
         overridden = {
             name: getattr(nn.Module, name)
             for name in _MODULE_METHODS
-            if getattr(cls, name, None) is not getattr(nn.Module, name)
-            or name in vars(module)
+            if getattr(cls, name, None) is not getattr(nn.Module, name) or name in vars(module)
         }
         for name in list(overridden):
             vars(module).pop(name, None)  # instance attributes shadowing the methods
@@ -409,8 +466,24 @@ def capture(job: dict[str, Any]) -> dict[str, Any]:
         raise
     except Exception as exc:
         if _is_specialisation(exc) and not _is_data_dependent(exc):
+            branches = False
+            auto: dict[str, Any] | None = None
             try:
-                graphs = _export_static(loaded, lengths, deadline)
+                auto = _export_auto(loaded, lengths, max_length)
+            except _LengthBranchesError:
+                branches = True
+            except Exception:
+                auto = None
+            if auto is not None:
+                graphs = {"symbolic": auto}
+                notes.append(
+                    "the sequence length exports as a symbolic dimension over a narrower range "
+                    "(the model may branch on it); every length of this job lies in that range, "
+                    "so one graph serves all"
+                )
+                return _captured(loaded, graphs, notes, start)
+            try:
+                graphs = _export_static(loaded, lengths, deadline, generalise=not branches)
             except CaptureError:
                 raise
             except Exception as inner:
@@ -418,14 +491,23 @@ def capture(job: dict[str, Any]) -> dict[str, Any]:
             notes.append(
                 "the sequence length does not export as a symbolic dimension; the model was "
                 + (
-                    "captured at three lengths and the graphs agree up to sizes that follow the "
-                    "length, so one graph serves all"
+                    "captured at several lengths and the graphs agree up to sizes that follow "
+                    "the length, so one graph serves all"
                     if "symbolic" in graphs
                     else f"captured once per distinct length ({len(graphs)})"
+                    + (" (it branches on the length)" if branches else "")
                 )
             )
         else:
             raise _export_failure(exc) from exc
+    return _captured(loaded, graphs, notes, start)
+
+
+def _captured(
+    loaded: Any, graphs: dict[str, Any], notes: list[str], start: float
+) -> dict[str, Any]:
+    import torch
+
     return {
         "ok": True,
         "version": CAPTURE_VERSION,

@@ -412,7 +412,7 @@ def _rows() -> dict[str, Rule]:
         "sym_size sym_numel sym_stride sym_storage_offset size stride numel dim "
         "_local_scalar_dense "
         "_assert_tensor_metadata _assert_async _assert_scalar _functional_assert_async "
-        "scalar_tensor lift dropout _to_dense",
+        "scalar_tensor lift dropout _to_dense complex",
         "zero",
         "0 (views, copies, indexing, constructors and shapes)",
         _zero,
