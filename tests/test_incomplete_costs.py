@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from core.leaderboard import cache, overall_csv, overall_leaderboard, task_csv, task_leaderboard
 from core.models import Result
 from tests.factories import make_entry
-from tests.test_leaderboard import A_OVERALL, A_SST2, Board, build
+from tests.test_leaderboard import A_OVERALL, A_SST2, Board, board, build  # noqa: F401
 
 if TYPE_CHECKING:
     from tests.api_helpers import Api
@@ -118,7 +118,7 @@ def api_cheap(api: Api) -> Iterator[tuple[Api, int]]:
 
 def test_api_and_pages_flag_incomplete_counts(api_cheap: tuple[Api, int]) -> None:
     api, incomplete = api_cheap
-    body = api.client.get("/api/v1/leaderboard/SST-2").json()
+    body = api.client.get("/api/v1/tasks/SST-2/leaderboard").json()
     point = next(p for p in body["points"] if p["result_id"] == incomplete)
     assert point["cost_incomplete"] is True and point["on_flops_front"] is False
     assert incomplete not in body["flops_front"]

@@ -571,7 +571,7 @@ def _overall(session: Session, track: Track | None) -> OverallLeaderboard:
                 tasks_total=overall.tasks_total,
                 out_of_range_tasks=tuple(out_of_range.get(sid, ())),
                 best_performance=best_perf,
-                average_performance=_mean(list(best_perf.values())),
+                average_performance=_mean(list(best_perf.values())) if best_perf else None,
                 incomplete_tasks=tuple(n for n in names if n in incomplete.get(sid, ())),
             )
         )
