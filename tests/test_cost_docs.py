@@ -31,4 +31,5 @@ def test_about_page_renders_the_cost_method() -> None:
     ids = [d.id for d in docs()]
     assert "cost" in ids
     cost = next(d for d in docs() if d.id == "cost")
-    assert "Incomplete counts" in cost.html and "ELUE FLOPs" in cost.html
+    assert "Incomplete counts" in cost.html
+    assert "ELUE FLOPs" in cost.html

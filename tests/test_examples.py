@@ -72,7 +72,10 @@ def test_bert_base_counts_the_closed_form_at_every_length(name: str) -> None:
     assert entry["per_sample_flops_elue"] == [_bert_elue(n) for n in lengths]
     assert entry["per_sample_flops_elue"][2] == 22_373_010_432
     # Everything computed: the products, biases, softmax, GELU, residuals, LayerNorm, the mask.
-    assert all(f > e for f, e in zip(entry["per_sample_flops"], entry["per_sample_flops_elue"], strict=True))
+    assert all(
+        f > e
+        for f, e in zip(entry["per_sample_flops"], entry["per_sample_flops_elue"], strict=True)
+    )
     assert entry["per_operator"]["aten.bmm"] > 0  # the attention products, for SDPA too
     assert entry["incomplete"] == []
 

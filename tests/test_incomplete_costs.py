@@ -19,12 +19,17 @@ from sqlalchemy.orm import Session
 from core.leaderboard import cache, overall_csv, overall_leaderboard, task_csv, task_leaderboard
 from core.models import Result
 from tests.factories import make_entry
-from tests.test_leaderboard import A_OVERALL, A_SST2, Board, board, build  # noqa: F401
+from tests.test_leaderboard import A_OVERALL, A_SST2, Board, build
 
 if TYPE_CHECKING:
     from tests.api_helpers import Api
 
 pytest_plugins = ["tests.api_helpers"]
+
+
+@pytest.fixture
+def board(session: Session) -> Board:
+    return build(session)
 
 
 @pytest.fixture(autouse=True)
@@ -35,9 +40,7 @@ def _fresh_cache() -> Iterator[None]:
 
 
 def _add_cheap(session: Session, board: Board) -> int:
-    cheap = make_entry(
-        session, "Cheap", {board.sst2: [(10, 99.0), (2000, 88.0)]}, params=1_000_000
-    )
+    cheap = make_entry(session, "Cheap", {board.sst2: [(10, 99.0), (2000, 88.0)]}, params=1_000_000)
     session.flush()
     incomplete = min(r.id for r in session.query(Result).filter_by(submission_id=cheap.id))
     session.execute(
@@ -55,11 +58,15 @@ def test_incomplete_point_is_listed_flagged_and_off_the_fronts(
     incomplete = _add_cheap(session, board)
     lb = task_leaderboard(session, "SST-2")
     point = next(p for p in lb.points if p.result_id == incomplete)
-    assert point.cost_incomplete and point.cost_disagrees
+    assert point.cost_incomplete
+    assert point.cost_disagrees
     assert point.flops_elue_mean == 5e6
-    assert not point.on_flops_front and not point.on_params_front
-    assert incomplete not in lb.flops_front and incomplete not in lb.params_front
-    assert point.delta is None and point.baseline_performance is None
+    assert not point.on_flops_front
+    assert not point.on_params_front
+    assert incomplete not in lb.flops_front
+    assert incomplete not in lb.params_front
+    assert point.delta is None
+    assert point.baseline_performance is None
     # The front is what it was without Cheap's incomplete point (A's cheapest still heads it).
     assert lb.flops_front[0] == next(
         p.result_id for p in lb.points if p.submission_name == "A" and p.flops_mean == 500e6
@@ -67,7 +74,9 @@ def test_incomplete_point_is_listed_flagged_and_off_the_fronts(
     cheap = next(s for s in lb.submissions if s.name == "Cheap")
     assert cheap.incomplete_points == 1
     # Scored on its complete point only: (2000, 88.0) against the baseline's 86.8... at 2000.
-    complete = next(p for p in lb.points if p.submission_name == "Cheap" and p.result_id != incomplete)
+    complete = next(
+        p for p in lb.points if p.submission_name == "Cheap" and p.result_id != incomplete
+    )
     assert complete.delta is not None
     assert cheap.score == pytest.approx(complete.delta)
     a = next(s for s in lb.submissions if s.name == "A")
@@ -102,25 +111,26 @@ def test_csv_exports_carry_the_flags(session: Session, board: Board) -> None:
     row = next(r for r in rows if int(r["result_id"]) == incomplete)
     assert (row["cost_incomplete"], row["cost_disagrees"]) == ("true", "true")
     assert float(row["flops_elue_mean"]) == 5e6
-    assert row["delta"] == "" and row["on_flops_front"] == "false"
+    assert row["delta"] == ""
+    assert row["on_flops_front"] == "false"
     overall = list(csv.DictReader(io.StringIO(overall_csv(overall_leaderboard(session)))))
     assert next(r for r in overall if r["name"] == "Cheap")["incomplete_tasks"] == "SST-2"
 
 
 @pytest.fixture
-def api_cheap(api: Api) -> Iterator[tuple[Api, int]]:
+def api_cheap(api: Api) -> tuple[Api, int]:
     with api.db() as session:
-        board = build(session)
-        incomplete = _add_cheap(session, board)
+        incomplete = _add_cheap(session, build(session))
         session.commit()
-    yield api, incomplete
+    return api, incomplete
 
 
 def test_api_and_pages_flag_incomplete_counts(api_cheap: tuple[Api, int]) -> None:
     api, incomplete = api_cheap
     body = api.client.get("/api/v1/tasks/SST-2/leaderboard").json()
     point = next(p for p in body["points"] if p["result_id"] == incomplete)
-    assert point["cost_incomplete"] is True and point["on_flops_front"] is False
+    assert point["cost_incomplete"] is True
+    assert point["on_flops_front"] is False
     assert incomplete not in body["flops_front"]
     cheap = next(s for s in body["submissions"] if s["name"] == "Cheap")
     assert cheap["incomplete_points"] == 1

@@ -23,7 +23,7 @@ def _evaluated(env: Env, elue_dir: object, model: str) -> int:  # noqa: F811
     return sid
 
 
-def _forge_old_count(env: Env, sid: int, flops: float) -> None:
+def _forge_old_count(env: Env, sid: int, flops: float) -> None:  # noqa: F811
     """What a result of the first counter looks like: no version, numbers from elsewhere."""
     with transaction(env.engine) as session:
         session.execute(
@@ -37,7 +37,10 @@ def _forge_old_count(env: Env, sid: int, flops: float) -> None:
             cost.flops = pack_array(np.full(cost.n, int(flops), dtype=np.int64))
 
 
-def test_recount_restores_counts_and_is_idempotent(env: Env, elue_dir: object) -> None:  # noqa: F811
+def test_recount_restores_counts_and_is_idempotent(
+    env: Env,  # noqa: F811
+    elue_dir: object,
+) -> None:
     sid = _evaluated(env, elue_dir, "tiny_static.py")
     with transaction(env.engine) as session:
         result = session.scalars(select(Result).where(Result.submission_id == sid)).one()
@@ -51,7 +54,8 @@ def test_recount_restores_counts_and_is_idempotent(env: Env, elue_dir: object) -
 
     seen: list[tuple[int, int, int, str]] = []
     report = recount(env.engine, env.settings, progress=lambda *a: seen.append(a))
-    assert report.recounted == [sid] and report.failed == {}
+    assert report.recounted == [sid]
+    assert report.failed == {}
     assert seen == [(1, 1, sid, "recounted (1 results)")]
     with transaction(env.engine) as session:
         result = session.scalars(select(Result).where(Result.submission_id == sid)).one()
@@ -64,12 +68,13 @@ def test_recount_restores_counts_and_is_idempotent(env: Env, elue_dir: object) -
         assert env.submission(sid).state is SubmissionState.DONE
 
     again = recount(env.engine, env.settings)
-    assert again.recounted == [] and again.failed == {}
+    assert again.recounted == []
+    assert again.failed == {}
 
 
 def test_a_model_that_cannot_be_recounted_is_flagged_incomplete(
-    env: Env,
-    elue_dir: object,  # noqa: F811
+    env: Env,  # noqa: F811
+    elue_dir: object,
 ) -> None:
     sid = _evaluated(env, elue_dir, "tiny_static.py")
     _forge_old_count(env, sid, 7.0)

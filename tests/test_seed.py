@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import Engine, event, func, select
 
 from core.arrays import unpack_array
+from core.cost_counter import COUNTER_VERSION
 from core.db.session import make_engine, transaction
 from core.models import (
     FileRole,
@@ -78,6 +79,9 @@ class Env:
                     method="fake (test)",
                     device="cpu",
                     versions={"torch": "test"},
+                    per_sample_flops_elue=[f // 2 for f in flops],
+                    counter_version=COUNTER_VERSION,
+                    rule_hash="f" * 64,
                 )
         return out
 
@@ -184,20 +188,26 @@ def test_seed_fresh_database_then_nothing_changes(
             assert r.metrics["performance_source"] == "published"
             assert r.metrics["exit_layer"] == str(p["layers"])
             assert all(isinstance(v, str) for v in r.metrics.values())
-            if task == "SST-2":
-                assert r.flops_mean == p["mflops"] * 1e6
-                assert r.cost_status == "self_reported"
-                assert r.metrics["flops_source"] == "published"
+            # Every task's points are counted here, SST-2 included (like with like); what
+            # ELUE published for SST-2 stays as a note.
+            if p.get("mflops") is not None:
+                assert f"{p['mflops']:,.0f} MFLOPs" in r.metrics["published_flops_note"]
             else:
-                n = tasks[task].test_size
-                assert r.cost_status == "counted"
-                assert r.metrics["flops_source"] == "counted"
-                assert r.metrics["flops_test_sha256"] == tasks[task].test_sha256
-                assert f"exit at layer {p['layers']}" in r.metrics["flops_note"]
-                assert r.flops_mean == pytest.approx(p["layers"] * 1e9 + (n - 1) / 2)
-                cost = session.get(ResultCost, r.id)
-                assert cost is not None
-                assert unpack_array(cost.flops).shape == (n,)
+                assert "published_flops_note" not in r.metrics
+            n = tasks[task].test_size
+            assert r.cost_status == "counted"
+            assert r.metrics["flops_source"] == "counted"
+            assert r.metrics["flops_test_sha256"] == tasks[task].test_sha256
+            assert f"exit at layer {p['layers']}" in r.metrics["flops_note"]
+            assert r.flops_mean == pytest.approx(p["layers"] * 1e9 + (n - 1) / 2)
+            assert r.flops_elue_mean == pytest.approx(
+                (p["layers"] * 1e9 + (n - 1) / 2) / 2, rel=1e-9
+            )
+            assert r.counter_version == COUNTER_VERSION
+            cost = session.get(ResultCost, r.id)
+            assert cost is not None
+            assert unpack_array(cost.flops).shape == (n,)
+            assert cost.flops_elue is not None
         # Every task's baseline is the published entry.
         assert {t.baseline_submission_id for t in tasks.values()} == {sub.id}
 
@@ -256,8 +266,8 @@ def test_seed_keeps_operator_choices_and_follows_data_changes(env: Env, tmp_path
     with transaction(env.engine) as session:
         sub = _baseline(session)
         tasks = {t.name: t for t in session.scalars(select(Task))}
-        # Without counts only SST-2 (published FLOPs) can have the baseline.
-        assert tasks["SST-2"].baseline_submission_id == sub.id
+        # Without counts no task can have the baseline (SST-2's published FLOPs are a note).
+        assert tasks["SST-2"].baseline_submission_id is None
         assert tasks["MRPC"].baseline_submission_id is None
         assert _points(session, sub.id)[("MRPC", "12L")].cost_status == "pending"
         other = Submission(owner_id=None, name="operator's pick", kind=SubmissionKind.SELF_REPORTED)
@@ -288,6 +298,13 @@ def test_seed_keeps_operator_choices_and_follows_data_changes(env: Env, tmp_path
     assert report.baseline is not None
     assert report.baseline.to_count == [FlopsRequest("SNLI", 6)]
     assert report.counted == ["SNLI/6L"]
+    # Counted by another counter version: the next seed (or `paretoboard recount`) counts again.
+    with transaction(env.engine) as session:
+        points = _points(session, _baseline(session).id)
+        points[("SST-2", "4L")].counter_version = "1.0"
+    report = env.run(examples=False, baselines=path)
+    assert report.baseline is not None
+    assert report.baseline.to_count == [FlopsRequest("SST-2", 4)]
 
 
 def test_read_baselines_refuses_a_broken_file(tmp_path: Path) -> None:
@@ -339,15 +356,18 @@ def test_dan_evaluates_to_done_through_the_pipeline(env: Env) -> None:
         assert {task for task, _ in points} == DAN_TASKS
         assert points[("SST-2", "")].performance is not None
         assert points[("SST-2", "")].performance > 65
-        # examples/dan.py: 2 x (2 x 300 x 300 + 300 x 2) FLOPs at any length.
-        assert {r.flops_mean for r in points.values()} == {361_200}
+        # examples/dan.py, ELUE convention: 2 x (2 x 300 x 300 + 300 x 2) at any length; the
+        # FLOPs add the averaging (300 per token), the biases and the ReLUs: 300 L + 362,402.
+        assert {r.flops_elue_mean for r in points.values()} == {361_200}
+        for r in points.values():
+            assert r.flops_mean is not None
+            assert r.flops_mean > 362_402 + 300 * 2
         assert sub.params == 9_337_802
 
 
 @pytest.mark.slow
 def test_baseline_flops_counted_in_the_sandbox(env: Env) -> None:
-    """The real sandboxed count (about 100 s on 2 cores) against an independent host count."""
-    from worker.counting import count_module, load_model_file
+    """The real capture and trusted count of every baseline point, against ELUE's closed form."""
     from worker.seed_costs import count_baseline_flops
 
     def count(requests: Sequence[FlopsRequest]) -> dict[FlopsRequest, CountedFlops]:
@@ -355,8 +375,11 @@ def test_baseline_flops_counted_in_the_sandbox(env: Env) -> None:
 
     report = env.run(examples=False, count_flops=count)
     assert report.baseline is not None
+    published = json.loads(env.baselines.read_text())["tasks"]
     assert sorted(report.counted) == sorted(
-        f"{t}/{k}L" for t in ("MRPC", "SNLI", "STS-B", "SciTail") for k in (6, 12)
+        f"{t}/{p['layers']}L"
+        for t in ("SST-2", "MRPC", "SNLI", "STS-B", "SciTail")
+        for p in published[t]["points"]
     )
     from tokenizers import Tokenizer
 
@@ -370,23 +393,27 @@ def test_baseline_flops_counted_in_the_sandbox(env: Env) -> None:
         texts = task_service.load_test_texts(session, task)
         points = _points(session, _baseline(session).id)
         twelve, six = points[("SNLI", "12L")], points[("SNLI", "6L")]
-        per_sample = unpack_array(session.get(ResultCost, twelve.id).flops)  # type: ignore[union-attr]
+        cost = session.get(ResultCost, twelve.id)
+        assert cost is not None
+        assert cost.flops_elue is not None
+        per_sample_elue = unpack_array(cost.flops_elue)
+        per_sample = unpack_array(cost.flops)
         assert {t.baseline_submission_id for t in session.scalars(select(Task))} == {
             _baseline(session).id
         }
-    lengths = np.array([len(e.ids) for e in tok.encode_batch(texts)])
-    loaded = load_model_file(REPO_ROOT / "examples" / "elasticbert_base.py")
-    exit_flops = count_module(loaded, "exit_1", (768,)).flops
-    path = {}
-    for n in sorted(set(lengths.tolist())):
-        emb = count_module(loaded, "emb", (n,)).flops
-        layer = count_module(loaded, "layer_1", (n, 768)).flops
-        path[n] = (emb, layer)
-    expected12 = np.array([path[n][0] + 12 * (path[n][1] + exit_flops) for n in lengths])
-    expected6 = np.array([path[n][0] + 6 * (path[n][1] + exit_flops) for n in lengths])
-    np.testing.assert_array_equal(per_sample, expected12)
-    assert twelve.flops_mean == pytest.approx(expected12.mean())
-    assert six.flops_mean == pytest.approx(expected6.mean())
+    lengths = np.array([len(e.ids) for e in tok.encode_batch(texts)], dtype=np.int64)
+
+    def elue(k: int) -> np.ndarray:
+        # per layer: products 2 x (7,077,888 L + 1,536 L^2) and 2 LayerNorms (10 per element);
+        # per exit head: 2 x (768^2 + 768 x 2); the embeddings' LayerNorm once.
+        layer = 2 * (7_077_888 * lengths + 1_536 * lengths**2) + 2 * 10 * 768 * lengths
+        return k * (layer + 2 * (768 * 768 + 768 * 2)) + 10 * 768 * lengths
+
+    np.testing.assert_array_equal(per_sample_elue, elue(12))
+    assert six.flops_elue_mean == pytest.approx(elue(6).mean())
+    assert np.all(per_sample > per_sample_elue)  # the FLOPs axis counts everything
+    assert twelve.flops_mean == pytest.approx(per_sample.mean())
+    assert not twelve.cost_incomplete
     # Sanity: about 4.7 GFLOPs per SNLI sample at 12 layers (27 tokens on average).
     assert 4.0e9 < twelve.flops_mean < 5.5e9
 
@@ -418,7 +445,8 @@ def test_seed_command(env: Env) -> None:
 
     first = run()
     assert first.returncode == 0, first.stderr
-    assert "baseline: now the baseline of SST-2" in first.stdout
+    # --no-count: the points wait for their count, so no task has the baseline yet.
+    assert "baseline: points added" in first.stdout
     assert "IMDb is published but not imported here; skipped" in first.stdout
     assert "seed: done" in first.stdout
     second = run()

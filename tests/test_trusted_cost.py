@@ -76,7 +76,8 @@ def close(ours: float, truth: float, tol: float = 0.01) -> bool:
 
 def assert_counted(run: SandboxRun, truth: list[float], tol: float = 0.01) -> list[int]:
     assert run.failure is None, run.failure
-    assert run.output is not None and run.output.ok
+    assert run.output is not None
+    assert run.output.ok
     entry = run.output.entries["s"]
     assert entry.incomplete == [], entry.incomplete
     ours = list(entry.per_sample_flops)
@@ -136,7 +137,8 @@ def test_linear_rewrite_counted_in_sandbox(name: str) -> None:
 )
 def test_uncountable_model_refused_with_a_message(name: str, says: str) -> None:
     run = sandbox(name, static())
-    assert run.failure is not None and says in run.failure, run.failure
+    assert run.failure is not None
+    assert says in run.failure, run.failure
     assert run.output is None or not run.output.ok  # nothing counted, nothing to store
 
 
@@ -170,7 +172,8 @@ def test_length_branch_counted_at_every_length() -> None:
 @pytest.fixture(scope="module")
 def reference() -> SandboxRun:
     run = sandbox("reference_linear.py", static())
-    assert run.failure is None and run.output is not None
+    assert run.failure is None
+    assert run.output is not None
     return run
 
 
@@ -183,12 +186,14 @@ def test_reference_linear(reference: SandboxRun) -> None:
 
 def _same_numbers(run: SandboxRun, reference: SandboxRun) -> None:
     assert run.failure is None, run.failure
-    assert run.output is not None and reference.output is not None
+    assert run.output is not None
+    assert reference.output is not None
     assert run.output.params == reference.output.params
     mine, ref = run.output.entries["s"], reference.output.entries["s"]
     assert mine.per_sample_flops == ref.per_sample_flops
     assert mine.per_sample_flops_elue == ref.per_sample_flops_elue
-    assert mine.incomplete == [] and mine.all_agree == ref.all_agree
+    assert mine.incomplete == []
+    assert mine.all_agree == ref.all_agree
 
 
 def test_patched_counters_change_nothing(reference: SandboxRun) -> None:
@@ -202,13 +207,15 @@ def test_forged_report_changes_nothing(reference: SandboxRun) -> None:
     if run.failure is None:
         _same_numbers(run, reference)
     else:
-        assert run.output is None and run.reason in ("invalid_report", "no_report")
+        assert run.output is None
+        assert run.reason in ("invalid_report", "no_report")
 
 
 def test_forge_and_exit_stores_nothing() -> None:
     run = sandbox("forge_and_exit.py", static())
     assert run.output is None
-    assert run.failure is not None and run.reason == "no_report"
+    assert run.failure is not None
+    assert run.reason == "no_report"
 
 
 def test_hidden_parameters_counted_from_the_graph() -> None:
@@ -261,8 +268,9 @@ def test_correct_paths_cost_emb_layers_exits_and_exit_layer_agrees() -> None:
     truth = [_elastic_path(n, k) for n, k in zip(lengths, exits, strict=True)]
     assert flops(report, "m") == truth
     assert flops(report, "x") == truth
-    assert report["entries"]["x"]["per_sample_flops_elue"] == (
-        report["entries"]["m"]["per_sample_flops_elue"]
+    assert (
+        report["entries"]["x"]["per_sample_flops_elue"]
+        == (report["entries"]["m"]["per_sample_flops_elue"])
     )
     assert flops(report, "s") == [_elastic_path(n, 4) for n in lengths]  # the full pass
 
@@ -281,12 +289,14 @@ def test_lying_paths_refused_line_by_line() -> None:
     entry["file"] = "paths.tsv"
     run = sandbox("elastic_small.py", [entry])
     assert run.failure is not None
-    assert run.output is not None and run.output.error is not None
+    assert run.output is not None
+    assert run.output.error is not None
     problems = run.output.error.problems
     by_line = {p["line"]: p["problem"] for p in problems}
     assert sorted(by_line) == [2, 3, 4, 5, 6]  # header is line 1; the true path (7) passes
     assert "skips layer_1" in by_line[2]
-    assert "(1, 64)" in by_line[3] and "(12, 64)" in by_line[3]
+    assert "(1, 64)" in by_line[3]
+    assert "(12, 64)" in by_line[3]
     assert "not a submodule" in by_line[4]
     assert "never called" in by_line[5]
     assert "order" in by_line[6]
@@ -497,8 +507,14 @@ def _graph(nodes: list[dict[str, Any]], outputs: list[Any]) -> dict[str, Any]:
 @pytest.mark.parametrize(
     ("node", "op"),
     [
-        ({"name": "u", "target": "aten._pdist_forward.default", "args": [{"n": "y"}, 2.0]}, "aten._pdist_forward"),
-        ({"name": "u", "target": "aten.linalg_eigh.default", "args": [{"n": "w"}]}, "aten._linalg_eigh"),
+        (
+            {"name": "u", "target": "aten._pdist_forward.default", "args": [{"n": "y"}, 2.0]},
+            "aten._pdist_forward",
+        ),
+        (
+            {"name": "u", "target": "aten.linalg_eigh.default", "args": [{"n": "w"}]},
+            "aten._linalg_eigh",
+        ),
     ],
 )
 def test_operator_without_rule_makes_the_count_incomplete(node: dict[str, Any], op: str) -> None:
@@ -508,7 +524,8 @@ def test_operator_without_rule_makes_the_count_incomplete(node: dict[str, Any], 
     report = count_capture(cap, static([10, 20]))
     entry = report["entries"]["s"]
     assert any(name.endswith(op.split(".")[1]) for name in entry["incomplete"]), entry
-    assert entry["uncounted"] and all(v > 0 for v in entry["uncounted"].values())
+    assert entry["uncounted"]
+    assert all(v > 0 for v in entry["uncounted"].values())
     # what is counted is the mm only: a lower bound, flagged, never presented as complete
     assert entry["per_sample_flops"] == [2 * n * 8 * 8 for n in (10, 20)]
 
@@ -524,7 +541,6 @@ def _walk_totals(graph: Graph, n: int) -> tuple[int, int]:
     return int(full), int(elue)
 
 
-@pytest.mark.slow
 def test_bert_base_symbolic_equals_fixed_lengths() -> None:
     lengths = [3, 64, 128, 301]
     raw = capture({"model": str(EXAMPLES / "bert_base_eager.py"), "lengths": lengths})
@@ -552,8 +568,10 @@ def test_length_specialising_model_per_sample_truth() -> None:
     for i, n in enumerate(lengths):
         full, elue = _walk_totals(cap.graphs.get(str(n), graph), n)
         assert report["entries"]["s"]["per_sample_flops"][i] == full
-        assert report["entries"]["s"]["per_sample_flops_elue"][i] == elue == (
-            8 * n * n * 64 + 8 * n * 64 * 64
+        assert (
+            report["entries"]["s"]["per_sample_flops_elue"][i]
+            == elue
+            == (8 * n * n * 64 + 8 * n * 64 * 64)
         )
 
 
@@ -561,5 +579,5 @@ def test_length_branch_graphs_per_length() -> None:
     """A Python branch on the length: captured per length when the job spans the branch."""
     raw = capture({"model": str(MODELS / "length_branch.py"), "lengths": [10, 40]})
     assert sorted(raw["graphs"]) == ["10", "40"]
-    raw = capture({"model": str(MODELS / "length_branch.py"), "lengths": [20, 40]})
+    raw = capture({"model": str(MODELS / "length_branch.py"), "lengths": [5, 12]})
     assert list(raw["graphs"]) == ["symbolic"]  # every job length takes the same branch

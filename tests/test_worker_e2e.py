@@ -147,9 +147,14 @@ def test_bert_base_on_sst2_through_celery(stack: Stack, elue_dir: Path) -> None:
         assert cost is not None
         assert result.performance == pytest.approx(accuracy_score(gold, preds) * 100)
         expected = _closed_form(lengths)
-        assert cost.details["flops_without_norm_mean"] == pytest.approx(expected.mean(), rel=1e-12)
-        # fvcore costs LayerNorm at 5 per element: 25 LayerNorms x L x 768 x 5 MACs x 2.
-        assert result.flops_mean == pytest.approx((expected + 192_000 * lengths).mean(), rel=1e-12)
+        # ELUE convention: the products' closed form + 25 LayerNorms x L x 768 x 10.
+        assert result.flops_elue_mean == pytest.approx(
+            (expected + 192_000 * lengths).mean(), rel=1e-12
+        )
+        # FLOPs: everything (biases, softmax, GELU, residuals, the mask), as a polynomial in L.
+        everything = 38160 * lengths**2 + 170_477_570 * lengths + 1_184_258
+        assert result.flops_mean == pytest.approx(everything.mean(), rel=1e-12)
+        assert not result.cost_incomplete
         assert result.params == 109_483_778
         assert cost.details["cross_check_agrees"] is True
 

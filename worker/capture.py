@@ -174,7 +174,7 @@ def serialize_program(ep: Any, user_inputs: Sequence[str]) -> dict[str, Any]:
                     "name": node.name,
                     "target": _target_name(node.target),
                     "args": _encode_arg(list(node.args)),
-                    "kwargs": {k: _encode_arg(v) for k, v in node.kwargs.items()},
+                    "kw": {k: _encode_arg(v) for k, v in node.kwargs.items()},
                     "stack": _module_stack(node),
                 }
             )

@@ -1,4 +1,7 @@
-"""Entry point run INSIDE the sandbox: count one submission's costs, print JSON on stdout.
+"""The FIRST counter's sandbox entry point, kept for bench/bench_counting.py's comparison only.
+
+Submissions are captured by `worker/capture.py` and counted by `worker/graphcount` instead: this
+process counted in the same interpreter as the model file, so its numbers could be bent.
 
     python -m worker.cost_job /job/job.json
 

@@ -117,9 +117,7 @@ def _mark_failed(session: object, submission_id: int, why: str) -> None:
 
     assert isinstance(session, Session)
     results = session.scalars(
-        select(Result).where(
-            Result.submission_id == submission_id, Result.cost_status == "counted"
-        )
+        select(Result).where(Result.submission_id == submission_id, Result.cost_status == "counted")
     )
     for result in results:
         result.cost_incomplete = True

@@ -677,7 +677,7 @@ def _plot(board: TaskLeaderboard, everything: bool) -> PlotData:
     Format (arrays keep it small): `subs` rows are [id, name, kind ("m"|"s"), params, score,
     is_baseline]; `points` rows are [sub index, MFLOPs, performance, params, position
     ("b"|"w"|"a"|null), on FLOPs front, on params front, incomplete count (a lower bound),
-    ELUE-convention MFLOPs]; `flops_front` / `params_front` are
+    ELUE-convention MFLOPs, fvcore disagrees]; `flops_front` / `params_front` are
     point indices in cost order; `highlight` is how many of the `subs` (the first ones) are
     drawn one curve each, the rest as one grey trace.
     """
@@ -707,6 +707,7 @@ def _plot(board: TaskLeaderboard, everything: bool) -> PlotData:
                 int(p.on_params_front),
                 int(p.cost_incomplete),
                 _round(p.flops_elue_mean / 1e6) if p.flops_elue_mean else None,
+                int(p.cost_disagrees),
             ]
         )
     baseline = board.baseline

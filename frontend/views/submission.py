@@ -171,29 +171,52 @@ def summarise_cost(cost: ResultCost, flops_mean: float | None) -> CostSummary:
     module_values = {k: v for k, v in (cost.per_module or {}).items() if k}  # "" is the total
     checks: list[str] = []
     problems: list[str] = []
-    agrees = details.get("cross_check_agrees")
-    if agrees is True:
-        checks.append("fvcore and torch's FlopCounterMode agree within 1% on every count.")
-    elif agrees is False:
-        problems.append(
-            "fvcore and torch's FlopCounterMode disagree by more than 1% on some counts "
-            "(work whose result never reaches the output is dropped by fvcore's trace)."
+    if details.get("counter_version"):
+        checks.append(
+            f"Counted by the trusted counter {details['counter_version']} (rule table "
+            f"{str(details.get('rule_hash') or '')[:12]}): the graph was captured in the sandbox "
+            "and every number was computed outside it."
         )
-    if details.get("content_dependent"):
+    else:
         problems.append(
-            "The model's cost depends on the token ids, not only on the length: every sample "
-            "was counted on its own ids."
+            "Counted by the first counter (in the sandbox, with the model): run "
+            "`paretoboard recount`."
         )
+    if details.get("polynomial"):
+        checks.append(f"FLOPs as a function of the length L: {details['polynomial']}.")
+    elue = details.get("flops_elue_mean")
+    if isinstance(elue, int | float) and total:
+        checks.append(
+            f"ELUE convention (products + LayerNorm): {fmt.flops(float(elue))} per sample "
+            f"({fmt.percent(float(elue), total):.1f}% of the FLOPs shown)."
+        )
+    raw_cross = details.get("cross_check")
+    cross: dict[str, Any] = raw_cross if isinstance(raw_cross, dict) else {}
+    points = [p for p in cross.get("points", []) if isinstance(p, dict)]
+    if details.get("cross_check_agrees") is True and points:
+        checks.append("fvcore, counting the same graph, agrees within 1% (ELUE convention).")
+    elif details.get("cross_check_agrees") is False and points:
+        p0 = points[0]
+        problems.append(
+            f"fvcore, counting the same graph at {p0.get('length')} tokens, finds "
+            f"{fmt.flops(float(p0.get('fvcore', 0)))} against the rules' "
+            f"{fmt.flops(float(p0.get('rules', 0)))} (ELUE convention): they differ by more "
+            "than 1%, and the larger number is the one published."
+        )
+    elif cross.get("skipped"):
+        problems.append(f"No fvcore cross-check: {cross['skipped']}.")
+    incomplete = [str(op) for op in details.get("incomplete") or []]
+    if incomplete:
+        problems.append(
+            "Incomplete count: no cost rule covers "
+            + ", ".join(incomplete[:10])
+            + ". The FLOPs shown are a lower bound; the point is kept off the Pareto fronts "
+            "and out of the ELUE score."
+        )
+    if details.get("recount_failed"):
+        problems.append(str(details["recount_failed"]))
     if details.get("kind"):
         checks.append(f"Counted as: {details['kind']}.")
-    if isinstance(details.get("n_counts"), int):
-        checks.append(f"{details['n_counts']:,} distinct shapes counted.")
-    if isinstance(details.get("flops_without_norm_mean"), int | float) and total:
-        norm = total - float(details["flops_without_norm_mean"])
-        checks.append(
-            f"Normalisation layers account for {fmt.flops(norm)} per sample "
-            f"({fmt.percent(norm, total):.2f}%), included in the total."
-        )
     for note in details.get("notes") or []:
         problems.append(str(note))
     mismatch_count = int(details.get("mismatch_count") or len(cost.mismatches or []))
@@ -205,8 +228,8 @@ def summarise_cost(cost: ResultCost, flops_mean: float | None) -> CostSummary:
     uncounted = dict(cost.uncounted or {})
     if uncounted:
         problems.append(
-            f"{len(uncounted)} operator(s) have no FLOP rule and count 0; they are listed "
-            "below with the number of elements they produce per sample."
+            f"{len(uncounted)} operator(s) have no cost rule; they are listed below with the "
+            "number of elements they produce per sample."
         )
     mismatches = tuple(
         (str(m.get("index", "")), str(m.get("declared", "")), str(m.get("tokenized", "")))

@@ -1,4 +1,4 @@
-"""Hostile: writes 1 GB straight to file descriptor 1, where the cost report goes."""
+"""Hostile: writes 1 GB straight to file descriptor 1 (the log, once the capture has started)."""
 
 import os
 

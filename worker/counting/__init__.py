@@ -1,4 +1,10 @@
-"""Cost counting for submitted models: FLOPs per sample and parameters.
+"""The first cost counter (per distinct shape, inside the sandbox), and the model-file loader.
+
+Submissions are no longer counted here: the sandbox only captures the graph
+(`worker/capture.py`, which uses `loading.load_model_file` and `model_call` from this package)
+and the trusted counter (`worker/graphcount`) makes every stored number. The counting half of
+this package (`count`, `plans`, `forkpool`, `handles`, with `worker/cost_job.py`) is kept only
+for `bench/bench_counting.py`, which times it side by side with the trusted counter.
 
 Runs inside the sandbox on untrusted model files: only torch, fvcore, numpy and the stdlib (and
 `core.errors`). Takes plain data, returns dataclasses that `dataclasses.asdict` turns into JSON.

@@ -15,7 +15,9 @@ import traceback
 from typing import Any
 
 
-def _error(kind: str, exc: BaseException, problems: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def _error(
+    kind: str, exc: BaseException, problems: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     return {
         "ok": False,
         "error": {

@@ -14,10 +14,11 @@ report (`worker.cost_output.CostOutput` as a dict) for a cost job's entries:
 
 from __future__ import annotations
 
+import itertools
 import math
 import re
 import time
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,17 +26,16 @@ from typing import Any
 import numpy as np
 import sympy
 
+from core.cost_counter import COUNTER_VERSION
 from worker.graphcount import rules
 from worker.graphcount.graph import (
     Capture,
     CaptureFormatError,
-    Graph,
-    LengthSpecialised,
+    LengthSpecialisedError,
     Walk,
     walk_graph,
 )
 
-COUNTER_VERSION = "2.0"
 MAX_PROBLEMS = 50
 MAX_BREAKDOWN = 200
 OUTSIDE = "(outside module_list)"
@@ -55,8 +55,8 @@ class Costs:
     """Symbolic costs of one graph, summed in the ways the report needs."""
 
     symbol: Any
-    full: Any = sympy.Integer(0)
-    elue: Any = sympy.Integer(0)
+    full: Any = field(default_factory=lambda: sympy.Integer(0))
+    elue: Any = field(default_factory=lambda: sympy.Integer(0))
     by_op: dict[str, Any] = field(default_factory=dict)
     by_top_module: dict[str, Any] = field(default_factory=dict)
     unknown: dict[str, Any] = field(default_factory=dict)
@@ -166,8 +166,8 @@ def walk_capture(capture: Capture, lengths: Sequence[int] = ()) -> GraphSet:
         graph = capture.graphs["symbolic"]
         try:
             return GraphSet(_summarise(walk_graph(graph, symbolic=True)), {})
-        except LengthSpecialised:
-            distinct = sorted(set(int(n) for n in lengths))
+        except LengthSpecialisedError:
+            distinct = sorted({int(n) for n in lengths})
             if not distinct or len(distinct) * max(1, len(graph.nodes)) > MAX_PER_LENGTH_WORK:
                 raise
             return GraphSet(
@@ -303,7 +303,9 @@ def check_paths(
         nonlocal total_problems
         total_problems += 1
         if len(problems) < MAX_PROBLEMS:
-            problems.append({"problem": text, "file": file_label, "line": i + 2, "column": "modules"})
+            problems.append(
+                {"problem": text, "file": file_label, "line": i + 2, "column": "modules"}
+            )
 
     for i, names in enumerate(names_per_sample):
         keys: list[str] = []
@@ -341,7 +343,7 @@ def check_paths(
         if len(set(keys)) != len(keys):
             problem(i, "the path lists a module twice")
             continue
-        if any(order[a] > order[b] for a, b in zip(keys, keys[1:], strict=False)):
+        if any(order[a] > order[b] for a, b in itertools.pairwise(keys)):
             problem(i, "the path does not follow the model's own order of modules")
             continue
         needed: set[str] = set()
@@ -363,7 +365,11 @@ def check_paths(
         path = tuple(keys)
         sample_path[i] = distinct.setdefault(path, len(distinct))
     if total_problems:
-        more = f" (showing {len(problems)} of {total_problems})" if total_problems > len(problems) else ""
+        more = (
+            f" (showing {len(problems)} of {total_problems})"
+            if total_problems > len(problems)
+            else ""
+        )
         raise PathError(
             f"{file_label}: {total_problems} module path(s) do not match the model{more}", problems
         )
@@ -390,8 +396,8 @@ def _path_costs(
     full = ev(outside_full, lengths)
     elue = ev(outside_elue, lengths)
     n = max(1, lengths.size)
-    by_op: Counter[str] = Counter()
-    by_module: Counter[str] = Counter()
+    by_op: dict[str, float] = defaultdict(float)
+    by_module: dict[str, float] = defaultdict(float)
     for op, expr in outside_ops.items():
         by_op[op] += float(ev(expr, lengths).sum()) / n
     by_module[OUTSIDE] += float(full.sum()) / n
@@ -411,7 +417,11 @@ def _path_costs(
             by_module[inverse.get(key, key)] += float(fv.sum()) / n
             for op, expr in ops.items():
                 by_op[op] += float(ev(expr, sub).sum()) / n
-    return full, elue, dict(by_op.most_common(MAX_BREAKDOWN)), dict(by_module.most_common(MAX_BREAKDOWN))
+    return full, elue, _top(by_op), _top(by_module)
+
+
+def _top(values: dict[str, float]) -> dict[str, float]:
+    return dict(sorted(values.items(), key=lambda kv: -kv[1])[:MAX_BREAKDOWN])
 
 
 def exit_layer_names(exit_layer: int) -> list[str]:
@@ -520,12 +530,15 @@ def count_capture(
         "versions": {
             "counter": COUNTER_VERSION,
             "rules": rules.rule_table_hash()[:16],
+            "fvcore": _fvcore_version(),
             **{k: v for k, v in capture.versions.items() if k in ("torch",)},
         },
         "counter_version": COUNTER_VERSION,
         "rule_hash": rules.rule_table_hash(),
         "notes": list(capture.notes)
-        + [f"rule for {op} could not read a call ({why})" for op, why in sorted(failed.items())][:10],
+        + [f"rule for {op} could not read a call ({why})" for op, why in sorted(failed.items())][
+            :10
+        ],
         "entries": out_entries,
         "polynomial": _polynomial_text(graphs),
         "load_seconds": walked - start,
@@ -533,7 +546,18 @@ def count_capture(
     }
 
 
-def _incomplete_means(graphs: GraphSet, unknown: dict[str, Any], lengths: np.ndarray) -> dict[str, float]:
+def _fvcore_version() -> str:
+    try:
+        import fvcore
+
+        return str(getattr(fvcore, "__version__", "unknown"))[:100]
+    except ImportError:
+        return "absent"
+
+
+def _incomplete_means(
+    graphs: GraphSet, unknown: dict[str, Any], lengths: np.ndarray
+) -> dict[str, float]:
     out: dict[str, float] = {}
     n = max(1, lengths.size)
     for op in unknown:
@@ -559,7 +583,9 @@ def _apply_cross_check(
     if not check:
         return {"full": full, "elue": elue, "agree": True, "report": check or {}}
     ratio = max([1.0] + [p["fvcore"] / p["rules"] for p in check["points"] if p["rules"] > 0])
-    agree = all(abs(p["fvcore"] - p["rules"]) <= 0.01 * max(p["rules"], 1.0) for p in check["points"])
+    agree = all(
+        abs(p["fvcore"] - p["rules"]) <= 0.01 * max(p["rules"], 1.0) for p in check["points"]
+    )
     report = dict(check)
     report["agree"] = agree
     report["scale"] = ratio

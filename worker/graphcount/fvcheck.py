@@ -72,7 +72,7 @@ class _Replay(nn.Module):
                 env[item.name] = next(user)
         for node in self.graph.nodes:
             args = decode(node.args, env, self.length)
-            kwargs = {k: decode(v, env, self.length) for k, v in node.kwargs.items()}
+            kwargs = {k: decode(v, env, self.length) for k, v in node.kw.items()}
             env[node.name] = resolve(node.target)(*args, **kwargs)
         outs = decode(self.graph.outputs or [], env, self.length)
         return tuple(o for o in outs if isinstance(o, torch.Tensor))
@@ -118,5 +118,8 @@ def cross_check(
             graph = capture_graphs.get(str(n)) or capture_graphs["symbolic"]
             points.append({"length": n, "rules": ours, "fvcore": fvcore_elue(graph, n)})
     except Exception as exc:  # fvcore could not replay it: say so, keep the rules' number
-        return {"skipped": f"fvcore could not replay the graph: {type(exc).__name__}: {exc}"[:500], "points": []}
+        return {
+            "skipped": f"fvcore could not replay the graph: {type(exc).__name__}: {exc}"[:500],
+            "points": [],
+        }
     return {"counter": "fvcore", "points": points}

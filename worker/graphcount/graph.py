@@ -31,9 +31,26 @@ MAX_RANK = 16
 # Python-level operators an exported graph uses on sizes (symbolic ints), by name.
 _PY_OPERATORS = {
     f"operator.{name}": getattr(operator, name)
-    for name in (
-        "getitem add sub mul floordiv truediv mod neg pow eq ne lt le gt ge and_ or_ not_"
-    ).split()
+    for name in [
+        "getitem",
+        "add",
+        "sub",
+        "mul",
+        "floordiv",
+        "truediv",
+        "mod",
+        "neg",
+        "pow",
+        "eq",
+        "ne",
+        "lt",
+        "le",
+        "gt",
+        "ge",
+        "and_",
+        "or_",
+        "not_",
+    ]
 }
 _SYM_FUNCTIONS = {
     "torch.sym_max": torch.sym_max,
@@ -50,7 +67,7 @@ class CaptureFormatError(ValueError):
     """The capture is not a graph this counter can read (the sandbox's output is untrusted)."""
 
 
-class LengthSpecialised(CaptureFormatError):
+class LengthSpecialisedError(CaptureFormatError):
     """The walk had to fix the length (an operator chose its work by it): walk per length."""
 
 
@@ -75,7 +92,7 @@ class GraphNode(_Model):
     name: str = Field(max_length=300)
     target: str = Field(max_length=300)
     args: list[Any] = Field(max_length=1000)
-    kwargs: dict[str, Any] = Field(max_length=100)
+    kw: dict[str, Any] = Field(max_length=100)  # keyword arguments
     stack: list[list[str]] = Field(default_factory=list, max_length=200)
 
 
@@ -100,10 +117,25 @@ class Capture(_Model):
 
 _DTYPES = {
     name: getattr(torch, name)
-    for name in (
-        "float32 float64 float16 bfloat16 complex64 complex128 int8 int16 int32 int64 uint8 "
-        "bool float8_e4m3fn float8_e5m2 quint8 qint8 qint32"
-    ).split()
+    for name in [
+        "float32",
+        "float64",
+        "float16",
+        "bfloat16",
+        "complex64",
+        "complex128",
+        "int8",
+        "int16",
+        "int32",
+        "int64",
+        "uint8",
+        "bool",
+        "float8_e4m3fn",
+        "float8_e5m2",
+        "quint8",
+        "qint8",
+        "qint32",
+    ]
     if hasattr(torch, name)
 }
 _LAYOUTS = {"strided": torch.strided, "sparse_coo": torch.sparse_coo}
@@ -116,7 +148,8 @@ _FORMATS = {
 
 def dtype_of(name: str) -> torch.dtype:
     try:
-        return _DTYPES[name]
+        dtype: torch.dtype = _DTYPES[name]
+        return dtype
     except KeyError:
         raise CaptureFormatError(f"unknown dtype {name!r}") from None
 
@@ -160,7 +193,9 @@ def decode(value: Any, env: dict[str, Any], length: Any = None) -> Any:
             try:
                 return env[value["n"]]
             except KeyError:
-                raise CaptureFormatError(f"node {value['n']!r} is used before it is defined") from None
+                raise CaptureFormatError(
+                    f"node {value['n']!r} is used before it is defined"
+                ) from None
         if "dtype" in value:
             return dtype_of(str(value["dtype"]))
         if "device" in value:
@@ -182,9 +217,11 @@ def decode(value: Any, env: dict[str, Any], length: Any = None) -> Any:
 class OpCost:
     """The summed cost of one operator within one module-call stack."""
 
-    full: Any = sympy.Integer(0)
-    elue: Any = sympy.Integer(0)
-    elements: Any = sympy.Integer(0)  # output elements (what an unknown operator touched)
+    full: Any = field(default_factory=lambda: sympy.Integer(0))
+    elue: Any = field(default_factory=lambda: sympy.Integer(0))
+    elements: Any = field(
+        default_factory=lambda: sympy.Integer(0)
+    )  # output elements (what an unknown operator touched)
     count: int = 0
 
 
@@ -215,11 +252,11 @@ def _decompositions() -> dict[Any, Any]:
     return _DECOMPOSITIONS
 
 
-class _Recorder(TorchDispatchMode):
+class _Recorder(TorchDispatchMode):  # type: ignore[no-untyped-call]
     """Decompose to core ATen and cost every operator that is left, per module-call stack."""
 
     def __init__(self, walk: Walk) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]
         self.walk = walk
         self.stack: tuple[str, ...] = ()
 
@@ -323,7 +360,7 @@ def _conv_tbc_outputs(name: str, args: Sequence[Any]) -> Any:
 # Operators costed whole at the graph's level, with their output shapes computed here: their
 # own kernels or decompositions unroll the length or do not take symbolic sizes.
 WHOLE: dict[str, Any] = {
-    **{name: _recurrent_outputs for name in RECURRENT},
+    **dict.fromkeys(RECURRENT, _recurrent_outputs),
     "bilinear": _bilinear_outputs,
     "conv_tbc": _conv_tbc_outputs,
 }
@@ -361,15 +398,17 @@ def walk_graph(graph: Graph, *, symbolic: bool, hint: int = 16) -> Walk:
                 n = 1
                 for s in dims:
                     n *= int(s)
-                key = (item.kind, item.storage if item.storage is not None else -1 - len(storages))
-                elements = max(n, int(item.storage_elements or 0)) if item.storage is not None else n
-                storages[key] = max(storages.get(key, 0), elements)
+                slot = (item.kind, item.storage if item.storage is not None else -1 - len(storages))
+                elements = (
+                    max(n, int(item.storage_elements or 0)) if item.storage is not None else n
+                )
+                storages[slot] = max(storages.get(slot, 0), elements)
         by_storage: dict[int, tuple[str, int]] = {}
-        for (kind, key), n in storages.items():
+        for (kind, storage_id), n in storages.items():
             # a storage read under several kinds counts once, under its first kind
-            if key >= 0 and key in by_storage:
+            if storage_id >= 0 and storage_id in by_storage:
                 continue
-            by_storage[key] = (kind, n)
+            by_storage[storage_id] = (kind, n)
         for kind, n in by_storage.values():
             walk.param_elements[kind] = walk.param_elements.get(kind, 0) + n
 
@@ -383,9 +422,9 @@ def walk_graph(graph: Graph, *, symbolic: bool, hint: int = 16) -> Walk:
                 recorder.stack = stack
                 size = length if symbolic else hint
                 args = decode(node.args, env, size)
-                kwargs = {k: decode(v, env, size) for k, v in node.kwargs.items()}
+                kwargs = {k: decode(v, env, size) for k, v in node.kw.items()}
                 deps: set[str] = set()
-                for ref in _refs(node.args) + _refs(list(node.kwargs.values())):
+                for ref in _refs(node.args) + _refs(list(node.kw.values())):
                     if ref not in env:
                         raise CaptureFormatError(f"node {ref!r} is used before it is defined")
                     deps |= origin.get(ref, frozenset())
@@ -393,7 +432,9 @@ def walk_graph(graph: Graph, *, symbolic: bool, hint: int = 16) -> Walk:
                     value = env[ref]
                     if ref not in placeholders and isinstance(value, torch.Tensor):
                         for key in stack:
-                            if key not in walk.call_input_shape and key not in origin_keys(origin, ref):
+                            if key not in walk.call_input_shape and key not in origin_keys(
+                                origin, ref
+                            ):
                                 walk.call_input_shape[key] = rules.shape(value)
                 for key in stack:
                     walk.call_deps.setdefault(key, set()).update(d for d in deps if d != key)
@@ -415,7 +456,7 @@ def walk_graph(graph: Graph, *, symbolic: bool, hint: int = 16) -> Walk:
                     ) from exc
                 env[node.name] = out
         if symbolic and symbol in shape_env.replacements:
-            raise LengthSpecialised(
+            raise LengthSpecialisedError(
                 "the graph fixes the sequence length to one value: it cannot be costed as a "
                 "function of the length"
             )

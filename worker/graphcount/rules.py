@@ -199,10 +199,17 @@ def _rnn_rule(gates: int) -> CostFn:
 
 
 def _fft(half: bool) -> CostFn:
-    """5 N log2 N per transform of length N (Cooley-Tukey); half of it for real transforms."""
+    """5 N log2 N per transform of length N (Cooley-Tukey); half of it for real transforms.
+
+    N is read on the real side of a real transform (the output of c2r, the input of r2c) and
+    on either side of a complex one.
+    """
 
     def rule(args: Sequence[Any], kwargs: dict[str, Any], out: Any) -> tuple[Expr, Expr]:
         x = args[0]
+        real_out = isinstance(out, torch.Tensor) and not out.is_complex() and x.is_complex()
+        if real_out:
+            x = out
         dims = list(args[1]) if len(args) > 1 else []
         sizes = shape(x)
         n: Expr = sympy.Integer(1)
@@ -341,7 +348,12 @@ def _rows() -> dict[str, Rule]:
     )
     add("sigmoid", "activation", "4 per output element (neg, exp, add, divide)", _per_output(4))
     add("gelu", "activation", "8 per output element (tanh form, as ELECTRA)", _per_output(8))
-    add("silu mish hardswish hardsigmoid softplus", "activation", "4 per output element", _per_output(4))
+    add(
+        "silu mish hardswish hardsigmoid softplus",
+        "activation",
+        "4 per output element",
+        _per_output(4),
+    )
     add(
         "_softmax _log_softmax",
         "activation",
@@ -368,7 +380,9 @@ def _rows() -> dict[str, Rule]:
         _per_input(1),
     )
     add(
-        "scatter_add scatter_reduce index_add index_put index_put_ masked_scatter",
+        # scatter too: its reduce= forms add or multiply (a plain scatter is a copy, counted
+        # the same, on the safe side)
+        "scatter scatter_add scatter_reduce index_add index_put index_put_ masked_scatter",
         "elementwise",
         "1 per source element",
         _scatter_src,
@@ -406,7 +420,7 @@ def _rows() -> dict[str, Rule]:
         "new_empty new_full rand randn randperm randint rand_like randn_like native_dropout "
         "bernoulli tril triu "
         # indexing and gathers (a table lookup is no arithmetic)
-        "embedding index index_select gather scatter select_scatter slice_scatter nonzero "
+        "embedding index index_select gather select_scatter slice_scatter nonzero "
         "masked_select take "
         # symbolic sizes and bookkeeping
         "sym_size sym_numel sym_stride sym_storage_offset size stride numel dim "
@@ -452,7 +466,7 @@ def evaluate(expr: Expr, length: int) -> float:
     value = sympy.sympify(expr)
     free = value.free_symbols
     if free:
-        value = value.subs({s: length for s in free})
+        value = value.subs(dict.fromkeys(free, length))
     return float(value)
 
 

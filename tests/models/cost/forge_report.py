@@ -4,6 +4,7 @@ fd 1 is the log once the capture starts: nothing it writes is read as data.
 True cost: 2 x L x 512 x 512 (+ bias adds) per sample.
 """
 
+import contextlib
 import json
 import os
 import sys
@@ -16,10 +17,8 @@ os.write(1, json.dumps(FORGED).encode())
 sys.stdout.write(json.dumps(FORGED))
 print(json.dumps(FORGED))
 for fd in range(3, 64):  # any other descriptor the process may hold
-    try:
+    with contextlib.suppress(OSError):
         os.write(fd, json.dumps(FORGED).encode())
-    except OSError:
-        pass
 
 
 class M(nn.Module):

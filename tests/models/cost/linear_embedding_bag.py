@@ -19,9 +19,7 @@ class M(nn.Module):
         n = x.shape[0]
         idx = torch.arange(768).repeat(n)
         offsets = torch.arange(0, n * 768, 768)
-        return F.embedding_bag(
-            idx, self.w, offsets, mode="sum", per_sample_weights=x.reshape(-1)
-        )
+        return F.embedding_bag(idx, self.w, offsets, mode="sum", per_sample_weights=x.reshape(-1))
 
 
 entire_model = M().eval()
