@@ -33,6 +33,7 @@ TABLES = {
     "results",
     "result_costs",
     "login_attempts",
+    "board_version",
 }
 
 

@@ -1,6 +1,6 @@
 """Leaderboards: task pages (points, Pareto fronts, baseline deltas) and the overall ranking."""
 
-from core.leaderboard.cache import LeaderboardCache, cache, fingerprint
+from core.leaderboard.cache import LeaderboardCache, cache
 from core.leaderboard.export import overall_csv, task_csv
 from core.leaderboard.service import (
     clear_task_baseline,
@@ -19,6 +19,7 @@ from core.leaderboard.types import (
     TaskLeaderboard,
     TaskSubmissionEntry,
 )
+from core.models.board_version import board_version, bump_board_version
 
 __all__ = [
     "Baseline",
@@ -31,9 +32,10 @@ __all__ = [
     "TaskColumn",
     "TaskLeaderboard",
     "TaskSubmissionEntry",
+    "board_version",
+    "bump_board_version",
     "cache",
     "clear_task_baseline",
-    "fingerprint",
     "overall_csv",
     "overall_leaderboard",
     "set_task_baseline",

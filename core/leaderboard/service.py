@@ -2,7 +2,7 @@
 
 Everything is computed from the per-result summary columns (performance, flops_mean/p10/p90,
 params) with two or three indexed queries; per-sample cost arrays are never read. Results are
-cached in-process until the database fingerprint changes (`core.leaderboard.cache`).
+cached in-process until the database's board version changes (`core.leaderboard.cache`).
 
 What is listed: a submission that is public, not hidden and `done` (self-reported entries are
 created done; queued, running, failed and withdrawn ones are not listed), and of it only the

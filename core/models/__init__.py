@@ -1,5 +1,6 @@
 """Database models; importing this package registers every table on `Base.metadata`."""
 
+from core.models.board_version import BOARD_VERSION_ID, BoardVersion
 from core.models.login_attempts import LoginAttempt
 from core.models.results import Result, ResultCost
 from core.models.submissions import (
@@ -14,7 +15,9 @@ from core.models.tasks import Task, TaskExample, TaskGold
 from core.models.users import ApiToken, User, UserRole
 
 __all__ = [
+    "BOARD_VERSION_ID",
     "ApiToken",
+    "BoardVersion",
     "FileRole",
     "LoginAttempt",
     "Result",
