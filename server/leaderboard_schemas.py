@@ -71,9 +71,9 @@ class OverallLeaderboardRead(_Read):
     track: Track | None
     track_limit: int | None = Field(description="Inclusive parameter limit of the track")
     ranked_by: Literal["elue_score", "average_performance"]
-    total: int = Field(description="Entries before offset/limit")
+    total: int = Field(description="Entries matching q, before offset/limit")
     offset: int
-    limit: int | None
+    limit: int | None = Field(description="The page size (null: the whole board, CSV only)")
     entries: list[OverallEntryRead]
 
 
@@ -157,11 +157,18 @@ class TaskLeaderboardRead(_Read):
     baseline: LeaderboardBaselineRead | None
     scored: bool = Field(description="Whether ELUE scores exist (the task has a baseline)")
     note: str | None = Field(description="Why there are no scores, when there are none")
+    total: int = Field(description="Submissions on the board, before offset/limit")
+    offset: int
+    limit: int | None = Field(description="The page size (null: the whole board, CSV only)")
+    total_points: int = Field(description="Points on the board, every page")
     submissions: list[TaskLeaderboardEntryRead] = Field(
-        description="Ranked by task score, then best performance"
+        description="This page of the submissions ranked by task score, then best performance"
     )
     points: list[LeaderboardPointRead] = Field(
-        description="By submission rank, then FLOPs ascending"
+        description="This page's submissions' points, by submission rank, then FLOPs ascending"
+    )
+    front_points: list[LeaderboardPointRead] = Field(
+        description="Every point on either Pareto front (on this page or not), by rank"
     )
     flops_front: list[int] = Field(description="Result ids on the FLOPs front, FLOPs ascending")
     params_front: list[int] = Field(description="Result ids on the params front, params ascending")

@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import csv
 import io
-import time
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -26,12 +28,11 @@ from pydantic import BaseModel
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
-from core.db.session import engine_for
 from core.errors import InvalidInputError, NotFoundError
 from core.leaderboard import (
+    board_version,
     cache,
     clear_task_baseline,
-    fingerprint,
     overall_csv,
     overall_leaderboard,
     set_task_baseline,
@@ -420,31 +421,93 @@ def test_cache_hits_until_something_changes(session: Session, board: Board) -> N
     assert "Solo" not in {e.name for e in overall_leaderboard(session).entries}
 
 
-def test_fingerprint_changes_on_every_relevant_write(session: Session, board: Board) -> None:
-    seen = {fingerprint(session)}
+def test_board_version_bumps_only_on_changes_a_public_board_can_show(
+    session: Session, board: Board
+) -> None:
+    session.commit()
+    seen = [board_version(session)]
 
-    def changed() -> bool:
-        session.flush()
-        now = fingerprint(session)
-        new = now not in seen
-        seen.add(now)
+    def bumped() -> bool:
+        session.commit()
+        now = board_version(session)
+        new = now != seen[-1]
+        seen.append(now)
         return new
 
-    assert not changed()  # reading changes nothing
+    assert not bumped()  # reading changes nothing
+
+    # A private submission's life until it is done: its progress alters no public board.
+    private = make_submission(
+        session, "mine", state=SubmissionState.QUEUED, visibility=Visibility.PRIVATE
+    )
+    assert not bumped()
+    private.state = SubmissionState.SCORING
+    private.timeline = [*private.timeline, {"state": "scoring"}]
+    private.state_message = "Scoring SST-2"
+    assert not bumped()
+    add_points(session, private, board.sst2, [(900, 90.0)])
+    assert not bumped()
+    result = session.scalar(select(Result).where(Result.submission_id == private.id))
+    assert result is not None
+    result.flops_mean = 800e6
+    assert not bumped()
+    private.state = SubmissionState.DONE
+    private.name = "mine, renamed"
+    assert not bumped()
+    session.execute(
+        update(Submission).where(Submission.id == private.id).values(state_message="again")
+    )
+    assert not bumped()  # a Core UPDATE of columns no board reads
+    private.visibility = Visibility.PUBLIC  # now it is listed
+    assert bumped()
+
+    # A listed entry: a result's score or cost, its listing, its details.
+    result.performance = 91.0
+    assert bumped()
+    result.cost_status = "recounted"  # a column no board reads
+    result.device = "cpu"
+    assert not bumped()
+    private.hidden = True
+    assert bumped()
+    private.hidden = False
+    assert bumped()
     board.a.verified = False
-    assert changed()
-    board.sst2.display_name = "SST-2 (binary)"
-    assert changed()
+    assert bumped()
+    board.b.state = SubmissionState.WITHDRAWN
+    assert bumped()
+    session.execute(update(Submission).where(Submission.id == board.c.id).values(hidden=True))
+    assert bumped()
     session.execute(
         update(Result).where(Result.submission_id == board.a.id).values(performance=50.0)
     )
-    assert changed()
-    session.execute(
-        update(Submission).where(Submission.id == board.b.id).values(state=SubmissionState.FAILED)
-    )
-    assert changed()
+    assert bumped()
+
+    # Tasks and baselines.
+    board.sst2.display_name = "SST-2 (binary)"
+    assert bumped()
     clear_task_baseline(session, task_name="SST-2")
-    assert changed()
+    assert bumped()
+    set_task_baseline(session, task_name="SST-2", submission_id=board.baseline.id)
+    assert bumped()
+
+    # A rolled-back change bumps nothing.
+    board.a.name = "A2"
+    session.flush()
+    session.rollback()
+    assert board_version(session) == seen[-1]
+
+
+def test_own_uncommitted_writes_show_at_once_and_vanish_on_rollback(
+    session: Session, board: Board
+) -> None:
+    session.commit()
+    before = overall_leaderboard(session)
+    board.a.name = "A, renamed"
+    session.flush()
+    assert "A, renamed" in {e.name for e in overall_leaderboard(session).entries}
+    assert board_version(session) == board_version(session)  # not bumped before the commit
+    session.rollback()
+    assert overall_leaderboard(session) is before
 
 
 # --- API --------------------------------------------------------------------------------------
@@ -463,7 +526,7 @@ def test_api_overall_json_and_csv(api_board: tuple[Api, Board]) -> None:
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "application/json"
     body = response.json()
-    assert (body["total"], body["offset"], body["limit"]) == (5, 0, None)
+    assert (body["total"], body["offset"], body["limit"]) == (5, 0, 100)
     assert [e["name"] for e in body["entries"]] == ["A", "ElasticBERT-base", "C", "B", "Solo"]
     assert body["entries"][0]["score"] == pytest.approx(A_OVERALL)
     assert body["entries"][0]["task_scores"]["SST-2"] == pytest.approx(A_SST2)
@@ -589,18 +652,82 @@ def test_openapi_documents_the_routes(api: Api) -> None:
     assert not [n for n in names if n.startswith("server__leaderboard")]  # no name clashes
 
 
-def test_writes_from_another_process_show_within_the_window(
-    api_board: tuple[Api, Board], monkeypatch: pytest.MonkeyPatch
-) -> None:
+_OTHER_PROCESS = """
+import sys
+from sqlalchemy import update
+from core.db.session import make_engine, transaction
+from core.models import Submission
+with transaction(make_engine(sys.argv[1])) as session:
+    session.execute(update(Submission).where(Submission.id == int(sys.argv[2])).values(hidden=True))
+"""
+
+
+def test_writes_from_another_process_show_at_once(api_board: tuple[Api, Board]) -> None:
     api, board = api_board
-    monkeypatch.setattr(cache, "fingerprint_window", 0.3)
     assert "C" in [e["name"] for e in api.client.get("/api/v1/leaderboard").json()["entries"]]
-    # A plain connection, not a Session: this process's commit hook does not see it, as with
-    # a write from a worker or another server process.
-    with engine_for(api.settings.database_url).begin() as conn:
-        conn.execute(update(Submission).where(Submission.id == board.c.id).values(hidden=True))
-    time.sleep(0.35)
-    assert "C" not in [e["name"] for e in api.client.get("/api/v1/leaderboard").json()["entries"]]
+    version = api.client.get("/api/v1/leaderboard").headers["etag"]
+    # A worker or another server process: its commit bumps the version row this one reads.
+    subprocess.run(
+        [sys.executable, "-c", _OTHER_PROCESS, api.settings.database_url, str(board.c.id)],
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+        timeout=120,
+    )
+    after = api.client.get("/api/v1/leaderboard", headers={"If-None-Match": version})
+    assert after.status_code == 200
+    assert "C" not in [e["name"] for e in after.json()["entries"]]
+    task = api.client.get("/api/v1/tasks/SST-2/leaderboard").json()
+    assert "C" not in {s["name"] for s in task["submissions"]}
+
+
+def test_api_pages_and_search(api_board: tuple[Api, Board]) -> None:
+    api, _ = api_board
+    full = api.client.get("/api/v1/leaderboard").json()
+    names = [e["name"] for e in full["entries"]]
+    paged = [
+        e["name"]
+        for offset in range(0, 5, 2)
+        for e in api.client.get(
+            "/api/v1/leaderboard", params={"offset": offset, "limit": 2}
+        ).json()["entries"]
+    ]
+    assert paged == names
+    assert api.client.get("/api/v1/leaderboard", params={"limit": 1001}).status_code == 422
+    assert api.client.get("/api/v1/leaderboard", params={"offset": -1}).status_code == 422
+
+    found = api.client.get("/api/v1/leaderboard", params={"q": "elasticbert"}).json()
+    assert [e["name"] for e in found["entries"]] == ["ElasticBERT-base"]
+    assert found["total"] == 1
+    assert [e["name"] for e in api.client.get("/api/v1/leaderboard?q=BASE").json()["entries"]] == [
+        "ElasticBERT-base"
+    ]
+    assert api.client.get("/api/v1/leaderboard?q=lasticbert").json()["total"] == 0  # no infix
+    as_csv = api.client.get("/api/v1/leaderboard", params={"q": "c", "format": "csv"})
+    assert [r["name"] for r in _rows(as_csv.text)] == ["C"]
+
+    task = api.client.get("/api/v1/tasks/SST-2/leaderboard").json()
+    assert (task["total"], task["offset"], task["limit"]) == (4, 0, 100)
+    pages = [
+        api.client.get("/api/v1/tasks/SST-2/leaderboard", params={"offset": o, "limit": 1}).json()
+        for o in range(4)
+    ]
+    assert [p["submissions"][0]["name"] for p in pages] == [s["name"] for s in task["submissions"]]
+    assert [pt["result_id"] for p in pages for pt in p["points"]] == [
+        pt["result_id"] for pt in task["points"]
+    ]
+    for p in pages:
+        assert {pt["submission_id"] for pt in p["points"]} == {p["submissions"][0]["submission_id"]}
+        assert p["total_points"] == len(task["points"])
+        assert {pt["result_id"] for pt in p["front_points"]} == set(task["flops_front"]) | set(
+            task["params_front"]
+        )
+    beyond = api.client.get("/api/v1/tasks/SST-2/leaderboard", params={"offset": 10}).json()
+    assert (beyond["submissions"], beyond["points"], beyond["total"]) == ([], [], 4)
+    one = api.client.get(
+        "/api/v1/tasks/SST-2/leaderboard", params={"format": "csv", "offset": 1, "limit": 1}
+    )
+    second = task["submissions"][1]["submission_id"]
+    assert {int(r["submission_id"]) for r in _rows(one.text)} == {second}
 
 
 def _same_keys(model: type[BaseModel], data: dict[str, Any]) -> None:

@@ -3,16 +3,15 @@
 Everything starts from the cached leaderboards of `core.leaderboard` (computed from stored
 summaries, never from per-sample costs). Per request a page only filters and sorts the cached
 entries and formats the rows it shows (at most `PER_PAGE`); the task plots' compact JSON is
-cached with the leaderboards, under the same fingerprint rule.
+cached with the leaderboards, under the same board-version rule.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import threading
-from collections import OrderedDict
-from collections.abc import Callable, Hashable, Sequence
+from bisect import bisect_left, bisect_right
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlencode
@@ -29,6 +28,7 @@ from core.leaderboard import (
     overall_leaderboard,
     task_leaderboard,
 )
+from core.leaderboard.paging import Derived, search_entries
 from core.models import SubmissionKind, Task
 from core.ranking.tracks import Track
 from core.submissions.queries import page_url
@@ -45,35 +45,7 @@ Direction = Literal["asc", "desc"]
 # --- shared bits ------------------------------------------------------------------------------
 
 
-class _Derived:
-    """Values derived from one cached leaderboard object (a sort order, a split of its rows).
-
-    The leaderboard cache hands out the same object until the database changes, then a new one;
-    a value here is reused only while it was computed from the very object asked about, so it
-    is exactly as fresh as the leaderboard cache. One value per key, a bounded number of keys.
-    """
-
-    def __init__(self, max_entries: int = 256) -> None:
-        self._entries: OrderedDict[Hashable, tuple[object, Any]] = OrderedDict()
-        self._lock = threading.Lock()
-        self.max_entries = max_entries
-
-    def get(self, board: object, key: Hashable, compute: Callable[[], T]) -> T:
-        with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None and entry[0] is board:
-                self._entries.move_to_end(key)
-                return entry[1]  # type: ignore[no-any-return]
-        value = compute()
-        with self._lock:
-            self._entries[key] = (board, value)
-            self._entries.move_to_end(key)
-            while len(self._entries) > self.max_entries:
-                self._entries.popitem(last=False)
-        return value
-
-
-_derived = _Derived()
+_derived = Derived()
 
 
 @dataclass(frozen=True, slots=True)
@@ -307,23 +279,53 @@ def _sorted(
     return [e for _, e in with_value] + without  # no value: always last
 
 
-def _filtered(entries: Sequence[OverallEntry], query: HomeQuery) -> list[OverallEntry]:
-    needle = query.q.strip().casefold()
+def _filtered(
+    board: OverallLeaderboard, ordered: Sequence[OverallEntry], query: HomeQuery
+) -> Sequence[OverallEntry]:
+    """The entries matching the name search and the parameter range, in `ordered`'s order.
+
+    Neither scans the board: the search reads the name index (`core.leaderboard.search`), the
+    range a list sorted by parameters (both built once per board)."""
     low = None if query.min_params is None else query.min_params * 1e6
     high = None if query.max_params is None else query.max_params * 1e6
-    if not needle and low is None and high is None:
-        return list(entries)
-    out = []
-    for e in entries:
-        if needle and needle not in e.name.casefold():
-            continue
+    searching = bool(query.q.strip())
+    if not searching and low is None and high is None:
+        return ordered
+    if searching:
+        found: Sequence[OverallEntry] = search_entries(board, query.q)
         if low is not None or high is not None:
-            if e.params is None:
-                continue
-            if (low is not None and e.params < low) or (high is not None and e.params > high):
-                continue
-        out.append(e)
-    return out
+            found = [
+                e
+                for e in found
+                if e.params is not None
+                and (low is None or e.params >= low)
+                and (high is None or e.params <= high)
+            ]
+    else:
+        by_params = _derived.get(
+            board,
+            ("home-by-params", board.track),
+            lambda: sorted((e for e in board.entries if e.params is not None), key=_params),
+        )
+        keys = _derived.get(
+            board, ("home-params-keys", board.track), lambda: [_params(e) for e in by_params]
+        )
+        start = 0 if low is None else bisect_left(keys, low)
+        end = len(keys) if high is None else bisect_right(keys, high)
+        found = by_params[start:end]
+    if searching and query.sort == "rank" and query.dir == "asc":
+        return found  # already in rank order
+    position = _derived.get(
+        board,
+        ("home-position", board.track, query.sort, query.dir),
+        lambda: {e.submission_id: i for i, e in enumerate(ordered)},
+    )
+    return sorted(found, key=lambda e: position[e.submission_id])
+
+
+def _params(entry: OverallEntry) -> int:
+    assert entry.params is not None
+    return entry.params
 
 
 def _home_row(entry: OverallEntry, board: OverallLeaderboard) -> HomeRow:
@@ -418,7 +420,7 @@ def home_view(session: Session, query: HomeQuery) -> HomeView:
         ("home", query.track, query.sort, query.dir),
         lambda: _sorted(board.entries, query.sort, query.dir, track),
     )
-    entries = _filtered(ordered, query)  # keeps the order
+    entries = _filtered(board, ordered, query)  # keeps the order
     pager, window = _pager(len(entries), query.page, lambda p: query.url(page=p))
     tabs = [
         TrackTab(

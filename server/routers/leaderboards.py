@@ -1,8 +1,12 @@
 """`/api/v1/leaderboard` and `/api/v1/tasks/{task}/leaderboard`: JSON or CSV.
 
-Rendered bodies are cached with the leaderboards themselves (same fingerprint rule, see
-`core.leaderboard.cache`), so a warm request costs at most one fingerprint query and no
-rendering. Each body carries an ETag; a matching If-None-Match gets 304.
+Bodies are paged: JSON answers `limit` entries (default 100, at most 1,000) from `offset`;
+CSV, an export, answers the whole board unless `limit` is given. The overall board takes a
+name search `q` (a word of the name starts with it: `core.leaderboard.search`, an index, not a
+scan). The first page and the whole CSV are rendered once per board version and cached with
+the leaderboards (`core.leaderboard.cache`), so a warm request for them costs one read of the
+board version and no rendering; other pages are sliced and rendered per request. Each body
+carries an ETag; a matching If-None-Match gets 304.
 
 The JSON is written straight from the `core.leaderboard.types` dataclasses with pydantic-core
 (no per-request validation); their field names are those of the documented response models in
@@ -21,6 +25,7 @@ from pydantic_core import to_json
 from sqlalchemy.orm import Session
 
 from core.leaderboard import cache, overall_csv, overall_leaderboard, task_csv, task_leaderboard
+from core.leaderboard.paging import DEFAULT_PAGE, MAX_PAGE, search_entries, task_page
 from core.ranking.tracks import Track
 from server.deps import SessionDep
 from server.leaderboard_schemas import OverallLeaderboardRead, TaskLeaderboardRead
@@ -30,6 +35,15 @@ router = APIRouter(prefix="/api/v1", tags=["leaderboards"])
 Format = Literal["json", "csv"]
 FormatQuery = Annotated[
     Format, Query(alias="format", description="json (default) or csv (one header row)")
+]
+OffsetQuery = Annotated[int, Query(ge=0, le=10_000_000, description="Skip this many entries")]
+LimitQuery = Annotated[
+    int | None,
+    Query(
+        ge=1,
+        le=MAX_PAGE,
+        description=f"At most this many entries (JSON default {DEFAULT_PAGE}; CSV: all)",
+    ),
 ]
 JSON = "application/json"
 CSV = "text/csv; charset=utf-8"
@@ -83,17 +97,22 @@ def _fields(board: Any) -> dict[str, Any]:
     return {f.name: getattr(board, f.name) for f in dataclasses.fields(board)}
 
 
+def _page_limit(fmt: Format, limit: int | None) -> int | None:
+    return DEFAULT_PAGE if limit is None and fmt == "json" else limit
+
+
 def _render_overall(
-    session: Session, track: Track | None, fmt: Format, offset: int, limit: int | None
+    session: Session, track: Track | None, fmt: Format, q: str, offset: int, limit: int | None
 ) -> _Rendered:
     board = overall_leaderboard(session, track)
+    entries = search_entries(board, q)
     end = None if limit is None else offset + limit
-    page = board.entries[offset:end]
+    page = entries[offset:end]
     if fmt == "csv":
         name = "leaderboard" if track is None else f"leaderboard-{track.value}"
         csv_text = overall_csv(dataclasses.replace(board, entries=page))
         return _Rendered.of(csv_text.encode(), CSV, filename=f"{name}.csv")
-    body = {**_fields(board), "total": len(board.entries), "offset": offset, "limit": limit}
+    body = {**_fields(board), "total": len(entries), "offset": offset, "limit": limit}
     return _Rendered.of(to_json({**body, "entries": page}), JSON)
 
 
@@ -111,51 +130,85 @@ def get_overall_leaderboard(
         Query(description="Rank by average performance within this parameter budget"),
     ] = None,
     fmt: FormatQuery = "json",
-    offset: Annotated[int, Query(ge=0, description="Skip this many ranked entries")] = 0,
-    limit: Annotated[int | None, Query(ge=1, le=10_000, description="At most this many")] = None,
+    q: Annotated[
+        str,
+        Query(max_length=200, description="Only names with a word starting with this (any case)"),
+    ] = "",
+    offset: OffsetQuery = 0,
+    limit: LimitQuery = None,
 ) -> Response:
-    """Every listed submission: per-task ELUE scores, overall score, coverage, best performances.
+    """Listed submissions, a page at a time: per-task ELUE scores, overall score, coverage,
+    best performances; `total` counts the entries matching `q` before paging.
 
     Ranked by tasks covered, then overall ELUE score; with `track`, only entries within the
     parameter budget, ranked by average performance (coverage first, then fewer parameters).
     """
-    if offset == 0 and limit is None:  # the whole board: rendered once per change
-        rendered = cache.get(
+    limit = _page_limit(fmt, limit)
+    if offset == 0 and not q.strip() and limit in (None, DEFAULT_PAGE):
+        rendered = cache.get(  # the first page, the whole CSV: rendered once per version
             session,
-            ("overall-body", track, fmt),
-            lambda: _render_overall(session, track, fmt, 0, None),
+            ("overall-body", track, fmt, limit),
+            lambda: _render_overall(session, track, fmt, "", 0, limit),
         )
     else:
-        rendered = _render_overall(session, track, fmt, offset, limit)
+        rendered = _render_overall(session, track, fmt, q, offset, limit)
     return _respond(request, rendered)
 
 
 # --- per task ---------------------------------------------------------------------------------
 
 
-def _render_task(session: Session, task_name: str, fmt: Format) -> _Rendered:
+def _render_task(
+    session: Session, task_name: str, fmt: Format, offset: int, limit: int | None
+) -> _Rendered:
     board = task_leaderboard(session, task_name)  # NotFoundError (404) for an unknown task
+    page = task_page(board, offset, limit)
     if fmt == "csv":
         filename = f"{board.task.name}-leaderboard.csv"
-        return _Rendered.of(task_csv(board).encode(), CSV, filename=filename)
-    return _Rendered.of(to_json({**_fields(board), "scored": board.baseline is not None}), JSON)
+        sliced = dataclasses.replace(board, submissions=page.submissions, points=page.points)
+        return _Rendered.of(task_csv(sliced).encode(), CSV, filename=filename)
+    body = {
+        **_fields(board),
+        "scored": board.baseline is not None,
+        "total": page.total,
+        "offset": offset,
+        "limit": limit,
+        "total_points": len(board.points),
+        "submissions": page.submissions,
+        "points": page.points,
+        "front_points": page.front_points,
+    }
+    return _Rendered.of(to_json(body), JSON)
 
 
 @router.get(
     "/tasks/{task}/leaderboard",
     response_model=TaskLeaderboardRead,
     responses=_responses("(one row per point)"),
-    summary="One task: every point, Pareto-front flags, baseline curve and task scores",
+    summary="One task: a page of ranked entries with their points, fronts, baseline and scores",
     tags=["tasks"],
 )
 def get_task_leaderboard(
-    request: Request, task: str, session: SessionDep, fmt: FormatQuery = "json"
+    request: Request,
+    task: str,
+    session: SessionDep,
+    fmt: FormatQuery = "json",
+    offset: OffsetQuery = 0,
+    limit: LimitQuery = None,
 ) -> Response:
-    """Every listed point on the task with its delta against the baseline curve at its FLOPs,
-    its position relative to the baseline's FLOPs range, and its Pareto-front membership in
-    (performance, FLOPs) and (performance, params); per submission its ELUE task score."""
+    """Ranked submissions from `offset` (at most `limit`), and every listed point of theirs
+    with its delta against the baseline curve at its FLOPs, its position relative to the
+    baseline's FLOPs range, and its Pareto-front membership in (performance, FLOPs) and
+    (performance, params); per submission its ELUE task score. `front_points` holds every
+    point on either front, whatever the page."""
     # Task names are case-insensitive; an unknown one raises inside (nothing is cached).
-    rendered = cache.get(
-        session, ("task-body", task.lower(), fmt), lambda: _render_task(session, task, fmt)
-    )
+    limit = _page_limit(fmt, limit)
+    if offset == 0 and limit in (None, DEFAULT_PAGE):
+        rendered = cache.get(
+            session,
+            ("task-body", task.lower(), fmt, limit),
+            lambda: _render_task(session, task, fmt, 0, limit),
+        )
+    else:
+        rendered = _render_task(session, task, fmt, offset, limit)
     return _respond(request, rendered)
