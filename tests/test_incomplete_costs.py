@@ -143,3 +143,20 @@ def test_api_and_pages_flag_incomplete_counts(api_cheap: tuple[Api, int]) -> Non
     assert "Incomplete count" in page.text
     home = api.client.get("/")
     assert "Incomplete count" in home.text
+
+
+def test_marking_a_count_incomplete_invalidates_every_board(session: Session, board: Board) -> None:
+    """A recount that flags a listed result (committed elsewhere) bumps the board version."""
+    from core.leaderboard import board_version
+
+    session.commit()
+    before = board_version(session)
+    first = task_leaderboard(session, "SST-2")
+    a_point = next(p for p in first.points if p.submission_name == "A")
+    session.execute(
+        update(Result).where(Result.id == a_point.result_id).values(cost_incomplete=True)
+    )
+    session.commit()
+    assert board_version(session) != before
+    after = task_leaderboard(session, "SST-2")
+    assert next(p for p in after.points if p.result_id == a_point.result_id).cost_incomplete

@@ -119,6 +119,9 @@ _RESULT_COLUMNS = frozenset(
         "flops_p10",
         "flops_p90",
         "params",
+        "flops_elue_mean",
+        "cost_incomplete",
+        "cost_disagrees",
     }
 )
 _UPDATE_COLUMNS: dict[str, frozenset[str] | None] = {
