@@ -66,6 +66,8 @@ def worker(
         *(["--quiet"] if fmt == "json" else []),  # no banner between the JSON lines
         "worker",
         f"--queues={','.join(wanted)}",
+        # one node name per queue set: a score and a cost worker can share a host
+        f"--hostname={'-'.join(wanted)}@%h",
         f"--concurrency={concurrency}",
         f"--loglevel={loglevel}",
         "--prefetch-multiplier=1",

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything, migrate the embedded database, import the tasks, and run the service:
-# Redis (started, and installed, when absent), a Celery worker with the reconciler schedule,
-# and the web process. Ctrl-C stops them all.
+# Redis (started, and installed, when absent), a score worker (with the reconciler schedule)
+# and a cost worker, so that scoring never waits behind a model being counted, and the web
+# process. Ctrl-C stops them all.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh
@@ -14,8 +15,10 @@ TASKS_DIR="${PARETOBOARD_STORAGE__TASKS_DIR:-../shared/data/elue}"
 $PB db upgrade
 $PB tasks import "$TASKS_DIR"
 mkdir -p var/log
-$PB worker --queues score,cost --beat >> var/log/worker.log 2>&1 &
+$PB worker --queues score --beat >> var/log/worker.log 2>&1 &
 worker_pid=$!
+$PB worker --queues cost >> var/log/cost-worker.log 2>&1 &
+cost_pid=$!
 # First-run data: the published ElasticBERT-base baseline and example submissions evaluated by
 # the worker. Idempotent; in the background so the site is up at once and fills in within minutes.
 # PARETOBOARD_SEED=0 skips it.
@@ -24,8 +27,8 @@ if [ "${PARETOBOARD_SEED:-1}" != 0 ]; then
   $PB seed --baselines "$TASKS_DIR/baselines.json" >> var/log/seed.log 2>&1 &
   seed_pid=$!
 fi
-trap 'kill $seed_pid "$worker_pid" 2>/dev/null || true; wait $seed_pid "$worker_pid" 2>/dev/null || true' EXIT INT TERM
+trap 'kill $seed_pid "$worker_pid" "$cost_pid" 2>/dev/null || true; wait $seed_pid "$worker_pid" "$cost_pid" 2>/dev/null || true' EXIT INT TERM
 HOST="${PARETOBOARD_HOST:-127.0.0.1}"
 PORT="${PARETOBOARD_PORT:-8000}"
-echo "paretoboard: worker pid $worker_pid (log: var/log/worker.log; seed: var/log/seed.log); web on http://${HOST}:${PORT}/"
+echo "paretoboard: score worker pid $worker_pid (log: var/log/worker.log), cost worker pid $cost_pid (var/log/cost-worker.log; seed: var/log/seed.log); web on http://${HOST}:${PORT}/"
 .venv/bin/uvicorn server.app:create_app --factory --host "$HOST" --port "$PORT"

@@ -499,7 +499,7 @@ def _graph(nodes: list[dict[str, Any]], outputs: list[Any]) -> dict[str, Any]:
                 "storage_elements": 64,
             },
         ],
-        "nodes": [{"kwargs": {}, "stack": [], **n} for n in nodes],
+        "nodes": [{"kw": {}, "stack": [], **n} for n in nodes],
         "outputs": outputs,
     }
 

@@ -369,7 +369,8 @@ def _export_static(
 ) -> dict[str, Any]:
     """Graphs at fixed lengths, for models whose length does not export symbolically.
 
-    Exported at three lengths first, and at the job's shortest and longest: if the graphs
+    Exported at three lengths first, and at the job's lengths at every tenth of their range
+    (shortest and longest included): if the graphs
     differ only in integers that follow the length linearly (`_generalise`: a recurrent model
     keeps its length inside `aten.lstm`; an EmbeddingBag's offsets are computed from it), one
     graph serves every length. Otherwise (or where the model is known to branch on the
@@ -378,7 +379,12 @@ def _export_static(
     distinct = sorted({int(n) for n in lengths})
     if generalise:
         probe_lengths = list(GENERIC_PROBES)
-        for n in distinct[:1] + distinct[-1:]:
+        # and the job's lengths at every tenth of their range (shortest and longest included):
+        # a Python branch on the length shows as graphs that differ between two probes
+        deciles = (
+            [distinct[round(i * (len(distinct) - 1) / 10)] for i in range(11)] if distinct else []
+        )
+        for n in deciles:
             if n >= MIN_LENGTH and n not in probe_lengths:
                 probe_lengths.append(n)
         probes = [_export_at(loaded, n) for n in probe_lengths]

@@ -396,7 +396,7 @@ def _rows() -> dict[str, Rule]:
         _pool,
     )
     add(
-        "_adaptive_avg_pool2d _adaptive_avg_pool3d adaptive_max_pool2d",
+        "adaptive_avg_pool1d _adaptive_avg_pool2d _adaptive_avg_pool3d adaptive_max_pool2d",
         "reduction",
         "1 per input element",
         _adaptive_pool,
@@ -423,7 +423,8 @@ def _rows() -> dict[str, Rule]:
         "embedding index index_select gather select_scatter slice_scatter nonzero "
         "masked_select take "
         # symbolic sizes and bookkeeping
-        "sym_size sym_numel sym_stride sym_storage_offset size stride numel dim "
+        "sym_size sym_numel sym_stride sym_storage_offset sym_is_contiguous size stride numel "
+        "dim resize_ "
         "_local_scalar_dense "
         "_assert_tensor_metadata _assert_async _assert_scalar _functional_assert_async "
         "scalar_tensor lift dropout _to_dense complex",
