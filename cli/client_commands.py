@@ -138,20 +138,37 @@ def _mflops(value: float | None) -> str:
 
 def results_table(submission: dict[str, Any]) -> str:
     """The per-point results as a plain-text table."""
-    header = ["task", "point", "performance", "MFLOPs/sample", "params", "cost", "vs baseline"]
+    header = [
+        "task",
+        "point",
+        "performance",
+        "MFLOPs/sample",
+        "ELUE MFLOPs",
+        "params",
+        "cost",
+        "vs baseline",
+    ]
     rows = [header]
     for task in submission["results"]:
         for p in task["points"]:
             perf = p["performance"]
             delta = p["baseline_delta"]
+            flops = p["flops"]
+            incomplete = bool(flops.get("incomplete"))
+            status = p["cost_status"]
+            if incomplete:
+                status = "incomplete (a lower bound, not scored)"
+            elif flops.get("disagrees"):
+                status += " (fvcore differs >1%)"
             rows.append(
                 [
                     task["task"],
                     p["point"] or "-",
                     "-" if perf is None else f"{perf:.2f}",
-                    _mflops(p["flops"]["mean"]),
+                    (">= " if incomplete else "") + _mflops(flops["mean"]),
+                    _mflops(flops.get("elue_mean")),
                     "-" if p["params"] is None else f"{p['params']:,}",
-                    p["cost_status"],
+                    status,
                     "-" if delta is None else f"{delta:+.2f}",
                 ]
             )

@@ -235,3 +235,33 @@ def test_reconciler_requeues_then_gives_up(env: Env, elue_dir: Path) -> None:
     sub = env.submission(sid)
     assert sub.state is SubmissionState.FAILED
     assert sub.fault == "service"
+
+
+def test_lying_module_paths_fail_with_every_problem_by_line(env: Env, elue_dir: Path) -> None:
+    """An early-exit file whose paths skip layers or shrink them is refused, line by line."""
+    ids = _tokenized(elue_dir, "SST-2")
+    gold = raw_gold(elue_dir, "SST-2")
+    lines = ["index\tpred\tmodules"]
+    for i, sample in enumerate(ids):
+        n = len(sample)
+        path = f"({n}),emb; ({n},64),layer_1; (64),exit_1"
+        if i == 3:
+            path = f"({n}),emb; (64),exit_4"  # skips every layer the exit depends on
+        if i == 7:
+            path = f"({n}),emb; (1,64),layer_1; (64),exit_1"  # a one-token layer
+        lines.append(f"{i}\t{gold[i]}\t{path}")
+    tsv = env.tmp / "SST-2.tsv"
+    tsv.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    sid = env.submit(MODELS / "cost" / "elastic_small.py", {"SST-2.tsv": tsv})
+    pipeline.evaluate(env.engine, env.settings, sid)
+    sub = env.submission(sid)
+    assert sub.state is SubmissionState.FAILED
+    assert sub.fault == "user"
+    assert "2 module path(s) do not match the model" in sub.state_message
+    detail = sub.error_detail or ""
+    assert "- SST-2.tsv, line 5: the path skips layer_1, layer_2, layer_3, layer_4" in detail
+    assert "- SST-2.tsv, line 9: layer_1 is declared with input shape (1, 64) but" in detail
+    with transaction(env.engine) as session:
+        result = session.scalars(select(Result).where(Result.submission_id == sid)).one()
+        assert result.cost_status == "pending"  # nothing was counted, nothing stored
+        assert result.flops_mean is None

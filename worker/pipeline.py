@@ -11,6 +11,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
@@ -216,7 +217,7 @@ def _finish(
         detail = report.failure or "no output"
         if output is not None and output.error is not None:
             err = output.error
-            problems = "\n".join(f"- {p.get('problem', p)}" for p in err.problems)
+            problems = "\n".join(_problem_line(p) for p in err.problems)
             detail = f"{err.type}: {err.message}\n{problems}\n\n{err.traceback}"[-TRACEBACK_LIMIT:]
         set_state(
             sub,
@@ -243,6 +244,20 @@ def _finish(
         return
     counting_stage.store_costs(session, sub, job, output)
     set_state(sub, SubmissionState.DONE, "Evaluated")
+
+
+def _problem_line(problem: dict[str, Any]) -> str:
+    """One listed problem: "- FILE, line N: text" (file and line where known)."""
+    where = ", ".join(
+        part
+        for part in (
+            str(problem["file"]) if problem.get("file") else "",
+            f"line {problem['line']}" if problem.get("line") is not None else "",
+        )
+        if part
+    )
+    text = problem.get("problem", problem)
+    return f"- {where}: {text}" if where else f"- {text}"
 
 
 def run_counting(

@@ -120,7 +120,12 @@ def baseline_curve(session: Session, task: Task) -> BaselineCurve | None:
 
 
 def _delta(result: Result, curve: BaselineCurve | None) -> float | None:
-    """Performance minus the baseline curve at this point's FLOPs (stored value first)."""
+    """Performance minus the baseline curve at this point's FLOPs (stored value first).
+
+    None for an incomplete count: its FLOPs are a lower bound, so it has no place on the curve.
+    """
+    if result.cost_incomplete:
+        return None
     if result.baseline_delta is not None:
         return result.baseline_delta
     if curve is None or result.performance is None or not result.flops_mean:

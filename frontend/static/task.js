@@ -123,7 +123,11 @@
         customdata: indices.map(function () { return sub[SUB.id]; }),
         hovertemplate: "%{text}<extra></extra>",
         line: { color: color, width: 1.5 },
-        marker: { color: color, size: 7, symbol: sub[SUB.kind] === "s" ? "diamond" : "circle" }
+        // an incomplete count (a lower bound on the FLOPs) is drawn hollow
+        marker: { color: color, size: 7, symbol: indices.map(function (i) {
+          var shape = sub[SUB.kind] === "s" ? "diamond" : "circle";
+          return data.points[i][PT.incomplete] ? shape + "-open" : shape;
+        }) }
       });
     }
     if (axis === "flops" && data.baseline) {
