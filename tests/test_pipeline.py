@@ -265,3 +265,16 @@ def test_lying_module_paths_fail_with_every_problem_by_line(env: Env, elue_dir: 
         result = session.scalars(select(Result).where(Result.submission_id == sid)).one()
         assert result.cost_status == "pending"  # nothing was counted, nothing stored
         assert result.flops_mean is None
+
+
+def test_nul_bytes_in_the_models_output_are_stored_readable(env: Env, elue_dir: Path) -> None:
+    """PostgreSQL refuses NUL in text: the log and the error are cleaned before storing."""
+    path, _gold, _preds = _sst2_predictions(env, elue_dir)
+    sid = env.submit(MODELS / "cost" / "nul_in_error.py", {"SST-2.tsv": path})
+    pipeline.evaluate(env.engine, env.settings, sid)
+    sub = env.submission(sid)
+    assert sub.state is SubmissionState.FAILED
+    assert sub.fault == "user"
+    assert "\x00" not in (sub.sandbox_log or "")
+    assert "\x00" not in (sub.error_detail or "")
+    assert "broken \ufffd model" in (sub.error_detail or "")

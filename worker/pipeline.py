@@ -211,7 +211,8 @@ def _finish(
             fault="service",
         )
         return
-    sub.sandbox_log = report.log[-LOG_LIMIT:]
+    # the log is the model's own output: no NUL (PostgreSQL refuses it in text)
+    sub.sandbox_log = report.log[-LOG_LIMIT:].replace("\x00", "\ufffd")
     output = report.output
     if report.failure is not None or output is None:
         detail = report.failure or "no output"
@@ -222,9 +223,9 @@ def _finish(
         set_state(
             sub,
             SubmissionState.FAILED,
-            f"Counting failed: {(report.failure or 'no output')[:500]}",
+            f"Counting failed: {(report.failure or 'no output')[:500]}".replace("\x00", "\ufffd"),
             failed_stage="counting",
-            error_detail=detail,
+            error_detail=detail.replace("\x00", "\ufffd"),
             fault="user",
         )
         return
