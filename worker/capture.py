@@ -35,6 +35,10 @@ MAX_STATIC_LENGTHS = 600
 MIN_LENGTH = 2
 
 
+# How a download attempt from a model hub fails in the offline sandbox.
+_HUB_SIGNS = ("from_pretrained", "offline", "huggingface", "HF_HUB", "hf.co", "Hub")
+
+
 class CaptureError(Exception):
     """The model cannot be captured; `message` says why and what to do."""
 
@@ -216,9 +220,13 @@ def _call(loaded: Any, length: int) -> tuple[tuple[Any, ...], dict[str, Any], li
     from worker.counting.loading import model_call
 
     call = model_call(loaded, length)
-    _names, _var_kw, positional = _accepted(loaded.entire_model.forward)
+    names, _var_kw, positional = _accepted(loaded.entire_model.forward)
     arg_names = [positional[i] if i < len(positional) else f"arg{i}" for i in range(len(call.args))]
-    return call.args, dict(call.kwargs), arg_names + list(call.kwargs)
+    # The optional inputs (attention_mask, token_type_ids) go only to a forward that names
+    # them: through **kwargs they would reach whatever the model forwards its kwargs to
+    # (transformers passes them on as attention options).
+    kwargs = {k: v for k, v in call.kwargs.items() if k in names or k == "input_ids"}
+    return call.args, kwargs, arg_names + list(kwargs)
 
 
 def _accepted(forward: Any) -> tuple[set[str], bool, list[str]]:
@@ -455,14 +463,23 @@ def _module_map(loaded: Any) -> dict[str, str | None]:
 def capture(job: dict[str, Any]) -> dict[str, Any]:
     import torch
 
-    from worker.counting.loading import load_model_file
+    from worker.counting.loading import ModelFileError, load_model_file
 
     start = time.perf_counter()
     torch.set_num_threads(max(1, int(job.get("threads", 1))))
     max_length = max(MIN_LENGTH + 1, int(job.get("max_length", 512)))
     lengths = [int(n) for n in job.get("lengths", [])]
     deadline = time.monotonic() + float(job.get("seconds", 600))
-    loaded = load_model_file(Path(job["model"]))
+    try:
+        loaded = load_model_file(Path(job["model"]))
+    except ModelFileError as exc:
+        if any(sign in exc.message for sign in _HUB_SIGNS):
+            exc.message += (
+                ". Nothing can be downloaded here (no network): build the model from a config "
+                "(e.g. BertForSequenceClassification(BertConfig(...))), not from_pretrained; "
+                "weights do not change the cost"
+            )
+        raise
     loaded.entire_model.eval()
     _restore_module_methods(loaded.entire_model)
     notes: list[str] = list(loaded.notes)

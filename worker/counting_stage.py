@@ -431,7 +431,14 @@ class CounterError(RuntimeError):
 
 def _sandbox_env(device: str) -> dict[str, str]:
     """The job's environment; a worker kept to some GPUs passes that choice on."""
-    env = {"PYTHONPATH": CODE_TARGET}
+    env = {
+        "PYTHONPATH": CODE_TARGET,
+        # no network in the sandbox: transformers fails at once instead of retrying the hub
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "HF_HUB_DISABLE_TELEMETRY": "1",
+        "HF_HOME": "/tmp/hf",
+    }
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if device != "cpu" and visible is not None:
         env["CUDA_VISIBLE_DEVICES"] = visible

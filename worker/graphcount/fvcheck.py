@@ -51,8 +51,11 @@ class _Replay(nn.Module):
             if item.kind == "input":
                 continue
             dims = [int(s) for s in item.shape]
-            # uninitialised memory: fvcore counts shapes, and the inputs index row 0 only
-            self.store[item.name] = torch.empty(dims, dtype=dtype_of(item.dtype))
+            # fvcore counts shapes: weights need no values (uninitialised memory), but integer
+            # tensors may be indices (position ids), so they are zeros
+            dtype = dtype_of(item.dtype)
+            maker = torch.empty if dtype.is_floating_point or dtype.is_complex else torch.zeros
+            self.store[item.name] = maker(dims, dtype=dtype)
 
     def inputs(self) -> tuple[torch.Tensor, ...]:
         out = []
