@@ -133,6 +133,7 @@ def test_linear_rewrite_counted_in_sandbox(name: str) -> None:
         ("linear_sparse.py", "sparse"),
         ("quantized_dynamic.py", "int8"),
         ("content_dependent.py", "depends on the input values"),
+        ("cond_exit.py", "torch.cond"),
     ],
 )
 def test_uncountable_model_refused_with_a_message(name: str, says: str) -> None:

@@ -186,7 +186,15 @@ def serialize_program(ep: Any, user_inputs: Sequence[str]) -> dict[str, Any]:
             outputs = _encode_arg(
                 list(node.args[0]) if isinstance(node.args[0], tuple | list) else [node.args[0]]
             )
-        else:  # get_attr / call_module do not occur in an exported program's graph
+        elif node.op == "get_attr":  # a subgraph of a control-flow operator (torch.cond, ...)
+            raise CaptureError(
+                "entire_model branches inside its graph (torch.cond or another control-flow "
+                "operator), which the counter does not cost yet: make entire_model's forward "
+                "the full pass and give each sample's path in a `modules` or `exit_layer` "
+                "prediction file",
+                "content_dependent",
+            )
+        else:  # call_module does not occur in an exported program's graph
             raise CaptureError(f"the exported graph has a {node.op} node the counter cannot read")
         if len(nodes) > MAX_NODES:
             raise CaptureError(f"the exported graph has more than {MAX_NODES:,} operators")
