@@ -202,14 +202,11 @@ def test_patched_counters_change_nothing(reference: SandboxRun) -> None:
 
 
 def test_forged_report_changes_nothing(reference: SandboxRun) -> None:
-    """fd 1 and sys.stdout are the log; the forgery on other descriptors reaches the capture
-    channel and makes it unreadable: the run then fails, nothing is stored."""
+    """fd 1 and sys.stdout are the log; what the forgery writes on the other descriptors comes
+    before the capture's marker and is ignored: the numbers are the honest reference's."""
     run = sandbox("forge_report.py", static())
-    if run.failure is None:
-        _same_numbers(run, reference)
-    else:
-        assert run.output is None
-        assert run.reason in ("invalid_report", "no_report")
+    assert run.failure is None, run.failure
+    _same_numbers(run, reference)
 
 
 def test_forge_and_exit_stores_nothing() -> None:

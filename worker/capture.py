@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 CAPTURE_VERSION = 1
+CAPTURE_MARKER = b"\n--paretoboard-capture--\n"
 MAX_NODES = 200_000
 # When a graph cannot be exported with a symbolic length, it is exported once per distinct
 # length, at most this many (the rest of the job is refused with a message saying so).
@@ -610,7 +611,9 @@ def main(argv: Sequence[str]) -> int:
             },
         }
         code = 3
-    data = memoryview(json.dumps(payload, separators=(",", ":")).encode())
+    # After a marker: whatever reached this descriptor before (a model that found it and
+    # wrote there) comes before the last marker and is ignored by the reader.
+    data = memoryview(CAPTURE_MARKER + json.dumps(payload, separators=(",", ":")).encode())
     while data:
         data = data[os.write(out_fd, data) :]
     os.close(out_fd)

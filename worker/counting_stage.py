@@ -27,6 +27,7 @@ from core.settings import REPO_ROOT, Settings
 from core.storage import BlobStore
 from core.tasks.service import load_test_texts
 from core.tokenizers import cached_tokenizer, encode, registered_tokenizers
+from worker.capture import CAPTURE_MARKER
 from worker.cost_output import CostOutput, EntryOutput, ErrorOutput, parse_cost_output
 from worker.sandbox import (
     Bind,
@@ -329,7 +330,11 @@ def run_cost_job(model_file: bytes, job: CostJob, settings: Settings, *, device:
             "no_report",
         )
     try:
-        capture = json.loads(result.stdout)
+        # the capture follows the last marker; anything before it is not the capture's
+        _before, marker, body = result.stdout.rpartition(CAPTURE_MARKER)
+        if not marker:
+            raise ValueError("no capture marker")
+        capture = json.loads(body)
         if not isinstance(capture, dict):
             raise ValueError("not a JSON object")
     except ValueError as exc:
