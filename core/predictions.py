@@ -25,6 +25,9 @@ Decisions beyond the protocol:
 - Regression values are ASCII decimal numbers as Python's `float` reads them, without `_`
   separators; NaN and infinities (also `1e999`, which overflows) are refused.
 - `index` and `exit_layer` are plain ASCII digit strings (no sign, no `1.0`).
+- ElasticBERT writes the exit layers as a second file, `index<TAB>exit_layer`
+  (`parse_exit_layer_file`); a submission joins it to its prediction file as this format
+  (`write_with_exit_layers`).
 - Line numbers in problems are physical, 1-based, counted after CRLF / CR were turned into line
   ends; the header is the first non-blank line (normally line 1).
 
@@ -687,3 +690,135 @@ def _parse_entry(part: str) -> ModuleCall | str:
             "letters, digits, _ . or -, e.g. layer_1"
         )
     return ModuleCall(name=name, shape=tuple(dims))
+
+
+# --------------------------------------------------------------------------------------------
+# ElasticBERT's second file: the exit layers alone (`index<TAB>exit_layer`)
+
+
+def parse_exit_layer_file(
+    path: Path,
+    *,
+    n_rows: int,
+    file_name: str,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_problems: int = DEFAULT_MAX_PROBLEMS,
+) -> npt.NDArray[np.int64]:
+    """The 1-based exit layer of every test example, in index order, from a file with header
+    `index<TAB>exit_layer` (ElasticBERT's `{task}_infer_exit_layer_{threshold}.tsv`).
+
+    Same tolerances and same kind of problems as `parse_predictions`; raises
+    `PredictionFileError` listing every problem.
+    """
+    if n_rows < 1:
+        raise ValueError(f"n_rows must be at least 1, got {n_rows}")
+    size = path.stat().st_size
+    if size > max_bytes:
+        _refuse_oversize(file_name, size, max_bytes)
+    with path.open("rb") as fh:
+        data = fh.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        _refuse_oversize(file_name, len(data), max_bytes)
+    problems = _Problems(file_name, max_problems)
+    add = problems.add
+    if b"\x00" in data:
+        add("file is binary (NUL byte); expected a UTF-8 text TSV file index<TAB>exit_layer")
+        problems.fail()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        add(
+            f"file is not valid UTF-8: byte 0x{data[exc.start]:02x} at byte offset {exc.start} "
+            f"(line {line}); expected a UTF-8 text TSV file",
+            line=line,
+        )
+        problems.fail()
+    if text.startswith("\ufeff"):
+        text = text[1:]
+    lines = text.replace("\r\n", "\n").replace("\r", "\n").split("\n")
+    header_at = next((i for i, line in enumerate(lines) if line.strip()), None)
+    hint = "expected a header line index<TAB>exit_layer and one row per test example"
+    if header_at is None:
+        add(f"file is empty: {hint} ({n_rows} rows)")
+        problems.fail()
+    header = [_clean(name).lower() for name in lines[header_at].split("\t")]
+    if header != ["index", "exit_layer"]:
+        found = "\t".join(header)
+        add(f"header is {_show(found)}: {hint}", line=header_at + 1)
+        problems.fail()
+    first_line = [0] * n_rows
+    exits = [0] * n_rows
+    rows = 0
+    for i in range(header_at + 1, len(lines)):
+        raw_line = lines[i]
+        if not raw_line.strip():
+            continue
+        rows += 1
+        line = i + 1
+        fields = [_clean(f) for f in raw_line.split("\t")]
+        if len(fields) != 2:
+            add(f"found {len(fields)} fields, expected 2 (index, exit_layer)", line=line)
+            continue
+        raw_index, raw_layer = fields
+        idx = _small_int(raw_index) if _is_digits(raw_index) else None
+        if idx is None or idx >= n_rows:
+            add(
+                f"index {_show(raw_index)} is not valid: expected an integer from 0 to "
+                f"{n_rows - 1}",
+                line=line,
+                column="index",
+            )
+            idx = None
+        elif first_line[idx]:
+            add(
+                f"index {idx} appears twice: on line {first_line[idx]} and on line {line}",
+                line=line,
+                column="index",
+            )
+            idx = None
+        else:
+            first_line[idx] = line
+        layer = _small_int(raw_layer) if _is_digits(raw_layer) else None
+        if layer is None or not 1 <= layer <= MAX_EXIT_LAYER:
+            add(
+                f"exit_layer {_show(raw_layer)} is not valid: expected an integer from 1 to "
+                f"{MAX_EXIT_LAYER} (the 1-based layer the example exited at)",
+                line=line,
+                column="exit_layer",
+            )
+        elif idx is not None:
+            exits[idx] = layer
+    if rows != n_rows:
+        add(f"found {rows} rows, expected {n_rows} (one per test example)")
+    missing = [i for i, seen in enumerate(first_line) if not seen]
+    if missing and rows:
+        few = ", ".join(str(i) for i in missing[:10]) + (", ..." if len(missing) > 10 else "")
+        add(
+            f"{len(missing)} index(es) missing: {few} (every index 0..{n_rows - 1} must appear "
+            "exactly once)",
+            column="index",
+        )
+    problems.raise_if_any()
+    out = np.array(exits, dtype=np.int64)
+    out.flags.writeable = False
+    return out
+
+
+def write_with_exit_layers(
+    parsed: ParsedPredictions,
+    exit_layers: npt.NDArray[np.int64],
+    manifest: TaskManifest,
+    target: Path,
+) -> None:
+    """Write `index<TAB>prediction<TAB>exit_layer`: a prediction file and its exit-layer file as
+    the one-file EXIT_LAYER format (regression values as Python's repr, which reads back exactly).
+    """
+    regression = manifest.label_kind is LabelKind.REGRESSION
+    with target.open("w", encoding="utf-8", newline="\n") as out:
+        out.write("index\tprediction\texit_layer\n")
+        for i, (value, layer) in enumerate(
+            zip(parsed.labels.tolist(), exit_layers.tolist(), strict=True)
+        ):
+            label = repr(float(value)) if regression else manifest.labels[int(value)]
+            out.write(f"{i}\t{label}\t{layer}\n")

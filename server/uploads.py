@@ -28,7 +28,7 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from core.errors import InvalidInputError, Problem
 from core.models import Visibility
 from core.settings import Settings
-from core.submissions.archive import extract_zip, is_zip_name
+from core.submissions.archive import extract_zip, is_model_name, is_zip_name
 from core.submissions.service import SubmissionDraft, UploadedFile
 from server.auth import CSRF_HEADER
 
@@ -56,18 +56,22 @@ MULTIPART_BODY: dict[str, Any] = {
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
-                    "required": ["model", "predictions"],
+                    "required": ["predictions"],
                     "properties": {
                         "model": {
                             "type": "string",
                             "format": "binary",
-                            "description": "the model file (.py) defining `entire_model`",
+                            "description": "the model file (.py) defining `entire_model` "
+                            "(optional when the zip holds model_to_eval.py)",
                         },
                         "predictions": {
                             "type": "array",
                             "items": {"type": "string", "format": "binary"},
-                            "description": "files named <TASK>.tsv or <TASK>.<point>.tsv, "
-                            "or one .zip of them (flat layout)",
+                            "description": "files named <TASK>.tsv, <TASK>.<point>.tsv or "
+                            "ElasticBERT's <TASK>_<point>.tsv with "
+                            "<TASK>_infer_exit_layer_<point>.tsv, or one .zip of them (at the "
+                            "top level or one folder per task: SST-2/3.tsv, optionally with "
+                            "the task's model_to_eval.py)",
                         },
                         "tokenizer": {
                             "type": "string",
@@ -201,9 +205,10 @@ def _stage(form: FormData, folder: Path, settings: Settings) -> StagedUpload:
                 archive.path, unpacked, zip_name=archive.name, limits=settings.limits
             )
             archive.path.unlink()
-            staged.predictions = files
+            staged.predictions = [f for f in files if not is_model_name(f.name)]
             staged.problems.extend(problems)
             staged.predictions_refused = bool(problems)
+            _take_zip_models(staged, [f for f in files if is_model_name(f.name)], archive.name)
     if len(staged.predictions) > settings.limits.max_prediction_files:
         staged.problems.append(
             Problem(
@@ -213,6 +218,43 @@ def _stage(form: FormData, folder: Path, settings: Settings) -> StagedUpload:
             )
         )
     return staged
+
+
+def _take_zip_models(staged: StagedUpload, models: list[UploadedFile], zip_name: str) -> None:
+    """ELUE's zip may hold a `model_to_eval.py` per task folder. A submission has one model for
+    all its tasks, so they must be the same file (byte for byte), and the same as the model field
+    when both are sent; the zip's model is used when the field is empty."""
+    if not models:
+        return
+    first = models[0]
+    data = first.path.read_bytes()
+    differing = [m.name for m in models[1:] if m.path.read_bytes() != data]
+    if differing:
+        staged.problems.append(
+            Problem(
+                f"model files differ: {', '.join(differing)} not the same as {first.name}; a "
+                "submission has one model for all its tasks, so every task folder's model file "
+                "must be the same file (or send one model file); submit tasks with different "
+                "models as separate submissions",
+                file=zip_name,
+                column="model",
+            )
+        )
+        if staged.model is None:
+            staged.model = UploadedFile(first.name, first.path)  # not "a model is required" too
+        return
+    if staged.model is not None:
+        if staged.model.path.read_bytes() != data:
+            staged.problems.append(
+                Problem(
+                    f"the model file {staged.model.name} and {first.name} in the zip differ: send "
+                    "one model (leave the model field empty to use the zip's)",
+                    file=zip_name,
+                    column="model",
+                )
+            )
+        return
+    staged.model = UploadedFile(first.name, first.path)
 
 
 @asynccontextmanager

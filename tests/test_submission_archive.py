@@ -32,18 +32,38 @@ def _problems(tmp_path: Path, data: bytes, **limits: object) -> list[str]:
     ("entries", "expected"),
     [
         (
-            [("a/SST-2.tsv", b"x"), ("b/SNLI.tsv", b"x")],
-            ["p.zip: files must be at the top level or in one top-level folder; found a, b"],
+            [("a/SST-2/3.tsv", b"x"), ("b/SNLI/3.tsv", b"x")],
+            [
+                "p.zip: task folders must be at the top level or all inside one top-level "
+                "folder; found a, b"
+            ],
         ),
         (
-            [("SST-2.tsv", b"x"), ("x/SST-2.tsv", b"y")],
-            ["p.zip:x/SST-2.tsv: entry refused: a second entry named SST-2.tsv"],
+            [("SST-2/3.tsv", b"x"), ("SST-2/3.tsv", b"y")],
+            ["p.zip:SST-2/3.tsv: entry refused: a second entry named SST-2/3.tsv"],
+        ),
+        (
+            [("p/SST-2/x/3.tsv", b"x")],
+            [
+                "p.zip:p/SST-2/x/3.tsv: entry refused: nested folder (at most "
+                "<folder>/<TASK>/<file>)"
+            ],
+        ),
+        (
+            [("SST-2/3.tsv", b"x"), ("SST-2/model_to_eval.py", b"y"), ("SST-2/m.py", b"z")],
+            [
+                "p.zip:SST-2/m.py: entry refused: a second model file in SST-2 "
+                "(SST-2/model_to_eval.py)"
+            ],
         ),
         ([("C:\\SST-2.tsv", b"x")], ["p.zip:C:\\SST-2.tsv: entry refused: absolute path"]),
         ([("..\\SST-2.tsv", b"x")], ["p.zip:..\\SST-2.tsv: entry refused: parent path (..)"]),
         (
             [("README", b"x")],
-            ["p.zip:README: entry refused: only .tsv prediction files are accepted"],
+            [
+                "p.zip:README: entry refused: only .tsv prediction files and .py model files "
+                "are accepted"
+            ],
         ),
         ([("d/", b"")], ["p.zip: the archive holds no .tsv files"]),
     ],
@@ -89,7 +109,7 @@ def test_extraction_uses_neutral_names_and_stops_at_the_declared_size(tmp_path: 
     files, problems = extract_zip(_write(tmp_path, data), dest, zip_name="p.zip", limits=LIMITS)
     assert problems == []
     assert [(f.name, f.path.name, f.path.read_bytes()) for f in files] == [
-        ("SST-2.tsv", "zip-0.tsv", b"index\tprediction\n")
+        ("preds/SST-2.tsv", "zip-0.tsv", b"index\tprediction\n")
     ]
     # A header that claims fewer bytes than the data holds: the CRC check refuses the entry.
     raw = bytearray(zip_bytes([("SST-2.tsv", b"0123456789")], compression=zipfile.ZIP_STORED))

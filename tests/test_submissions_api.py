@@ -250,6 +250,9 @@ def test_validate_stores_nothing_and_uses_no_quota(
 # ---------------------------------------------------------------------------------------------
 # Refusals: each one answers with the exact problem and leaves nothing behind
 
+KNOWN = (
+    "known, in any case: SST-2 (sst-2, sst, sst2), SNLI, SciTail, MRPC, STS-B (sts-b, sts, stsb)"
+)
 BOMB = b"\n" * (8 * 1024 * 1024)  # 8 MiB of one byte: deflates about 1000:1
 SYMLINK = zip_bytes([("SST-2.tsv", b"/etc/passwd")], symlinks=("SST-2.tsv",))
 TOO_MANY = zip_bytes([(f"SST-2.p{i}.tsv", b"index\tprediction\n") for i in range(101)])
@@ -272,7 +275,7 @@ REFUSALS: list[tuple[str, Files, list[dict[str, Any]]]] = [
         files(QNLI=b"index\tprediction\n0\t1\n"),
         [
             _problem(
-                "Unknown task 'QNLI' (known tasks: SST-2, SNLI, SciTail, MRPC, STS-B)", "QNLI.tsv"
+                f"Unknown task 'QNLI' (read from 'QNLI.tsv' as <TASK>.tsv); {KNOWN}", "QNLI.tsv"
             )
         ],
     ),
@@ -281,8 +284,9 @@ REFUSALS: list[tuple[str, Files, list[dict[str, Any]]]] = [
         files(**{"sst2 final": SST2}),
         [
             _problem(
-                "file name 'sst2 final.tsv' is not <TASK>.tsv or <TASK>.<point>.tsv (point: "
-                "letters, digits, _ or -)",
+                "file name 'sst2 final.tsv' is not one of <TASK>.tsv, <TASK>.<point>.tsv, "
+                "ElasticBERT's pair <TASK>_<point>.tsv with <TASK>_infer_exit_layer_<point>.tsv, "
+                "or <TASK>/<point>.tsv in a zip (point: letters, digits, ., _ or -, at most 64)",
                 "sst2 final.tsv",
             )
         ],
@@ -352,11 +356,11 @@ REFUSALS: list[tuple[str, Files, list[dict[str, Any]]]] = [
         ),
         [
             _problem(
-                "entry refused: nested folder (keep the layout flat)",
+                "entry refused: nested folder (at most <folder>/<TASK>/<file>)",
                 "preds.zip:preds/a/b/SNLI.tsv",
             ),
             _problem(
-                "entry refused: only .tsv prediction files are accepted",
+                "entry refused: only .tsv prediction files and .py model files are accepted",
                 "preds.zip:preds/notes.txt",
             ),
         ],
@@ -377,7 +381,7 @@ REFUSALS: list[tuple[str, Files, list[dict[str, Any]]]] = [
         [
             _problem("a model file (.py) is required", column="model"),
             _problem(
-                "Unknown task 'QNLI' (known tasks: SST-2, SNLI, SciTail, MRPC, STS-B)", "QNLI.tsv"
+                f"Unknown task 'QNLI' (read from 'QNLI.tsv' as <TASK>.tsv); {KNOWN}", "QNLI.tsv"
             ),
             _problem("label is empty: expected one of 0, 1", "SST-2.tsv", 3, "prediction"),
         ],

@@ -2,14 +2,17 @@
 
 Rules (each refused entry is named, with the reason):
 - at most `zip_max_entries` entries, at most `zip_max_uncompressed_bytes` declared in total;
-- flat layout: files at the top level, or all inside one top-level folder (what
-  `zip -r preds.zip preds/` makes); anything deeper, or files in two different folders, is refused;
+- files at the top level, in one folder per task (ELUE's layout: `SST-2/3.tsv`), or either of
+  these inside one top-level folder (what `zip -r preds.zip preds/` makes); anything deeper, or
+  task folders inside two different top-level folders, is refused (which folder names a task is
+  decided with the task list, `core.submissions.files.resolve_prediction_names`);
 - no absolute paths, no `..`, no drive letters; backslashes count as separators;
 - regular files only (symbolic links and other special files are refused, read from the Unix mode
   in `external_attr`), not encrypted, stored or deflate/bzip2/lzma compressed;
-- only `.tsv` entries, each no larger than a prediction file may be, with a compression ratio
+- only `.tsv` entries and model files (`.py`, e.g. ELUE's `model_to_eval.py`, at most one per
+  folder), each no larger than a prediction file may be, with a compression ratio
   (uncompressed / compressed) of at most `zip_max_ratio` for entries of 1 MiB or more;
-- entry names unique after the folder is stripped.
+- entry paths unique.
 Extraction writes each accepted entry to a neutral name under `dest` (never the entry's name) and
 stops at the declared size, so a lying header cannot write more than was checked.
 """
@@ -33,7 +36,15 @@ _METHODS = {zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile
 @dataclass(frozen=True, slots=True)
 class ZipEntry:
     info: zipfile.ZipInfo
-    name: str  # base name, shown to the user and parsed as <TASK>[.<point>].tsv
+    name: str  # path inside the archive (`SST-2.tsv`, `SST-2/3.tsv`, `preds/SST-2/3.tsv`)
+
+
+MAX_DEPTH = 3  # <top-level folder>/<task folder>/<file>
+_NESTED = "nested folder (at most <folder>/<TASK>/<file>)"
+
+
+def is_model_name(name: str) -> bool:
+    return name.lower().endswith(".py")
 
 
 def is_zip_name(name: str) -> bool:
@@ -78,7 +89,6 @@ def check_zip(
         ]
     problems: list[Problem] = []
     files: list[tuple[zipfile.ZipInfo, list[str]]] = []
-    folders: set[str] = set()
     for info in infos:
         parts = [p for p in info.filename.replace("\\", "/").split("/") if p not in ("", ".")]
         why = _entry_problem(info, parts)
@@ -87,37 +97,42 @@ def check_zip(
         if why is not None:
             problems.append(_refused(zip_name, info.filename, why))
         elif info.is_dir() or info.filename.endswith("\\"):
-            if len(parts) > 1:
-                problems.append(
-                    _refused(zip_name, info.filename, "nested folder (keep the layout flat)")
-                )
-            else:
-                folders.add(parts[0])
-        elif len(parts) > 2:
-            problems.append(
-                _refused(zip_name, info.filename, "nested folder (keep the layout flat)")
-            )
+            if len(parts) >= MAX_DEPTH:
+                problems.append(_refused(zip_name, info.filename, _NESTED))
+        elif len(parts) > MAX_DEPTH:
+            problems.append(_refused(zip_name, info.filename, _NESTED))
         else:
-            if len(parts) == 2:
-                folders.add(parts[0])
             files.append((info, parts))
-    if len(folders) > 1:
-        problems.append(
-            Problem(
-                "files must be at the top level or in one top-level folder; found "
-                + ", ".join(sorted(folders)),
-                file=zip_name,
+    if any(len(parts) == MAX_DEPTH for _, parts in files):
+        tops = {parts[0] if len(parts) > 1 else "(top level)" for _, parts in files}
+        if len(tops) > 1:
+            problems.append(
+                Problem(
+                    "task folders must be at the top level or all inside one top-level folder; "
+                    "found " + ", ".join(sorted(tops)),
+                    file=zip_name,
+                )
             )
-        )
     entries: list[ZipEntry] = []
     seen: set[str] = set()
+    model_folders: dict[str, str] = {}
     total = 0
     for info, parts in files:
-        name = parts[-1]
+        name = "/".join(parts)
+        folder = "/".join(parts[:-1])
         size = info.file_size
         total += size
-        if not name.lower().endswith(".tsv"):
-            why = "only .tsv prediction files are accepted"
+        if is_model_name(name) and folder in model_folders:
+            why = f"a second model file in {folder or 'the top level'} ({model_folders[folder]})"
+        elif is_model_name(name):
+            model_folders[folder] = name
+            why = None
+        elif not name.lower().endswith(".tsv"):
+            why = "only .tsv prediction files and .py model files are accepted"
+        else:
+            why = None
+        if why is not None:
+            pass
         elif name in seen:
             why = f"a second entry named {name}"
         elif size > limits.prediction_file_bytes:
@@ -138,7 +153,7 @@ def check_zip(
                 file=zip_name,
             )
         )
-    if not entries and not problems:
+    if not any(not is_model_name(e.name) for e in entries) and not problems:
         problems.append(Problem("the archive holds no .tsv files", file=zip_name))
     return (entries if not problems else []), problems
 
@@ -146,14 +161,18 @@ def check_zip(
 def extract_zip(
     path: Path, dest: Path, *, zip_name: str, limits: LimitsSettings
 ) -> tuple[list[UploadedFile], list[Problem]]:
-    """Check the archive, then extract its entries to neutral names under `dest`."""
+    """Check the archive, then extract its entries to neutral names under `dest`.
+
+    The files come back in archive order, each named by its path inside the archive; model files
+    (`is_model_name`) among them are the caller's to separate.
+    """
     entries, problems = check_zip(path, zip_name=zip_name, limits=limits)
     if problems:
         return [], problems
     out: list[UploadedFile] = []
     with zipfile.ZipFile(path) as zf:
         for i, entry in enumerate(entries):
-            target = dest / f"zip-{i}.tsv"
+            target = dest / (f"zip-{i}.py" if is_model_name(entry.name) else f"zip-{i}.tsv")
             written = 0
             try:
                 with zf.open(entry.info) as src, target.open("wb") as dst:

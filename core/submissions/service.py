@@ -9,7 +9,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.errors import InvalidInputError, NotFoundError, Problem
+from core.errors import InvalidInputError, Problem
 from core.models import (
     FileRole,
     Submission,
@@ -18,12 +18,23 @@ from core.models import (
     SubmissionState,
     Visibility,
 )
-from core.predictions import PredictionFormat, parse_prediction_file
+from core.predictions import (
+    PredictionFormat,
+    parse_exit_layer_file,
+    parse_prediction_file,
+    write_with_exit_layers,
+)
 from core.settings import LimitsSettings
 from core.storage import BlobStore
-from core.submissions.files import check_model_source, parse_prediction_name
+from core.submissions.files import (
+    FileKind,
+    NamedFile,
+    check_model_source,
+    resolve_prediction_names,
+)
 from core.submissions.state import set_state
-from core.tasks.service import get_task, manifest_of
+from core.tasks.names import TaskNames
+from core.tasks.service import manifest_of
 from core.tokenizers import DEFAULT_TOKENIZER, load_tokenizer
 
 TOKENIZER_FILE_BYTES = 50 * 1024 * 1024
@@ -139,39 +150,7 @@ def check_submission(
 
     if not predictions and not predictions_refused:
         problems.append(Problem("at least one prediction file is required", column="predictions"))
-    seen: dict[tuple[str, str], str] = {}
-    for upload in predictions:
-        parsed_name = parse_prediction_name(upload.name)
-        if isinstance(parsed_name, Problem):
-            problems.append(parsed_name)
-            continue
-        try:
-            task = get_task(session, parsed_name.task)
-        except NotFoundError as exc:
-            problems.append(Problem(exc.message, file=upload.name))
-            continue
-        key = (task.name, parsed_name.point)
-        if key in seen:
-            problems.append(Problem(f"same task and point as {seen[key]}", file=upload.name))
-            continue
-        seen[key] = upload.name
-        try:
-            parsed = parse_prediction_file(
-                upload.path,
-                manifest=manifest_of(task),
-                n_rows=task.test_size,
-                file_name=upload.name,
-                max_bytes=limits.prediction_file_bytes,
-                max_problems=limits.max_problems,
-            )
-        except InvalidInputError as exc:
-            problems.extend(exc.problems)
-            continue
-        checked.predictions.append(
-            CheckedPrediction(
-                upload, task.id, task.name, parsed_name.point, parsed.n, parsed.format
-            )
-        )
+    _check_predictions(session, predictions, limits, checked, problems)
 
     if problems:
         raise InvalidInputError(
@@ -262,3 +241,109 @@ def store_submission(
         add(FileRole.PREDICTIONS, p.upload, p.task_id, p.point)
     session.flush()
     return submission
+
+
+def _check_predictions(
+    session: Session,
+    predictions: Sequence[UploadedFile],
+    limits: LimitsSettings,
+    checked: CheckedSubmission,
+    problems: list[Problem],
+) -> None:
+    """Name, pair and parse every prediction file; ElasticBERT's pairs are joined into one
+    EXIT_LAYER file written next to the prediction file (in the caller's staging folder)."""
+    named = resolve_prediction_names([u.name for u in predictions], TaskNames.load(session))
+    groups: dict[tuple[int, str], dict[FileKind, list[tuple[UploadedFile, NamedFile]]]] = {}
+    for upload, name in zip(predictions, named, strict=True):
+        if isinstance(name, Problem):
+            problems.append(name)
+            continue
+        kinds = groups.setdefault((name.task.id, name.point), {})
+        same = kinds.setdefault(name.kind, [])
+        if same:
+            problems.append(
+                Problem(f"same task and point as {same[0][1].display}", file=name.display)
+            )
+            continue
+        same.append((upload, name))
+    for kinds in groups.values():
+        preds = kinds.get(FileKind.PREDICTIONS, [])
+        exits = kinds.get(FileKind.EXIT_LAYERS, [])
+        if exits and not preds:
+            upload, name = exits[0]
+            problems.append(
+                Problem(
+                    f"exit-layer file without its prediction file: expected {name.partner} "
+                    f"(task {name.task.name}, point {name.point}) next to it",
+                    file=name.display,
+                )
+            )
+            continue
+        if not preds:
+            continue
+        upload, name = preds[0]
+        task = name.task
+        manifest = manifest_of(task)
+        try:
+            parsed = parse_prediction_file(
+                upload.path,
+                manifest=manifest,
+                n_rows=task.test_size,
+                file_name=name.display,
+                max_bytes=limits.prediction_file_bytes,
+                max_problems=limits.max_problems,
+            )
+        except InvalidInputError as exc:
+            problems.extend(exc.problems)
+            parsed = None
+        if (
+            name.needs_partner
+            and not exits
+            and (parsed is None or parsed.format is PredictionFormat.SIMPLE)
+        ):
+            problems.append(
+                Problem(
+                    f"ElasticBERT prediction file without its exit-layer file: expected "
+                    f"{name.partner} next to it (task {name.task.name}, point {name.point}); a "
+                    f"model without early exits names its file {name.task.name}.{name.point}.tsv",
+                    file=name.display,
+                )
+            )
+            continue
+        if exits:
+            exit_upload, exit_name = exits[0]
+            try:
+                layers = parse_exit_layer_file(
+                    exit_upload.path,
+                    n_rows=task.test_size,
+                    file_name=exit_name.display,
+                    max_bytes=limits.prediction_file_bytes,
+                    max_problems=limits.max_problems,
+                )
+            except InvalidInputError as exc:
+                problems.extend(exc.problems)
+                continue
+            if parsed is None:
+                continue
+            if parsed.format is not PredictionFormat.SIMPLE:
+                problems.append(
+                    Problem(
+                        f"has a {parsed.format.value} column and comes with the exit-layer file "
+                        f"{exit_name.display}: give the exit layers once (drop the column or the "
+                        "file)",
+                        file=name.display,
+                    )
+                )
+                continue
+            joined = upload.path.with_name(upload.path.name + ".with-exit-layers.tsv")
+            write_with_exit_layers(parsed, layers, manifest, joined)
+            upload = UploadedFile(f"{name.display} + {exit_name.display}", joined)
+            fmt = PredictionFormat.EXIT_LAYER
+        elif parsed is None:
+            continue
+        else:
+            upload = UploadedFile(name.display, upload.path)
+            fmt = parsed.format
+        checked.predictions.append(
+            CheckedPrediction(upload, task.id, task.name, name.point, parsed.n, fmt)
+        )

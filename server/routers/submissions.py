@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.db.session import engine_for, transaction
-from core.errors import InvalidInputError, NotFoundError, Problem
+from core.errors import InvalidInputError, Problem
 from core.models import SubmissionKind, SubmissionState, Task, User
 from core.settings import Settings
 from core.storage import BlobStore
@@ -26,7 +26,7 @@ from core.submissions.access import (
     get_visible_submission_or_raise,
 )
 from core.submissions.blobs import blob_lock, collect_blobs
-from core.submissions.files import parse_prediction_name
+from core.submissions.files import resolve_prediction_names
 from core.submissions.quota import check_quota
 from core.submissions.schemas import (
     CostsRead,
@@ -40,6 +40,7 @@ from core.submissions.schemas import (
     ValidationSummary,
 )
 from core.submissions.service import CheckedSubmission, check_submission, store_submission
+from core.tasks.names import TaskNames
 from core.tasks.service import get_task
 from core.tokenizers import registered_tokenizers
 from server import enqueue
@@ -59,16 +60,12 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 
 
 def _tasks_named(session: Session, staged: StagedUpload) -> list[Task]:
-    tasks: list[Task] = []
-    for upload in staged.predictions:
-        parsed = parse_prediction_name(upload.name)
-        if isinstance(parsed, Problem):
-            continue
-        try:
-            tasks.append(get_task(session, parsed.task))
-        except NotFoundError:
-            continue  # reported by the full check
-    return tasks
+    names = resolve_prediction_names([u.name for u in staged.predictions], TaskNames.load(session))
+    tasks: dict[int, Task] = {}
+    for named in names:
+        if not isinstance(named, Problem):  # a bad name is reported by the full check
+            tasks.setdefault(named.task.id, named.task)
+    return list(tasks.values())
 
 
 def _check(
