@@ -228,9 +228,14 @@ def _wait(client: httpx.Client, submission_id: int, interval: float) -> dict[str
 
 def submit(
     files: list[Path] = typer.Argument(
-        ..., help="prediction files <TASK>.tsv / <TASK>.<point>.tsv, or one .zip of them"
+        ...,
+        help="prediction files <TASK>.tsv / <TASK>.<point>.tsv, ElasticBERT's <TASK>_<point>.tsv "
+        "with <TASK>_infer_exit_layer_<point>.tsv, or one .zip of them (flat, or ELUE's one folder "
+        "per task with <point>.tsv files and optionally model_to_eval.py)",
     ),
-    model: Path | None = typer.Option(None, "--model", help="the model file (.py)"),
+    model: Path | None = typer.Option(
+        None, "--model", help="the model file (.py); optional when the zip holds model_to_eval.py"
+    ),
     name: str | None = typer.Option(None, help="submission name (default: model name and time)"),
     description: str = typer.Option("", help="a description shown with the results"),
     paper_url: str | None = typer.Option(None, "--paper-url"),
