@@ -836,9 +836,9 @@ def test_self_reported_paper(seeded_api: Api, sent: Sent) -> None:
     assert [
         (p["point"], p["performance"], p["flops"]["mean"], p["cost_status"], p["self_reported"])
         for p in task["points"]
-    ] == [
-        ("exit12", 88.6, 4.237e9, "self_reported", True),
+    ] == [  # the curve's order: cheapest first
         ("exit3", 84.1, 1.059e9, "self_reported", True),
+        ("exit12", 88.6, 4.237e9, "self_reported", True),
     ]
     assert all(p["costs_url"] is None and p["params"] == 109_000_000 for p in task["points"])
     listed = seeded_api.client.get("/api/v1/submissions", params={"kind": "self_reported"}).json()

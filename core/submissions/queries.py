@@ -171,7 +171,10 @@ def results_of(session: Session, submission: Submission) -> list[TaskResultsRead
         select(Result, Task)
         .join(Task, Task.id == Result.task_id)
         .where(Result.submission_id == submission.id)
-        .order_by(Task.position, Task.name, Result.point)
+        # points by cost (the order of a curve), uncounted ones after, then by name
+        .order_by(
+            Task.position, Task.name, Result.flops_mean.is_(None), Result.flops_mean, Result.point
+        )
     ).all()
     grouped: dict[int, TaskResultsRead] = {}
     curves: dict[int, BaselineCurve | None] = {}
