@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
@@ -12,6 +12,7 @@ import frontend
 from core.settings import Settings, get_settings
 from frontend.pages.errors import error_page
 from frontend.routes import router as pages_router
+from server.deps import refuse_control_characters
 from server.errors import install_error_handlers
 from server.limits import BodySizeLimitMiddleware
 from server.metrics import MetricsMiddleware
@@ -30,6 +31,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url="/api/docs",
         openapi_url="/api/openapi.json",
         redoc_url=None,
+        # NUL and other control characters in the path or query: 422, before any handler.
+        dependencies=[Depends(refuse_control_characters)],
     )
     app.state.settings = settings
     install_error_handlers(app, html_page=error_page)

@@ -9,7 +9,9 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from core.db.session import engine_for, session_factory
+from core.errors import InvalidInputError, Problem
 from core.settings import Settings
+from core.text import text_problem
 
 
 def get_app_settings(request: Request) -> Settings:
@@ -22,6 +24,24 @@ def get_session(request: Request) -> Iterator[Session]:
     settings: Settings = request.app.state.settings
     with session_factory(engine_for(settings.database_url))() as session, session.begin():
         yield session
+
+
+def refuse_control_characters(request: Request) -> None:
+    """422 for a path or query parameter holding NUL or another control character.
+
+    Installed on the whole app, so every route (API and pages) refuses them before any handler,
+    and the database, sees them; the error names the parameter.
+    """
+    problems: list[Problem] = []
+    if (problem := text_problem(request.url.path)) is not None:
+        problems.append(Problem(f"path: {problem}", column="path"))
+    for key, value in request.query_params.multi_items():
+        if (problem := text_problem(key)) is not None:
+            problems.append(Problem(f"query parameter name: {problem}", column="query"))
+        elif (problem := text_problem(value)) is not None:
+            problems.append(Problem(f"{key}: {problem}", column=f"query.{key}"))
+    if problems:
+        raise InvalidInputError("Invalid request: control characters are not allowed", problems)
 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]

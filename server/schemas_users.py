@@ -9,6 +9,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from pydantic.json_schema import SkipJsonSchema
 
 from core.models import UserRole
+from core.text import SafeName, SafeText
 from core.users import service as users
 
 
@@ -20,15 +21,17 @@ def _as_utc(value: dt.datetime) -> dt.datetime:
 UtcDatetime = Annotated[dt.datetime, AfterValidator(_as_utc)]
 
 # Logins take any string (a malformed email simply fails); signups state the service's rules.
-Email = Annotated[str, Field(max_length=320, examples=["ada@example.org"])]
+Email = Annotated[SafeText, Field(max_length=320, examples=["ada@example.org"])]
 Password = Annotated[
     str, Field(max_length=users.MAX_PASSWORD, json_schema_extra={"format": "password"})
 ]
-Name = Annotated[str, Field(min_length=1, max_length=users.MAX_NAME, pattern=users.NAME_PATTERN)]
+Name = Annotated[
+    SafeName, Field(min_length=1, max_length=users.MAX_NAME, pattern=users.NAME_PATTERN)
+]
 
 
 class UserCreate(BaseModel):
-    email: str = Field(
+    email: SafeText = Field(
         max_length=320,
         pattern=users.EMAIL_PATTERN,
         description="stored lower-case",

@@ -30,6 +30,7 @@ from core.models import Visibility
 from core.settings import Settings
 from core.submissions.archive import extract_zip, is_model_name, is_zip_name
 from core.submissions.service import SubmissionDraft, UploadedFile
+from core.text import has_control
 from server.auth import CSRF_HEADER
 
 FILE_FIELDS = ("model", "predictions", "tokenizer")
@@ -288,7 +289,7 @@ def draft_from(fields: dict[str, str], problems: list[Problem]) -> SubmissionDra
     urls: dict[str, str | None] = {}
     for key in ("paper_url", "code_url"):
         value = fields.get(key, "").strip()
-        if value and (len(value) > URL_MAX or not _URL.match(value)):
+        if value and (len(value) > URL_MAX or not _URL.match(value) or has_control(value)):
             problems.append(
                 Problem(f"expected an http(s) URL of at most {URL_MAX} characters", column=key)
             )

@@ -7,6 +7,7 @@ import io
 from collections.abc import Iterable, Sequence
 
 from core.leaderboard.types import OverallLeaderboard, TaskLeaderboard
+from core.text import csv_cell
 
 Cell = str | int | float | bool | None
 
@@ -18,13 +19,15 @@ def _cell(value: Cell) -> str | int | float:
         return "true" if value else "false"
     if isinstance(value, float):
         return repr(value)  # shortest round-tripping form
-    return value
+    # Text a spreadsheet would run as a formula (a name like "=HYPERLINK(...)") gets a leading
+    # apostrophe; numbers, negative deltas included, are written as they are.
+    return csv_cell(value)
 
 
 def _csv(header: Sequence[str], rows: Iterable[Sequence[Cell]]) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(header)
+    writer.writerow([csv_cell(h) for h in header])
     writer.writerows([_cell(v) for v in row] for row in rows)
     return out.getvalue()
 

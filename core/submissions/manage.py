@@ -20,6 +20,7 @@ from core.models import (
 )
 from core.submissions.schemas import SubmissionUpdate
 from core.submissions.state import set_state
+from core.text import normalise_name
 
 
 def name_taken(session: Session, *, owner_id: int | None, name: str, exclude: int | None) -> bool:
@@ -32,8 +33,8 @@ def name_taken(session: Session, *, owner_id: int | None, name: str, exclude: in
 def update_submission(session: Session, submission: Submission, changes: SubmissionUpdate) -> None:
     """Rename, re-describe or change the visibility of a submission (flushed)."""
     if changes.name is not None:
-        name = changes.name.strip()
-        if not name:
+        name = normalise_name(changes.name)  # the schema has refused invisible characters
+        if not name or len(name) > 200:
             raise InvalidInputError(
                 "Invalid name", [Problem("name must be 1 to 200 characters", column="name")]
             )

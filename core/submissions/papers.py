@@ -11,6 +11,7 @@ from core.submissions.manage import name_taken
 from core.submissions.schemas import PaperCreate
 from core.submissions.state import set_state
 from core.tasks.service import get_task
+from core.text import normalise_name
 
 SELF_REPORTED = "self_reported"  # Result.cost_status of every self-reported point
 URL_MAX = 500
@@ -19,8 +20,8 @@ URL_MAX = 500
 def create_paper_entry(session: Session, *, owner_id: int, entry: PaperCreate) -> Submission:
     """A submission of kind self_reported, already done, one Result per point (flushed)."""
     problems: list[Problem] = []
-    name = entry.name.strip()
-    if not name:
+    name = normalise_name(entry.name)  # the schema has refused invisible characters
+    if not name or len(name) > 200:
         problems.append(Problem("name must be 1 to 200 characters", column="name"))
     elif name_taken(session, owner_id=owner_id, name=name, exclude=None):
         problems.append(Problem(f"you already have a submission named {name!r}", column="name"))

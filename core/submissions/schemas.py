@@ -8,6 +8,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from core.models import SubmissionKind, SubmissionState, Visibility
+from core.text import SafeMultiline, SafeName, SafeText
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
 
@@ -186,26 +187,26 @@ class CostsRead(BaseModel):
 class SubmissionUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(None, min_length=1, max_length=200)
-    description: str | None = Field(None, max_length=10_000)
+    name: SafeName | None = Field(None, min_length=1, max_length=200)
+    description: SafeMultiline | None = Field(None, max_length=10_000)
     visibility: Visibility | None = None
 
 
 class PaperPoint(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    task: str = Field(min_length=1, max_length=64)
-    point: str = Field("", max_length=64)
+    task: SafeText = Field(min_length=1, max_length=64)
+    point: SafeText = Field("", max_length=64)
     performance: FiniteFloat = Field(ge=-100, le=100)  # the task's headline metric x100
     flops: FiniteFloat = Field(gt=0)  # per sample
-    metrics: dict[str, FiniteFloat] | None = None
+    metrics: dict[SafeText, FiniteFloat] | None = None
 
 
 class PaperCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
-    description: str = Field("", max_length=10_000)
+    name: SafeName = Field(min_length=1, max_length=200)
+    description: SafeMultiline = Field("", max_length=10_000)
     paper_url: HttpUrl
     code_url: HttpUrl | None = None
     params: int | None = Field(None, gt=0, le=10**13)

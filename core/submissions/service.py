@@ -35,6 +35,7 @@ from core.submissions.files import (
 from core.submissions.state import set_state
 from core.tasks.names import TaskNames
 from core.tasks.service import manifest_of
+from core.text import name_problem, normalise_name, text_problem
 from core.tokenizers import DEFAULT_TOKENIZER, load_tokenizer
 
 TOKENIZER_FILE_BYTES = 50 * 1024 * 1024
@@ -106,15 +107,21 @@ def check_submission(
     """
     problems = list(problems or [])
     checked = CheckedSubmission()
-    name = draft.name.strip()
+    name = normalise_name(draft.name)
     if not name and not require_name:
         pass
+    elif (problem := name_problem(name)) is not None:
+        problems.append(Problem(f"name: {problem}", column="name"))
     elif not name or len(name) > 200:
         problems.append(Problem("name must be 1 to 200 characters", column="name"))
     elif session.scalar(
         select(Submission.id).where(Submission.owner_id == owner_id, Submission.name == name)
     ):
         problems.append(Problem(f"you already have a submission named {name!r}", column="name"))
+    if (problem := text_problem(draft.description, multiline=True)) is not None:
+        problems.append(Problem(f"description: {problem}", column="description"))
+    if draft.tokenizer_name and (problem := text_problem(draft.tokenizer_name)) is not None:
+        problems.append(Problem(f"tokenizer_name: {problem}", column="tokenizer_name"))
 
     if model is None:
         problems.append(Problem("a model file (.py) is required", column="model"))
@@ -206,7 +213,7 @@ def store_submission(
     """Store checked files content-addressed and create the queued submission (flushed)."""
     submission = Submission(
         owner_id=owner_id,
-        name=draft.name.strip(),
+        name=normalise_name(draft.name),
         description=draft.description,
         paper_url=draft.paper_url,
         code_url=draft.code_url,

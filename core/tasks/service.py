@@ -12,10 +12,11 @@ from sqlalchemy import delete, func, insert, select
 from sqlalchemy.orm import Session
 
 from core.arrays import pack_array, unpack_array
-from core.errors import ConflictError, NotFoundError, Problem, TaskDataError
+from core.errors import ConflictError, InvalidInputError, NotFoundError, Problem, TaskDataError
 from core.models import Result, Task, TaskExample, TaskGold
 from core.tasks.files import TaskData, read_task_folder
 from core.tasks.manifest import ELUE_MANIFESTS, TaskManifest
+from core.text import has_control
 
 TEST_FILE = "test.tsv"
 _ELUE_ORDER = {name: i for i, name in enumerate(ELUE_MANIFESTS)}
@@ -47,6 +48,11 @@ def manifest_of(task: Task) -> TaskManifest:
 
 def get_task(session: Session, name: str) -> Task:
     """The task called `name` (case-insensitive), or NotFoundError."""
+    if has_control(name):  # never sent to the database (PostgreSQL refuses NUL)
+        raise InvalidInputError(
+            "Invalid task name",
+            [Problem("task: control characters are not allowed", column="task")],
+        )
     task = session.scalar(select(Task).where(func.lower(Task.name) == name.lower()))
     if task is None:
         known = ", ".join(t.name for t in list_tasks(session)) or "none imported yet"

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from core.db.base import utcnow
 from core.errors import ConflictError, InvalidInputError, NotFoundError, Problem
 from core.models import ApiToken, User, UserRole
+from core.text import has_control, name_problem, normalise_name
 
 TOKEN_PREFIX = "pb_"
 # Control and invisible formatting characters (bidi overrides, zero-width), refused in emails
@@ -55,8 +56,10 @@ def create_user(
     problems: list[Problem] = []
     if not _EMAIL.match(email):
         problems.append(Problem("expected an email address like name@example.org", column="email"))
-    name = display_name.strip()
-    if not 1 <= len(name) <= MAX_NAME or not _NAME.match(name):
+    name = normalise_name(display_name)
+    if (problem := name_problem(name)) is not None:
+        problems.append(Problem(f"display name: {problem}", column="display_name"))
+    elif not 1 <= len(name) <= MAX_NAME or not _NAME.match(name):
         problems.append(
             Problem(
                 f"display name must be 1 to {MAX_NAME} characters, without control characters",
@@ -87,7 +90,11 @@ def list_users(session: Session) -> list[User]:
 
 
 def authenticate(session: Session, *, email: str, password: str) -> User | None:
-    """The active user with this email and password, else None (same work either way)."""
+    """The active user with this email and password, else None (same work either way).
+
+    An email with control characters is refused before the database sees it (InvalidInputError).
+    """
+    refuse_control_in_email(email)
     user = session.scalar(select(User).where(User.email == normalise_email(email)))
     stored = user.password_hash if user is not None else _DUMMY_HASH
     try:
@@ -101,13 +108,26 @@ def authenticate(session: Session, *, email: str, password: str) -> User | None:
     return user
 
 
+def refuse_control_in_email(email: str) -> None:
+    """422 for a login email holding NUL or another control character."""
+    if has_control(email):
+        raise InvalidInputError(
+            "Invalid email",
+            [Problem("email: control characters are not allowed", column="email")],
+        )
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
 def create_token(session: Session, *, user: User, name: str) -> tuple[ApiToken, str]:
     """A new API token; the plain token is returned once and never stored."""
-    name = name.strip()
+    name = normalise_name(name)
+    if (problem := name_problem(name)) is not None:
+        raise InvalidInputError(
+            "Invalid token name", [Problem(f"token name: {problem}", column="name")]
+        )
     if not 1 <= len(name) <= MAX_NAME or not _NAME.match(name):
         raise InvalidInputError(
             "Invalid token name",

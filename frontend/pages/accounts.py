@@ -88,9 +88,10 @@ async def log_in(
         user = check_password(
             session, limiter, email=email, password=password, ip=client_ip(request)
         )
-    except (InvalidCredentialsError, RateLimitedError) as exc:
+    except (InvalidCredentialsError, RateLimitedError, InvalidInputError) as exc:
         headers = getattr(exc, "headers", None)
-        context = {"next": next_url, "email": email, "error": exc.message}
+        error = "; ".join(p.problem for p in exc.problems) or exc.message
+        context = {"next": next_url, "email": email, "error": error}
         return render(
             request,
             "login.html",

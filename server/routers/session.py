@@ -42,6 +42,7 @@ def check_password(
 
     Over the rate limit it raises RateLimitedError (429, Retry-After) without checking anything.
     """
+    users.refuse_control_in_email(email)  # 422 before the limiter or the database sees it
     attempt = limiter.check_in(email=email, ip=ip)
     # Nothing pending on the request's session may be written before the limiter's own
     # transaction below (on SQLite that would lock it out).
