@@ -7,7 +7,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install.sh
 scripts/ensure-bwrap.sh
-REDIS_URL=$(scripts/ensure-redis.sh)
+# The embedded Redis keeps its queue on disk (var/redis), as the compose stack does.
+REDIS_URL=$(PARETOBOARD_REDIS_PERSIST=1 PARETOBOARD_REDIS_DIR="${PARETOBOARD_REDIS_DIR:-$PWD/var/redis}" scripts/ensure-redis.sh)
 export PARETOBOARD_BROKER__URL="${PARETOBOARD_BROKER__URL:-$REDIS_URL/0}"
 export PARETOBOARD_BROKER__RESULT_BACKEND="${PARETOBOARD_BROKER__RESULT_BACKEND:-$REDIS_URL/1}"
 PB=.venv/bin/paretoboard
