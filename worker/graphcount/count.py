@@ -15,7 +15,6 @@ report (`worker.cost_output.CostOutput` as a dict) for a cost job's entries:
 from __future__ import annotations
 
 import itertools
-import math
 import re
 import time
 from collections import defaultdict
@@ -382,8 +381,9 @@ def _path_costs(
     """Per-sample (full, elue) of module paths, and per-operator / per-module means."""
     assert costs.walk is not None
     walk = costs.walk
-    listed = set(map_calls(capture, walk).calls.values())
-    inverse = {v: k for k, v in map_calls(capture, walk).calls.items()}
+    calls = map_calls(capture, walk).calls
+    listed = set(calls.values())
+    inverse = {v: k for k, v in calls.items()}
     # everything outside every listed call is charged to every path
     outside_full, outside_elue = sympy.Integer(0), sympy.Integer(0)
     outside_ops: dict[str, Any] = defaultdict(lambda: sympy.Integer(0))
@@ -595,4 +595,4 @@ def _apply_cross_check(
     return {"full": full, "elue": elue, "agree": agree, "report": report}
 
 
-__all__ = ["COUNTER_VERSION", "PathError", "count_capture", "math"]
+__all__ = ["COUNTER_VERSION", "PathError", "count_capture"]
