@@ -34,6 +34,12 @@ MAX_NODES = 200_000
 # length, at most this many (the rest of the job is refused with a message saying so).
 MAX_STATIC_LENGTHS = 600
 MIN_LENGTH = 2
+# Values of the tensors the graph reads that are not in a state_dict (non-persistent buffers,
+# constants: position ids, masks), so the trusted runner can run the graph with the submitted
+# weights (a weights file holds parameters and persistent buffers only). Larger ones must come
+# in the weights file.
+MAX_VALUE_ELEMENTS = 1_000_000
+MAX_VALUES_BYTES = 16 * 2**20
 
 
 # How a download attempt from a model hub fails in the offline sandbox.
@@ -111,6 +117,24 @@ def _val_shape(val: Any) -> list[Any]:
     return out
 
 
+def _value_b64(tensor: Any, budget: list[int]) -> str | None:
+    """A small tensor's values (contiguous, little-endian bytes, base64), within the budget."""
+    import base64
+
+    import torch
+
+    if tensor.numel() > MAX_VALUE_ELEMENTS or tensor.is_sparse or tensor.is_quantized:
+        return None
+    data = tensor.detach().to("cpu").contiguous()
+    if data.dtype == torch.bool:
+        data = data.to(torch.uint8)
+    raw = data.view(-1).view(torch.uint8).numpy().tobytes() if data.numel() else b""
+    if len(raw) > budget[0]:
+        return None
+    budget[0] -= len(raw)
+    return base64.b64encode(raw).decode("ascii")
+
+
 def serialize_program(ep: Any, user_inputs: Sequence[str]) -> dict[str, Any]:
     """An ExportedProgram as plain data (no values): inputs, nodes, outputs."""
     import torch
@@ -128,6 +152,7 @@ def serialize_program(ep: Any, user_inputs: Sequence[str]) -> dict[str, Any]:
         if isinstance(tensor, torch.Tensor):
             tensors[fqn] = tensor
     user_iter = iter(user_inputs)
+    budget = [MAX_VALUES_BYTES]
     for node in ep.graph.nodes:
         if node.op == "placeholder":
             spec = specs[node.name]
@@ -162,17 +187,22 @@ def serialize_program(ep: Any, user_inputs: Sequence[str]) -> dict[str, Any]:
                 raise CaptureError(f"the exported graph reads {spec.target!r}, which has no tensor")
             storage = real.untyped_storage()
             key = storages.setdefault(storage.data_ptr() or id(storage), len(storages))
-            inputs.append(
-                {
-                    "name": node.name,
-                    "kind": spec.kind.name.lower(),
-                    "target": str(spec.target),
-                    "shape": [int(s) for s in val.shape],
-                    "dtype": _dtype_name(val.dtype),
-                    "storage": key,
-                    "storage_elements": storage.nbytes() // max(1, real.element_size()),
-                }
-            )
+            item = {
+                "name": node.name,
+                "kind": spec.kind.name.lower(),
+                "target": str(spec.target),
+                "shape": [int(s) for s in val.shape],
+                "dtype": _dtype_name(val.dtype),
+                "storage": key,
+                "storage_elements": storage.nbytes() // max(1, real.element_size()),
+                "persistent": spec.kind is InputKind.PARAMETER
+                or (spec.kind is InputKind.BUFFER and spec.persistent is not False),
+            }
+            if not item["persistent"]:
+                value_bytes = _value_b64(real, budget)
+                if value_bytes is not None:
+                    item["value"] = value_bytes
+            inputs.append(item)
         elif node.op == "call_function":
             nodes.append(
                 {

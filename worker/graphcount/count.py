@@ -30,6 +30,7 @@ from worker.graphcount import rules
 from worker.graphcount.graph import (
     Capture,
     CaptureFormatError,
+    Graph,
     LengthSpecialisedError,
     Walk,
     walk_graph,
@@ -233,12 +234,31 @@ class CallMap:
 
 
 def map_calls(capture: Capture, walk: Walk) -> CallMap:
+    return map_module_calls(capture.modules, walk.call_order, walk.call_fqn)
+
+
+def graph_calls(graph: Graph) -> tuple[list[str], dict[str, str]]:
+    """Module-call keys in order of their first node, and each key's module path (as a walk)."""
+    order: list[str] = []
+    fqn_of: dict[str, str] = {}
+    for node in graph.nodes:
+        for key, fqn in node.stack:
+            if key and key not in fqn_of:
+                fqn_of[key] = fqn
+                order.append(key)
+    return order, fqn_of
+
+
+def map_module_calls(
+    modules: dict[str, str | None], call_order: Sequence[str], call_fqn: dict[str, str]
+) -> CallMap:
+    """module_list name -> its call in entire_model's graph (the i-th call for the i-th name)."""
     by_fqn: dict[str, list[str]] = defaultdict(list)
-    for key in walk.call_order:
-        by_fqn[walk.call_fqn[key]].append(key)
+    for key in call_order:
+        by_fqn[call_fqn[key]].append(key)
     names_by_fqn: dict[str, list[str]] = defaultdict(list)
     problems: dict[str, str] = {}
-    for name, fqn in capture.modules.items():
+    for name, fqn in modules.items():
         if fqn is None:
             problems[name] = (
                 f"module_list[{name!r}] is not a submodule of entire_model: a path's modules "

@@ -86,6 +86,10 @@ class GraphInput(_Model):
     dtype: str = Field(max_length=40)
     storage: int | None = Field(None, ge=0)
     storage_elements: int | None = Field(None, ge=0, le=10**13)
+    # parameters and persistent buffers come from a weights file; the values of the rest
+    # (non-persistent buffers, constants) may come with the capture (base64, little-endian)
+    persistent: bool | None = None
+    value: str | None = Field(None, max_length=24 * 2**20)
 
 
 class GraphNode(_Model):
@@ -179,10 +183,15 @@ def resolve(target: str) -> Any:
         raise CaptureFormatError(f"torch has no operator {target!r}") from None
 
 
-def decode(value: Any, env: dict[str, Any], length: Any = None) -> Any:
-    """A node argument from its JSON form; {"lin": [p, q]} is p*L + q (`length`)."""
+def decode(
+    value: Any, env: dict[str, Any], length: Any = None, device: torch.device | None = None
+) -> Any:
+    """A node argument from its JSON form; {"lin": [p, q]} is p*L + q (`length`).
+
+    A device argument decodes to `device` (the CPU when None).
+    """
     if isinstance(value, list):
-        return [decode(v, env, length) for v in value]
+        return [decode(v, env, length, device) for v in value]
     if isinstance(value, dict):
         if "lin" in value:
             p, q = value["lin"]
@@ -199,7 +208,7 @@ def decode(value: Any, env: dict[str, Any], length: Any = None) -> Any:
         if "dtype" in value:
             return dtype_of(str(value["dtype"]))
         if "device" in value:
-            return torch.device("cpu")
+            return device or torch.device("cpu")
         if "layout" in value:
             return _LAYOUTS.get(str(value["layout"]), torch.strided)
         if "memory_format" in value:
