@@ -68,6 +68,9 @@ class LimitsSettings(BaseModel):
     sandbox_cpu_seconds: int = 1800
     sandbox_memory_bytes: int = 8 * 1024**3
     sandbox_threads: int = 2  # torch threads inside the sandbox
+    # Verification (weights given): the trusted runner's wall-clock limit per weights file,
+    # inside the cost job (docs/verification.md)
+    verify_wall_seconds: float = 900.0
     # Counting processes per cost job (0: one per CPU available); lower it on hosts that run
     # several cost jobs at once.
     sandbox_workers: int = Field(0, ge=0)

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from worker.cost_output import CostOutput
+from worker.verification import VerifyOutput, VerifyRequest
 
 MAX_MODEL_BYTES = 64 * 1024 * 1024
 MAX_LOG_CHARS = 200_000
@@ -33,6 +34,8 @@ class CostRequest(BaseModel):
     model_b64: str = Field(max_length=MAX_MODEL_BYTES * 4 // 3 + 4)
     entries: list[dict[str, Any]] = Field(max_length=1000)
     sizes: dict[str, int] = Field(max_length=1000)
+    # Weights were given: run the captured graph with them after counting (verified entries)
+    verify: VerifyRequest | None = None
 
     @classmethod
     def build(
@@ -43,6 +46,7 @@ class CostRequest(BaseModel):
         model: bytes,
         entries: list[dict[str, Any]],
         sizes: dict[str, int],
+        verify: VerifyRequest | None = None,
     ) -> CostRequest:
         """A request from the trusted side's job (model bytes encoded here)."""
         return cls(
@@ -51,6 +55,7 @@ class CostRequest(BaseModel):
             model_b64=base64.b64encode(model).decode("ascii"),
             entries=entries,
             sizes=sizes,
+            verify=verify,
         )
 
     def model_bytes(self) -> bytes:
@@ -78,4 +83,5 @@ class CostReport(BaseModel):
     # Set when the worker itself could not run the job (sandbox unavailable after retries):
     # the submission then fails as the service's fault, not the submitter's.
     service_error: str | None = Field(None, max_length=20_000)
+    verification: VerifyOutput | None = None
     seconds: float = Field(0.0, ge=0)

@@ -25,7 +25,8 @@ from core.models import FileRole, Result, ResultCost, Submission, SubmissionFile
 from core.predictions import ParsedPredictions, PredictionFormat
 from core.settings import REPO_ROOT, Settings
 from core.storage import BlobStore
-from core.tasks.service import load_test_texts
+from core.tasks.manifest import LabelKind
+from core.tasks.service import load_test_texts, manifest_of
 from core.tokenizers import cached_tokenizer, encode, registered_tokenizers
 from worker.capture import CAPTURE_MARKER
 from worker.cost_output import CostOutput, EntryOutput, ErrorOutput, parse_cost_output
@@ -38,6 +39,7 @@ from worker.sandbox import (
     sandbox_python,
 )
 from worker.scoring_stage import parse_stored, prediction_files
+from worker.verification import VerifyJobEntry, VerifyRequest, VerifyTask
 
 CODE_TARGET = "/opt/paretoboard"
 JOB_TARGET = "/job"
@@ -62,6 +64,10 @@ class CostJob:
     mismatches: dict[int, list[dict[str, int]]] = field(default_factory=dict)
     mismatch_counts: dict[int, int] = field(default_factory=dict)
     kinds: dict[int, str] = field(default_factory=dict)
+    # Verification (weights given): what the trusted runner reads for each entry
+    verify_entries: list[dict[str, Any]] = field(default_factory=list)
+    task_inputs: dict[str, TaskInputs] = field(default_factory=dict)  # task name -> inputs
+    task_width: dict[str, int] = field(default_factory=dict)
 
 
 def _tokenizer_path(
@@ -120,6 +126,10 @@ def build_job(
         if task.id not in inputs:
             inputs[task.id] = _task_inputs(session, task, tokenizer_path, settings)
         tin = inputs[task.id]
+        job.task_inputs[task.name] = tin
+        manifest = manifest_of(task)
+        width = 1 if manifest.label_kind is LabelKind.REGRESSION else max(1, len(manifest.labels))
+        job.task_width[task.name] = width
         job.kinds[result.id] = parsed.format.value
         if parsed.format is PredictionFormat.SIMPLE:
             key = f"static:{task.name}"
@@ -134,6 +144,7 @@ def build_job(
                     }
                 )
                 job.sizes[key] = len(tin.lengths)
+                job.verify_entries.append({"key": key, "task": task.name, "width": width})
         elif parsed.format is PredictionFormat.EXIT_LAYER:
             key = f"exit:{result.id}"
             assert parsed.exit_layers is not None
@@ -147,6 +158,14 @@ def build_job(
                 }
             )
             job.sizes[key] = len(tin.lengths)
+            job.verify_entries.append(
+                {
+                    "key": key,
+                    "task": task.name,
+                    "width": width,
+                    "targets": [f"exit_{int(k)}" for k in parsed.exit_layers],
+                }
+            )
         else:
             key = f"modules:{result.id}"
             assert parsed.modules is not None
@@ -160,6 +179,14 @@ def build_job(
                 }
             )
             job.sizes[key] = len(parsed.modules)
+            job.verify_entries.append(
+                {
+                    "key": key,
+                    "task": task.name,
+                    "width": width,
+                    "targets": [path[-1].name if path else "" for path in parsed.modules],
+                }
+            )
             examples: list[dict[str, int]] = []
             count = 0
             for i, path in enumerate(parsed.modules):
@@ -174,6 +201,38 @@ def build_job(
             job.mismatch_counts[result.id] = count
         job.result_entry[result.id] = key
     return job
+
+
+def weights_files(session: Session, submission: Submission) -> dict[int | None, SubmissionFile]:
+    """The submission's weights files by task id (None: the file for every task)."""
+    rows = session.scalars(
+        select(SubmissionFile).where(
+            SubmissionFile.submission_id == submission.id, SubmissionFile.role == FileRole.WEIGHTS
+        )
+    )
+    return {f.task_id: f for f in rows}
+
+
+def build_verify_request(
+    session: Session, submission: Submission, job: CostJob
+) -> VerifyRequest | None:
+    """What the cost worker needs to verify the submission's points; None without weights."""
+    files = weights_files(session, submission)
+    if not files:
+        return None
+    tasks = {t.name: t.id for t in session.scalars(select(Task))}
+    weights: dict[str, str] = {}
+    for name in job.task_inputs:
+        chosen = files.get(tasks.get(name)) or files.get(None)
+        if chosen is not None:
+            weights[name] = chosen.sha256
+    inputs = {
+        name: VerifyTask(token_ids=tin.ids, first_segments=tin.first_segments)
+        for name, tin in job.task_inputs.items()
+        if name in weights
+    }
+    entries = [VerifyJobEntry.model_validate(e) for e in job.verify_entries if e["task"] in weights]
+    return VerifyRequest(weights=weights, inputs=inputs, entries=entries)
 
 
 def sandbox_limits(settings: Settings) -> SandboxLimits:
@@ -196,6 +255,8 @@ class SandboxRun:
     failure: str | None  # why the run failed (user-facing), None when output is valid
     # Machine-readable reason of a failure (the `reason` label of the sandbox failure metric).
     reason: str | None = None
+    # The graph that was counted (plain data from the sandbox), for the verification run
+    capture: dict[str, Any] | None = None
 
 
 # How a refused allocation shows in an error report (Python, torch's allocator, errno ENOMEM).
@@ -427,7 +488,7 @@ def count_capture_trusted(
         if output.error.kind == "counter":
             raise CounterError(f"the trusted counter failed: {output.error.message}")
         return SandboxRun(output, log, output.error.message, "model_error")
-    return SandboxRun(output.model_copy(update={"device": device}), log, None)
+    return SandboxRun(output.model_copy(update={"device": device}), log, None, capture=capture)
 
 
 class CounterError(RuntimeError):

@@ -11,6 +11,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Engine
@@ -21,9 +22,11 @@ from core.models import Submission, SubmissionState
 from core.settings import Settings
 from core.storage import BlobStore
 from core.submissions.state import set_state
-from worker import counting_stage, metrics, scoring_stage
+from worker import counting_stage, metrics, scoring_stage, verification_stage
+from worker import verification as verification_mod
 from worker.cost_messages import CostReport, CostRequest
 from worker.cost_output import SandboxOutputError, check_cost_output
+from worker.sandbox import SandboxUnavailableError
 
 log = logging.getLogger(__name__)
 TRACEBACK_LIMIT = 20_000
@@ -112,6 +115,7 @@ def prepare_counting(
         try:
             job = counting_stage.build_job(session, store, sub, settings)
             model = store.read_bytes(counting_stage.model_sha256(session, sub))
+            verify = counting_stage.build_verify_request(session, sub, job)
         except LookupError as exc:
             set_state(
                 sub, SubmissionState.FAILED, str(exc), failed_stage="counting", fault="service"
@@ -133,6 +137,7 @@ def prepare_counting(
         model=model,
         entries=job.entries,
         sizes=job.sizes,
+        verify=verify,
     )
 
 
@@ -162,6 +167,28 @@ def execute_counting(
             service_error=str(exc)[:20_000],
             seconds=time.monotonic() - started,
         )
+    verification = None
+    if request.verify is not None and run.failure is None and run.capture is not None:
+        try:
+            checked = verification_mod.run_verification(
+                run.capture,
+                request.verify,
+                settings,
+                device=device,
+                weights_root=settings.storage.uploads_dir,
+            )
+        except SandboxUnavailableError:
+            raise
+        except Exception as exc:  # the runner's own plumbing broke: report it, keep the cost
+            log.error("verification failed: %s", str(exc)[:2000])
+            checked = verification_mod.VerifyRun(
+                verification_mod.VerifyOutput(
+                    ok=False, error=f"the verification run failed on the worker: {exc}"[:2000]
+                ),
+                "",
+            )
+        verification = checked.output
+        run = replace(run, log=(run.log + "\n[verification]\n" + checked.log)[-LOG_LIMIT:])
     seconds = time.monotonic() - started
     metrics.record_stage("cost_job", seconds)
     metrics.record_cost_job(device, run.reason if run.failure is not None else None)
@@ -177,6 +204,7 @@ def execute_counting(
         failure=run.failure,
         reason=run.reason if run.failure is not None else None,
         seconds=seconds,
+        verification=verification,
     )
 
 
@@ -244,6 +272,7 @@ def _finish(
         )
         return
     counting_stage.store_costs(session, sub, job, output)
+    verification_stage.store_verification(session, store, sub, settings, job, report.verification)
     set_state(sub, SubmissionState.DONE, "Evaluated")
 
 

@@ -176,9 +176,7 @@ class Program:
         found = self._plans[(key, module)] = Plan(nodes, output)
         return found
 
-    def run_one(
-        self, key: str, plan: Plan, length: int, inputs: dict[str, torch.Tensor]
-    ) -> Any:
+    def run_one(self, key: str, plan: Plan, length: int, inputs: dict[str, torch.Tensor]) -> Any:
         """Run `plan` for one sample (inputs of shape (1, L)); the decoded output."""
         graph = self.capture.graphs[key]
         env: dict[str, Any] = {}

@@ -122,6 +122,7 @@ _RESULT_COLUMNS = frozenset(
         "flops_elue_mean",
         "cost_incomplete",
         "cost_disagrees",
+        "verify_status",
     }
 )
 _UPDATE_COLUMNS: dict[str, frozenset[str] | None] = {

@@ -63,6 +63,12 @@ class Result(Base):
     rule_hash: Mapped[str | None] = mapped_column(String(64))
     counter_versions: Mapped[dict[str, Any]] = mapped_column(default=dict)
     device: Mapped[str | None] = mapped_column(String(64))
+    # Verified entries (worker/verification.py): "verified", "not_reproduced", "not_verified"
+    # (the run could not be made), None (no weights). `verification` holds n, agree, the first
+    # differing sample indexes, the threshold, and the batch-1 latency measurement.
+    verify_status: Mapped[str | None] = mapped_column(String(20))
+    verify_agreement: Mapped[float | None] = mapped_column(Float)
+    verification: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
 
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     # Indexed: the leaderboard cache fingerprint reads count/max/sum of it (migration 0004).

@@ -45,6 +45,7 @@ class FileRole(enum.StrEnum):
     MODEL = "model"
     PREDICTIONS = "predictions"
     TOKENIZER = "tokenizer"
+    WEIGHTS = "weights"  # safetensors; task_id None: for every task (verified entries)
 
 
 class Submission(Base):
@@ -69,7 +70,12 @@ class Submission(Base):
     )
     visibility: Mapped[Visibility] = mapped_column(_str_enum(Visibility), default=Visibility.PUBLIC)
     hidden: Mapped[bool] = mapped_column(default=False)  # hidden by an admin
-    verified: Mapped[bool] = mapped_column(default=False)  # checked by an admin
+    # Every point verified: the platform ran the counted graph with the submitted weights and
+    # got the submitted predictions (worker/verification.py); set by the cost stage only.
+    verified: Mapped[bool] = mapped_column(default=False)
+    # The last verification run: {"status", "hardware", "peak_memory_bytes", "seconds",
+    # "problems" (weights mismatches), "error", "weights": {task: sha256}}; None: no weights.
+    verification: Mapped[dict[str, Any] | None] = mapped_column(nullable=True)
     tokenizer_name: Mapped[str | None] = mapped_column(String(100))
     params: Mapped[int | None]  # parameter count of entire_model (or as reported)
 
