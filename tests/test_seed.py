@@ -328,7 +328,7 @@ def test_trained_dan_is_the_example_file_model(elue_dir: Path) -> None:
     ids = [[101, 2023, 2003, 102], [101, 102], [101, 7592, 2088, 999, 102]]
     with torch.no_grad():
         batched = dan_logits(model, ids)
-        one_by_one = torch.cat([model(torch.tensor([x])) for x in ids])
+        one_by_one = torch.cat([model(torch.tensor([x]))[0] for x in ids])
     torch.testing.assert_close(batched, one_by_one)
     source = (REPO_ROOT / "examples" / "dan.py").read_text()
     assert "class DAN(nn.Module)" in source
@@ -363,6 +363,17 @@ def test_dan_evaluates_to_done_through_the_pipeline(env: Env) -> None:
             assert r.flops_mean is not None
             assert r.flops_mean > 362_402 + 300 * 2
         assert sub.params == 9_337_802
+        # Verified: each task's trained weights went in with the predictions, and the
+        # platform's run of the counted graph gives every submitted prediction.
+        assert sub.verification is not None
+        assert sub.verification["status"] == "verified", sub.verification
+        assert sub.verified
+        for key, r in points.items():
+            assert r.verify_status == "verified", (key, r.verification)
+            assert r.verify_agreement is not None
+            assert r.verify_agreement >= 0.995
+            assert r.verification is not None
+            assert r.verification["n"] > 1000
 
 
 @pytest.mark.slow

@@ -17,8 +17,11 @@ speed the embedding table is trained compactly over the token ids the dev split 
 into the full 30,522-row table (identical result: Adam leaves rows with zero gradient at zero).
 Classification needs as many labels as the file's classifier has outputs (2): SNLI (3 labels) is
 therefore not trainable with examples/dan.py and is skipped. Regression (STS-B) uses the two
-logits as a score: prediction = lo + (hi - lo) * softmax(logits)[1], with [lo, hi] the range of
-the dev labels, trained with cross-entropy against the soft target (y - lo) / (hi - lo).
+logits as a score: prediction = lo + (hi - lo) * softmax(logits)[1], with [lo, hi] the file's
+SCORE_RANGE (its forward returns that score as its second output, so the platform's run of the
+graph reproduces the prediction), trained with cross-entropy against the soft target
+(y - lo) / (hi - lo). The trained weights (`DanOutcome.state`) are submitted with the
+predictions, so the seeded entry is verified (docs/verification.md).
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ class DanOutcome:
     holdout_rows: int = 0
     holdout_performance: float | None = None  # the task metric on the held-out dev rows, x100
     skipped: str | None = None  # why no predictions were made
+    state: dict[str, torch.Tensor] | None = None  # the trained weights (examples/dan.py's names)
 
 
 def load_dan_class(path: Path = DAN_FILE) -> type[nn.Module]:
@@ -143,8 +147,11 @@ def train_and_predict(
             if regression
             else [manifest.labels.index(v) for v in dev.labels]
         )
-        lo, hi = (float(targets.min()), float(targets.max())) if regression else (0.0, 1.0)
-        if regression and hi <= lo:
+        score_range = cls.forward.__globals__.get("SCORE_RANGE", (0.0, 1.0))
+        lo, hi = (float(score_range[0]), float(score_range[1])) if regression else (0.0, 1.0)
+        if regression:
+            targets = np.clip(targets, lo, hi)
+        if regression and float(targets.max()) <= float(targets.min()):
             outcome.skipped = f"{manifest.name}: the dev labels are all equal"
             return outcome
 
@@ -220,4 +227,5 @@ def train_and_predict(
             ).performance
             outcome.predictions = [manifest.labels[int(k)] for k in predict(test_ids)]
         outcome.holdout_rows = int(n_hold)
+        outcome.state = {k: v.detach().clone().contiguous() for k, v in model.state_dict().items()}
     return outcome

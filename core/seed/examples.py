@@ -9,15 +9,17 @@ split "dev", test inputs from `load_test_texts`.
 
 from __future__ import annotations
 
+import io
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.models import Submission, Task, TaskExample, User, UserRole
+from core.models import FileRole, Submission, SubmissionFile, Task, TaskExample, User, UserRole
 from core.settings import REPO_ROOT, Settings
 from core.storage import BlobStore
 from core.submissions.service import SubmissionDraft, UploadedFile, create_submission
@@ -140,6 +142,29 @@ def submit_example(
     return sub, sub.job_id
 
 
+def attach_weights(
+    session: Session, settings: Settings, sub: Submission, weights: dict[str, dict[str, Any]]
+) -> None:
+    """Store each task's trained weights (safetensors) as the submission's weights files."""
+    from safetensors.torch import save
+
+    store = BlobStore(settings.storage.uploads_dir)
+    tasks = {t.name: t.id for t in session.scalars(select(Task))}
+    for task, state in sorted(weights.items()):
+        sha, size = store.put_stream(io.BytesIO(save(state)))
+        session.add(
+            SubmissionFile(
+                submission_id=sub.id,
+                role=FileRole.WEIGHTS,
+                original_name=f"{task}.safetensors",
+                sha256=sha,
+                size=size,
+                task_id=tasks[task],
+            )
+        )
+    session.flush()
+
+
 def dan_description(lines: Sequence[str]) -> str:
     return "\n".join(
         [
@@ -148,9 +173,11 @@ def dan_description(lines: Sequence[str]) -> str:
             "at most 8 epochs, the epoch picked on 10% of the dev rows held out), then run on "
             "the test inputs. Inputs: bert-base-uncased token ids, sentence pairs joined as "
             "[CLS] a [SEP] b [SEP]. STS-B: the two logits give a score in the dev labels' range "
-            "(lo + (hi - lo) x softmax[1]). A classification task needs as many labels as the "
-            "file's classifier has outputs (2). The counted cost is that of the submitted file (random "
-            "weights; the cost does not depend on them).",
+            "(lo + (hi - lo) x softmax[1], with [lo, hi] = [0, 5]; the file's forward returns it "
+            "as its second output). A classification task needs as many labels as the file's "
+            "classifier has outputs (2). Each task's trained weights are submitted "
+            "(<task>.safetensors): the platform runs the counted graph with them on every test "
+            "input and checks that it gives these predictions (verified entry).",
             "",
             *lines,
         ]

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
@@ -39,6 +39,7 @@ from core.seed.examples import (
     DAN_NAME,
     ExampleOutcome,
     TaskData,
+    attach_weights,
     dan_description,
     ensure_seed_user,
     find_example,
@@ -194,6 +195,7 @@ def _seed_dan(
 
     lines: list[str] = []
     predictions: dict[str, list[str]] = {}
+    weights: dict[str, dict[str, Any]] = {}
     for data in tasks:
         start = time.perf_counter()
         trained = trainer(data)
@@ -202,6 +204,8 @@ def _seed_dan(
             lines.append(f"{data.name}: not submitted ({trained.skipped}).")
             continue
         predictions[data.name] = trained.predictions
+        if trained.state is not None:
+            weights[data.name] = trained.state
         outcome.tasks.append(data.name)
         held = trained.holdout_performance
         lines.append(
@@ -232,6 +236,7 @@ def _seed_dan(
                     model=DAN_FILE,
                     predictions=files,
                 )
+                attach_weights(session, settings, sub, weights)
                 outcome.submission_id, outcome.job_id = sub.id, job_id
         except InvalidInputError as exc:  # another seed created it meanwhile
             echo(f"example: {DAN_NAME!r} not created: {exc.message}")
