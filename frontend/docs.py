@@ -31,6 +31,7 @@ _DOCS = (
     ("cost", "docs/cost.md"),
     ("ranking", "docs/ranking.md"),
     ("leaderboard", "docs/leaderboard.md"),
+    ("verification", "docs/verification.md"),
     ("model-files", "examples/README.md"),
 )
 _LINKS = {
@@ -41,6 +42,8 @@ _LINKS = {
     "leaderboard.md": "#leaderboard",
     "docs/leaderboard.md": "#leaderboard",
     "examples/README.md": "#model-files",
+    "verification.md": "#verification",
+    "docs/verification.md": "#verification",
 }
 
 

@@ -33,14 +33,17 @@ from core.submissions.schemas import (
     ErrorRead,
     FileRead,
     FlopsRead,
+    LatencyRead,
     OwnerRead,
     PointRead,
+    PointVerificationRead,
     StageRead,
     SubmissionPage,
     SubmissionRead,
     SubmissionSummary,
     TaskResultsRead,
     TimingsRead,
+    VerificationRead,
 )
 from core.submissions.state import stage_index
 
@@ -162,6 +165,40 @@ def _point(result: Result, curve: BaselineCurve | None = None) -> PointRead:
             if result.cost_status == "counted"
             else None
         ),
+        verified=result.verify_status == "verified",
+        verification=_point_verification(result),
+    )
+
+
+def _point_verification(result: Result) -> PointVerificationRead | None:
+    if result.verify_status is None:
+        return None
+    v = dict(result.verification or {})
+    latency = v.get("latency")
+    return PointVerificationRead(
+        status=result.verify_status,
+        agreement=result.verify_agreement,
+        n=v.get("n"),
+        disagree=v.get("disagree"),
+        threshold=float(v.get("threshold", 0.995)),
+        message=v.get("message"),
+        first_diffs=list(v.get("first_diffs") or []),
+        latency=LatencyRead.model_validate(latency) if isinstance(latency, dict) else None,
+    )
+
+
+def _verification(submission: Submission, private: bool) -> VerificationRead | None:
+    v = submission.verification
+    if not isinstance(v, dict):
+        return None
+    return VerificationRead(
+        status=str(v.get("status", "not_verified")),
+        hardware=v.get("hardware"),
+        peak_memory_bytes=v.get("peak_memory_bytes"),
+        seconds=v.get("seconds"),
+        error=v.get("error"),
+        problems=list(v.get("problems") or []) if private else [],
+        weights=dict(v.get("weights") or {}),
     )
 
 
@@ -234,6 +271,7 @@ def read_submission(
         visibility=submission.visibility,
         hidden=submission.hidden,
         verified=submission.verified,
+        verification=_verification(submission, private),
         owner=_owner(session, submission.owner_id),
         tokenizer_name=submission.tokenizer_name,
         params=submission.params,
@@ -251,7 +289,7 @@ def read_submission(
             finished_at=finished,
             elapsed_seconds=round(max(elapsed, 0.0), 3),
         ),
-        results=results_of(session, submission),
+        results=_owner_view(results_of(session, submission), private),
         error=(
             ErrorRead(
                 failed_stage=submission.failed_stage,
@@ -266,6 +304,16 @@ def read_submission(
         files=_files(session, submission) if private else None,
         timeline=list(submission.timeline or []) if private else None,
     )
+
+
+def _owner_view(results: list[TaskResultsRead], private: bool) -> list[TaskResultsRead]:
+    """Which samples differ from the platform's run: the owner's and administrators' only."""
+    if not private:
+        for task in results:
+            for point in task.points:
+                if point.verification is not None:
+                    point.verification.first_diffs = None
+    return results
 
 
 def _task_names(session: Session, ids: Sequence[int]) -> dict[int, list[str]]:

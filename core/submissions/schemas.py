@@ -83,6 +83,40 @@ class FlopsRead(BaseModel):
     rule_hash: str | None = None
 
 
+class LatencyRead(BaseModel):
+    """Batch-1 wall-clock time on the verification hardware (never used for ranking)."""
+
+    median_ms: float
+    min_ms: float
+    max_ms: float
+    samples: list[dict[str, Any]]
+
+
+class PointVerificationRead(BaseModel):
+    """docs/verification.md: verified | not_reproduced | not_verified."""
+
+    status: str
+    agreement: float | None  # fraction of samples whose platform output gives the prediction
+    n: int | None = None
+    disagree: int | None = None
+    threshold: float
+    message: str | None = None
+    first_diffs: list[int] | None = None  # owner and administrators only
+    latency: LatencyRead | None = None
+
+
+class VerificationRead(BaseModel):
+    """The submission's last verification run; None when it has no weights."""
+
+    status: str  # verified | partly_verified | not_reproduced | not_verified
+    hardware: dict[str, Any] | None = None
+    peak_memory_bytes: int | None = None
+    seconds: float | None = None
+    error: str | None = None
+    problems: list[str] = Field(default_factory=list)  # weights vs graph mismatches
+    weights: dict[str, str] = Field(default_factory=dict)  # task ("*": every task) -> sha256
+
+
 class PointRead(BaseModel):
     result_id: int
     point: str
@@ -94,6 +128,8 @@ class PointRead(BaseModel):
     cost_status: str  # pending | counted | self_reported
     self_reported: bool
     costs_url: str | None  # per-sample FLOPs and breakdowns, once counted
+    verified: bool = False
+    verification: PointVerificationRead | None = None
 
 
 class TaskResultsRead(BaseModel):
@@ -128,7 +164,8 @@ class SubmissionRead(BaseModel):
     self_reported: bool
     visibility: Visibility
     hidden: bool
-    verified: bool
+    verified: bool  # every point verified (docs/verification.md)
+    verification: VerificationRead | None = None
     owner: OwnerRead | None
     tokenizer_name: str | None
     params: int | None

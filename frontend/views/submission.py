@@ -346,6 +346,21 @@ class PointRow:
     params_title: str
     cost_status: str
     cost: CostSummary | None
+    verify: str = ""  # "" without weights (docs/verification.md)
+    verify_kind: str = ""  # css: verified | not-reproduced | not-verified
+    verify_diffs: str = ""  # owner: the first differing sample indexes
+    latency: str = ""  # batch-1 median on the verification hardware
+
+
+@dataclass(frozen=True, slots=True)
+class VerificationView:
+    status: str  # a sentence
+    kind: str
+    hardware: str
+    peak_memory: str
+    seconds: str
+    problems: list[str]  # owner: weights vs graph mismatches
+    error: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,6 +418,7 @@ class SubmissionView:
     rerunnable: bool
     baseline_tasks: list[str]  # tasks an admin can make this submission the baseline of
     notes: list[str] = field(default_factory=list)
+    verification: VerificationView | None = None
 
 
 def _status(read: SubmissionRead) -> Status:
@@ -484,7 +500,12 @@ def _point_row(p: PointRead, summary: CostSummary | None, position: str | None) 
         if f.elue_mean is not None
         else ""
     )
+    verify, kind, diffs, latency = _point_verification(p)
     return PointRow(
+        verify=verify,
+        verify_kind=kind,
+        verify_diffs=diffs,
+        latency=latency,
         result_id=p.result_id,
         point=p.point or "(only point)",
         performance=fmt.perf(p.performance),
@@ -498,6 +519,61 @@ def _point_row(p: PointRead, summary: CostSummary | None, position: str | None) 
         params_title=f"{fmt.exact(p.params)} parameters" if p.params else "",
         cost_status=status,
         cost=summary,
+    )
+
+
+def _point_verification(p: PointRead) -> tuple[str, str, str, str]:
+    v = p.verification
+    if v is None:
+        return "", "", "", ""
+    n = v.n or 0
+    if v.status == "verified":
+        text = f"verified: {100 * (v.agreement or 0):.1f}% of {n:,} samples reproduced"
+    elif v.status == "not_reproduced":
+        text = (
+            f"not reproduced: {v.disagree or 0:,} of {n:,} samples differ "
+            f"(verified needs {100 * v.threshold:.1f}%)"
+        )
+    else:
+        text = f"not verified: {v.message or 'the run could not be made'}"
+    diffs = ""
+    if v.first_diffs:
+        diffs = "first differing samples (test index): " + ", ".join(str(i) for i in v.first_diffs)
+    latency = ""
+    if v.latency is not None:
+        latency = (
+            f"{v.latency.median_ms:.1f} ms (range {v.latency.min_ms:.1f}-"
+            f"{v.latency.max_ms:.1f}) at batch size 1"
+        )
+    return text, v.status.replace("_", "-"), diffs, latency
+
+
+_VERIFY_TEXT = {
+    "verified": "Verified: the platform ran the counted program with the submitted weights and "
+    "reproduced every point's predictions",
+    "partly_verified": "Partly verified: some points were reproduced, others not (see each point)",
+    "not_reproduced": "Not reproduced: the platform's run of the counted program with the "
+    "submitted weights does not give the submitted predictions",
+    "not_verified": "Not verified: the verification run could not be made",
+}
+
+
+def _verification_view(read: SubmissionRead) -> VerificationView | None:
+    v = read.verification
+    if v is None:
+        return None
+    hw = v.hardware or {}
+    hardware = str(hw.get("name") or "")
+    if hw.get("kind") == "cpu" and hw.get("threads"):
+        hardware += f", {hw['threads']} thread(s)"
+    return VerificationView(
+        status=_VERIFY_TEXT.get(v.status, v.status),
+        kind=v.status.replace("_", "-"),
+        hardware=hardware or "-",
+        peak_memory=f"{v.peak_memory_bytes / 2**20:,.0f} MiB" if v.peak_memory_bytes else "-",
+        seconds=f"{v.seconds:.1f} s" if v.seconds is not None else "-",
+        problems=list(v.problems),
+        error=v.error,
     )
 
 
@@ -600,7 +676,14 @@ def submission_view(
     else:
         badge_list.append(Badge("Measured", "measured", "Costs counted by the platform"))
     if submission.verified:
-        badge_list.append(Badge("Verified", "verified", "Checked by an administrator"))
+        badge_list.append(
+            Badge(
+                "Verified",
+                "verified",
+                "The platform ran the counted program with the submitted weights and got "
+                "these predictions",
+            )
+        )
     if submission.visibility is Visibility.PRIVATE:
         badge_list.append(Badge("Private", "private", "Only you and administrators see it"))
     if submission.hidden:
@@ -651,6 +734,7 @@ def submission_view(
         and submission.state is not SubmissionState.WITHDRAWN,
         baseline_tasks=_baseline_candidates(session, submission) if admin else [],
         notes=notes,
+        verification=_verification_view(read),
     )
 
 
