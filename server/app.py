@@ -12,6 +12,7 @@ import frontend
 from core.settings import Settings, get_settings
 from frontend.pages.errors import error_page
 from frontend.routes import router as pages_router
+from server.api_docs import install_api_docs
 from server.deps import refuse_control_characters
 from server.errors import install_error_handlers
 from server.limits import BodySizeLimitMiddleware
@@ -28,7 +29,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="paretoboard",
         version="0.1.0",
-        docs_url="/api/docs",
+        docs_url=None,  # served by server/api_docs.py, with no CDN
         openapi_url="/api/openapi.json",
         redoc_url=None,
         # NUL and other control characters in the path or query: 422, before any handler.
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(session_routes.router)
     app.include_router(token_routes.router)
     app.include_router(pages_router)
+    install_api_docs(app, openapi_url="/api/openapi.json")
     static = Path(frontend.__file__).parent / "static"
     app.mount("/static", StaticFiles(directory=static), name="static")
     return app

@@ -471,3 +471,28 @@ def test_the_site_in_a_browser(site: Site, chromium: Any, tmp_path: Path) -> Non
     api.close()
     assert watch.dialogs == [], f"a page ran injected script: {watch.dialogs}"
     assert watch.problems == [], "\n".join(watch.problems)
+
+
+def test_api_reference_works_with_the_network_blocked(site: Site, chromium: Any) -> None:
+    """`/api/docs` loads nothing from outside the server: every other host is refused."""
+    from playwright.sync_api import expect
+
+    context = chromium.new_context(viewport=DESKTOP)
+    page = context.new_page()
+    outside: list[str] = []
+
+    def only_this_server(route: Any) -> None:
+        if route.request.url.startswith(site.base):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_this_server)
+    page.goto(f"{site.base}/api/docs")
+    # Swagger UI rendered the OpenAPI document: the operations are listed
+    expect(page.locator(".swagger-ui .opblock").first).to_be_visible(timeout=30_000)
+    assert page.locator(".swagger-ui .opblock").count() > 10
+    expect(page.locator(".swagger-ui .title")).to_contain_text("paretoboard")
+    assert outside == []
+    context.close()
