@@ -71,6 +71,8 @@ class LimitsSettings(BaseModel):
     # Verification (weights given): the trusted runner's wall-clock limit per weights file,
     # inside the cost job (docs/verification.md)
     verify_wall_seconds: float = 900.0
+    # Pre-flight check (weights given: the model captured while the upload request waits)
+    preflight_seconds: float = 120.0
     # Counting processes per cost job (0: one per CPU available); lower it on hosts that run
     # several cost jobs at once.
     sandbox_workers: int = Field(0, ge=0)

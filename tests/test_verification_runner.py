@@ -220,3 +220,37 @@ def test_exit_paths_run_only_to_the_declared_exit(tmp_path: Path) -> None:
     assert (
         compare(entry.outputs or [], manifest(2), np.stack(expected).argmax(1)).status == VERIFIED
     )
+
+
+def test_preflight_lists_weights_mismatches_before_anything_is_queued(tmp_path: Path) -> None:
+    """The pre-flight capture (short limit) and the weights check, as the web's check uses it."""
+    import base64
+
+    from worker.preflight import PreflightRequest, run_preflight
+
+    path = MODELS / "verify" / "small_classifier.py"
+    ns = runpy.run_path(str(path))
+    good = {
+        k: (list(v.shape), str(v.dtype).removeprefix("torch."))
+        for k, v in ns["entire_model"].state_dict().items()
+    }
+    bad = dict(good)
+    bad["head.weight"] = ([4, 32], "float32")
+    del bad["embed.weight"]
+    request = PreflightRequest(
+        model_b64=base64.b64encode(path.read_bytes()).decode(),
+        weights={"good.safetensors": good, "bad.safetensors": bad},
+    )
+    result = run_preflight(request, Settings(), device="cpu")
+    assert result.captured
+    assert not result.ok
+    assert result.problems == [
+        "bad.safetensors: 'head.weight' has shape [4, 32], the graph expects [3, 32]",
+        "bad.safetensors: missing tensor 'embed.weight', shape [200, 32], float32",
+    ]
+    broken = PreflightRequest(
+        model_b64=base64.b64encode(b"import torch\nraise SystemExit(3)\n").decode(), weights={}
+    )
+    failed = run_preflight(broken, Settings(), device="cpu")
+    assert not failed.captured
+    assert failed.error

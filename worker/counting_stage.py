@@ -354,16 +354,31 @@ def run_cost_job(model_file: bytes, job: CostJob, settings: Settings, *, device:
     captures (`worker.capture`); every number comes from `worker.graphcount`, a process that
     never runs submitted code.
     """
+    run = capture_in_sandbox(model_file, _capture_spec(job, settings), settings, device=device)
+    if run.capture is None:
+        return run
+    return count_capture_trusted(run.capture, job, settings, log=run.log, device=device)
+
+
+def capture_in_sandbox(
+    model_file: bytes,
+    spec: dict[str, Any],
+    settings: Settings,
+    *,
+    device: str,
+    limits: SandboxLimits | None = None,
+) -> SandboxRun:
+    """`worker.capture` in the sandbox; the capture (a dict) or why there is none."""
     base = settings.storage.sandbox_jobs_dir
     base.mkdir(parents=True, exist_ok=True)
     base.chmod(0o755)
-    limits = sandbox_limits(settings)
+    limits = limits or sandbox_limits(settings)
     job_dir = make_job_dir(base)
     try:
         model = job_dir / "model.py"
         model.write_bytes(model_file)
         model.chmod(0o644)
-        (job_dir / "job.json").write_text(json.dumps(_capture_spec(job, settings)))
+        (job_dir / "job.json").write_text(json.dumps(spec))
         (job_dir / "job.json").chmod(0o644)
         result = run_sandboxed(
             [sandbox_python(), "-m", "worker.capture", f"{JOB_TARGET}/job.json"],
@@ -415,7 +430,7 @@ def run_cost_job(model_file: bytes, job: CostJob, settings: Settings, *, device:
             message += f" (the memory limit is {_size(limits.memory_bytes)} per process)"
             reason = "out_of_memory"
         return SandboxRun(output, log, message, reason)
-    return count_capture_trusted(capture, job, settings, log=log, device=device)
+    return SandboxRun(None, log, None, capture=capture)
 
 
 def _error_output(error: dict[str, Any]) -> CostOutput:

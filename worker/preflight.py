@@ -1,0 +1,87 @@
+"""Pre-flight check of a submission's model file and weights, before anything is queued.
+
+Runs on a cost worker (queue `preflight`), answered while the web request waits: the model file
+is captured in the sandbox exactly as the cost job will capture it (`capture_in_sandbox`), with
+a short time limit, and the weights files' tensor lists (read from their safetensors headers by
+the web process at upload) are matched against the captured graph's parameters and buffers
+(`worker.verification.weights_problems`). Nothing is stored and no quota is used.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.settings import Settings
+from worker.counting_stage import capture_in_sandbox
+from worker.graphcount.graph import Capture
+from worker.sandbox import SandboxLimits
+from worker.verification import weights_problems
+
+PREFLIGHT_LENGTHS = [8, 16]
+
+
+class PreflightRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model_b64: str = Field(max_length=64 * 1024 * 1024 * 4 // 3 + 4)
+    # file label -> tensor name -> (shape, dtype)
+    weights: dict[str, dict[str, tuple[list[int], str]]] = Field(max_length=100)
+
+
+class PreflightResult(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ok: bool  # the model was captured and every weights file matches
+    captured: bool
+    error: str | None = Field(None, max_length=8000)  # why the capture failed
+    problems: list[str] = Field(default_factory=list, max_length=1000)  # weights mismatches
+    seconds: float = 0.0
+
+
+def run_preflight(request: PreflightRequest, settings: Settings, *, device: str) -> PreflightResult:
+    import base64
+
+    start = time.monotonic()
+    lim = settings.limits
+    limits = SandboxLimits(
+        wall_seconds=lim.preflight_seconds,
+        cpu_seconds=int(lim.preflight_seconds * max(1, lim.sandbox_threads)) + 10,
+        memory_bytes=lim.sandbox_memory_bytes,
+        stdout_bytes=64 * 1024 * 1024,
+        stderr_bytes=256 * 1024,
+    )
+    spec: dict[str, Any] = {
+        "model": "/job/model.py",
+        "threads": lim.sandbox_threads,
+        "max_length": lim.max_tokens,
+        "lengths": PREFLIGHT_LENGTHS,
+        "seconds": max(1.0, lim.preflight_seconds - 5.0),
+    }
+    run = capture_in_sandbox(
+        base64.b64decode(request.model_b64, validate=True),
+        spec,
+        settings,
+        device=device,
+        limits=limits,
+    )
+    if run.capture is None:
+        return PreflightResult(
+            ok=False,
+            captured=False,
+            error=(run.failure or "the model could not be captured")[:8000],
+            seconds=time.monotonic() - start,
+        )
+    capture = Capture.model_validate(run.capture)
+    problems: list[str] = []
+    for label, tensors in sorted(request.weights.items()):
+        manifest = {name: (tuple(shape), dtype) for name, (shape, dtype) in tensors.items()}
+        problems += weights_problems(capture, manifest, file_label=label)
+    return PreflightResult(
+        ok=not problems,
+        captured=True,
+        problems=problems[:1000],
+        seconds=time.monotonic() - start,
+    )
