@@ -254,3 +254,44 @@ def test_preflight_lists_weights_mismatches_before_anything_is_queued(tmp_path: 
     failed = run_preflight(broken, Settings(), device="cpu")
     assert not failed.captured
     assert failed.error
+
+
+def test_exit_policy_in_the_graph_is_derived_and_compared(tmp_path: Path) -> None:
+    """A model that returns its own exit decision: the runner derives each sample's exit, and a
+    file that declares cheaper exits than the policy takes is caught even though its
+    predictions are those of the declared exits."""
+    from worker.verification import exit_agreement
+
+    path = MODELS / "verify" / "elastic_policy.py"
+    ns = runpy.run_path(str(path))
+    model = ns["entire_model"]
+    torch.manual_seed(3)
+    for p in model.parameters():
+        torch.nn.init.normal_(p, std=0.4)
+    save_model(model, str(tmp_path / "w.safetensors"))
+    ids, _ = inputs()
+    with torch.no_grad():
+        policy = [int(model(torch.tensor([x]))[-1]) for x in ids]
+    assert len(set(policy)) > 1, policy  # the samples exit at different layers
+    store = BlobStore(tmp_path / "blobs")
+    sha, _ = store.put_file(tmp_path / "w.safetensors")
+    cheap = [1] * len(ids)  # a lie: every sample at the first exit
+    request = VerifyRequest(
+        weights={"T": sha},
+        inputs={"T": VerifyTask(token_ids=ids)},
+        entries=[
+            VerifyJobEntry(key="honest", task="T", width=2, targets=[f"exit_{k}" for k in policy]),
+            VerifyJobEntry(key="cheap", task="T", width=2, targets=[f"exit_{k}" for k in cheap]),
+        ],
+    )
+    run = run_verification(
+        capture_of(path), request, Settings(), device="cpu", weights_root=store.root
+    )
+    honest, lie = run.output.entries["honest"], run.output.entries["cheap"]
+    assert honest.error is None, honest.error
+    assert honest.derived_exits == policy
+    assert exit_agreement(policy, honest.derived_exits).status == VERIFIED
+    assert lie.derived_exits == policy
+    caught = exit_agreement(cheap, lie.derived_exits or [])
+    assert caught.status == NOT_REPRODUCED
+    assert caught.n - caught.agree == sum(k != 1 for k in policy)

@@ -66,6 +66,8 @@ class VerifyEntry(_Model):
     outputs: list[list[float]] | None = Field(None, max_length=2_000_000)
     error: str | None = Field(None, max_length=4000)
     latency: list[LatencyPoint] = Field(default_factory=list, max_length=20)
+    # early exit: each sample's exit as the model's graph decides it (an integer output)
+    derived_exits: list[int] | None = Field(None, max_length=2_000_000)
 
 
 class Hardware(_Model):
@@ -348,6 +350,20 @@ class Agreement:
     fraction: float
     first_diffs: list[int]
     message: str | None = None
+
+
+def exit_agreement(declared: list[int], derived: list[int]) -> Agreement:
+    """Declared exits (the prediction file's paths) against the model's own in-graph policy."""
+    n = len(declared)
+    if len(derived) != n:
+        return Agreement(NOT_VERIFIED, n, 0, 0.0, [], "the policy's run did not cover every sample")
+    same = np.asarray(declared) == np.asarray(derived)
+    agree = int(same.sum())
+    fraction = agree / n if n else 0.0
+    diffs = [int(i) for i in np.flatnonzero(~same)[:MAX_DIFFS_SHOWN]]
+    return Agreement(
+        VERIFIED if n and fraction >= THRESHOLD else NOT_REPRODUCED, n, agree, fraction, diffs
+    )
 
 
 def compare(outputs: list[list[float]], manifest: TaskManifest, predicted: np.ndarray) -> Agreement:

@@ -8,12 +8,14 @@ is verified when every point is (`worker.verification` has the conventions).
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.models import Result, Submission, Task
+from core.predictions import ParsedPredictions
 from core.settings import Settings
 from core.storage import BlobStore
 from core.tasks.service import manifest_of
@@ -21,6 +23,7 @@ from worker.counting_stage import CostJob, weights_files
 from worker.scoring_stage import parse_stored, prediction_files
 from worker.verification import (
     MAX_DIFFS_SHOWN,
+    NOT_REPRODUCED,
     NOT_VERIFIED,
     REGRESSION_ABS_TOL,
     REGRESSION_REL_TOL,
@@ -28,7 +31,22 @@ from worker.verification import (
     VERIFIED,
     VerifyOutput,
     compare,
+    exit_agreement,
 )
+
+
+def _declared_exits(parsed: ParsedPredictions) -> list[int] | None:
+    if parsed.exit_layers is not None:
+        return [int(k) for k in parsed.exit_layers]
+    if parsed.modules is not None:
+        out = []
+        for path in parsed.modules:
+            found = re.search(r"(\d+)$", path[-1].name) if path else None
+            if found is None:
+                return None
+            out.append(int(found.group(1)))
+        return out
+    return None
 
 
 def _latency_summary(points: list[Any]) -> dict[str, Any] | None:
@@ -115,6 +133,22 @@ def store_verification(
             }
             if manifest.label_kind.value == "regression":
                 details["tolerance"] = {"abs": REGRESSION_ABS_TOL, "rel": REGRESSION_REL_TOL}
+            if entry.derived_exits is not None:
+                declared = _declared_exits(parsed)
+                if declared is not None:
+                    policy = exit_agreement(declared, entry.derived_exits)
+                    details["exit_policy"] = {
+                        "n": policy.n,
+                        "agree": policy.agree,
+                        "first_diffs": policy.first_diffs,
+                    }
+                    if policy.status != VERIFIED and status == VERIFIED:
+                        status = NOT_REPRODUCED
+                        details["message"] = (
+                            f"the model's own exit policy (its graph's exit output) sends "
+                            f"{policy.n - policy.agree:,} of {policy.n:,} samples to another "
+                            "exit than the file declares"
+                        )
             latency = _latency_summary(list(entry.latency))
             if latency is not None:
                 details["latency"] = latency

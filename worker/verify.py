@@ -28,7 +28,7 @@ import sys
 import time
 import traceback
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -169,9 +169,20 @@ class Program:
             _refs(node.args, refs)
             _refs(list(node.kw.values()), refs)
             deps[node.name] = refs
-        for node in reversed(graph.nodes):
-            if node.name in needed:
-                needed |= deps[node.name]
+        _close(needed, deps)
+        # An in-place operator (copy_, index_put_, ...) returns nothing anyone reads, but it
+        # writes into a tensor that may be read: it runs whenever it touches what is needed.
+        inplace = [n for n in graph.nodes if _is_inplace(n.target)]
+        changed = True
+        while changed:
+            changed = False
+            for node in inplace:
+                if node.name in needed:
+                    continue
+                if _ancestors(node.name, deps) & needed:
+                    needed.add(node.name)
+                    _close(needed, deps)
+                    changed = True
         nodes = [n for n in graph.nodes if n.name in needed]
         found = self._plans[(key, module)] = Plan(nodes, output)
         return found
@@ -208,12 +219,48 @@ def _callable(target: str) -> Any:
     return _SIZE_QUERIES.get(target) or resolve(target)
 
 
+def _is_inplace(target: str) -> bool:
+    parts = target.split(".")
+    return len(parts) == 3 and parts[1].endswith("_") and not parts[1].startswith("_")
+
+
+def _close(needed: set[str], deps: dict[str, set[str]]) -> None:
+    """Add to `needed` everything its nodes read, transitively."""
+    todo = list(needed)
+    while todo:
+        for ref in deps.get(todo.pop(), ()):
+            if ref not in needed:
+                needed.add(ref)
+                todo.append(ref)
+
+
+def _ancestors(name: str, deps: dict[str, set[str]]) -> set[str]:
+    seen: set[str] = set()
+    todo = [name]
+    while todo:
+        for ref in deps.get(todo.pop(), ()):
+            if ref not in seen:
+                seen.add(ref)
+                todo.append(ref)
+    return seen
+
+
 def _input_role(target: str) -> str:
     if target == "attention_mask":
         return "attention_mask"
     if target == "token_type_ids":
         return "token_type_ids"
     return "input_ids"
+
+
+def _pick_exit(output: Any, width: int, module: str | None) -> torch.Tensor:
+    """The model's own exit decision: the first integer output with one value (1-based layer)."""
+    for o in output if isinstance(output, list | tuple) else [output]:
+        if isinstance(o, torch.Tensor) and not o.is_floating_point() and o.numel() == 1:
+            if o.dtype == torch.bool:
+                continue
+            return o.reshape(1).to(torch.float64)
+    raise RunError("entire_model's output has no exit decision (an integer tensor)")
 
 
 def _pick(output: Any, width: int, module: str | None) -> torch.Tensor:
@@ -265,13 +312,15 @@ class Runner:
         length: int,
         samples: list[dict[str, torch.Tensor]],
         width: int,
+        pick: Callable[[Any, int, str | None], torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """Outputs (n, width) for samples of one length that read one output."""
+        picker = pick or _pick
         program = self.program
         key = program.graph_key(length)
         plan = program.plan(key, module)
         # One sample first: clear errors (a missing tensor, a wrong width) come from here.
-        first = _pick(program.run_one(key, plan, length, samples[0]), width, module)
+        first = picker(program.run_one(key, plan, length, samples[0]), width, module)
         rows = [first.reshape(1, width)]
         rest = samples[1:]
         step = max(1, self.tokens_per_batch // max(1, length))
@@ -296,7 +345,7 @@ class Runner:
                         "token_type_ids": token_type_ids,
                     },
                 )
-                return _pick(out, width, module)
+                return picker(out, width, module)
 
             try:
                 out = torch.func.vmap(one)(
@@ -307,7 +356,7 @@ class Runner:
                 raise
             except Exception:  # an operator without a batching rule: one sample at a time
                 out = torch.stack(
-                    [_pick(program.run_one(key, plan, length, s), width, module) for s in chunk]
+                    [picker(program.run_one(key, plan, length, s), width, module) for s in chunk]
                 )
                 self.single += len(chunk)
             rows.append(out.reshape(len(chunk), width))
@@ -381,9 +430,42 @@ def run_entry(
         values = runner.run_group(module, length, samples, width)
         out[torch.as_tensor(members)] = values
     result: dict[str, Any] = {"outputs": out.tolist()}
+    if entry.get("targets"):
+        derived = _derived_exits(runner, ids, firsts)
+        if derived is not None:
+            result["derived_exits"] = derived
     if repeats > 0 and ids:
         result["latency"] = _latency(runner, entry, inputs, width, repeats)
     return result
+
+
+def _derived_exits(
+    runner: Runner, ids: list[list[int]], firsts: Sequence[int | None]
+) -> list[int] | None:
+    """Each sample's exit as the model's own graph decides it (an integer output), if it has one.
+
+    Only a model whose entire_model returns its exit decision as an integer tensor expresses
+    its policy in the graph; for the others (None), the declared paths are the submitter's.
+    """
+    if not ids:
+        return None
+    device = runner.program.device
+    try:
+        runner.run_group(
+            None, len(ids[0]), [_sample_inputs(ids[0], firsts[0], device)], 1, _pick_exit
+        )
+    except RunError:
+        return None
+    groups: dict[int, list[int]] = defaultdict(list)
+    for i, x in enumerate(ids):
+        groups[len(x)].append(i)
+    out = [0] * len(ids)
+    for length, members in sorted(groups.items()):
+        samples = [_sample_inputs(ids[i], firsts[i], device) for i in members]
+        values = runner.run_group(None, length, samples, 1, _pick_exit)
+        for i, v in zip(members, values[:, 0].tolist(), strict=True):
+            out[i] = int(v)
+    return out
 
 
 def _hardware(device: torch.device) -> dict[str, Any]:
