@@ -1,6 +1,7 @@
 """Benchmark: upload a ~50 MB prediction zip to a real server; time and server memory growth.
 
     .venv/bin/python -m bench.bench_upload [--points 13] [--deflate] [--endpoint submissions]
+                                           [--weights-mib 1024]
 
 Builds a migrated SQLite database with the SNLI task in a temporary folder, starts uvicorn on a
 free loopback port (broker unreachable on purpose: the submission stays queued), and writes a zip
@@ -8,20 +9,25 @@ of SNLI prediction files in ELUE's `modules` form (every sample goes through 12 
 about 4 MB per file), one per point, stored uncompressed unless --deflate. After one small warm-up
 submission (imports, caches), it streams the zip from disk with httpx while sampling the server's
 VmRSS from /proc/<pid>/status every 5 ms, and prints the wall time, the request size, and the
-peak RSS growth over the RSS just before the upload. Prints numbers; asserts nothing.
+peak RSS growth over the RSS just before the upload. `--weights-mib N` sends a safetensors
+weights file of N MiB with it (one float32 tensor, written to disk in chunks). Prints numbers;
+asserts nothing.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import signal
+import struct
 import subprocess
 import tempfile
 import threading
 import time
 import zipfile
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
@@ -78,12 +84,24 @@ def snli_modules_file(n_rows: int, seed: int) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
+def write_weights(path: Path, mib: int) -> None:
+    """A safetensors file of `mib` MiB of data (one float32 tensor), written in 1 MiB chunks."""
+    n = mib * 1024 * 1024
+    header = json.dumps({"w": {"dtype": "F32", "shape": [n // 4], "data_offsets": [0, n]}})
+    with path.open("wb") as out:
+        out.write(struct.pack("<Q", len(header)) + header.encode())
+        chunk = bytes(range(256)) * 4096
+        for _ in range(mib):
+            out.write(chunk)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--elue-dir", type=Path, default=REPO_ROOT.parent / "shared/data/elue")
     parser.add_argument("--points", type=int, default=13, help="prediction files in the zip")
     parser.add_argument("--deflate", action="store_true", help="compress the zip entries")
     parser.add_argument("--endpoint", choices=["submissions", "validate"], default="submissions")
+    parser.add_argument("--weights-mib", type=int, default=0, help="also send weights of N MiB")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp_name:
@@ -111,7 +129,11 @@ def main() -> None:
                 body = snli_modules_file(n_rows, seed=p)
                 uncompressed += len(body)
                 zf.writestr(f"SNLI.p{p}.tsv", body)
+        weights = tmp / "weights.safetensors"
+        if args.weights_mib:
+            write_weights(weights, args.weights_mib)
         request_size = archive.stat().st_size + MODEL.stat().st_size
+        request_size += weights.stat().st_size if args.weights_mib else 0
         warm = tmp / "SNLI.tsv"
         warm.write_bytes(snli_modules_file(n_rows, seed=99))
 
@@ -153,12 +175,12 @@ def main() -> None:
                 sampler = Sampler(server.pid)
                 sampler.start()
                 start = time.perf_counter()
-                with MODEL.open("rb") as m, archive.open("rb") as z:
-                    r = client.post(
-                        path,
-                        data={"name": "bench"},
-                        files=[("model", ("model.py", m)), ("predictions", ("preds.zip", z))],
-                    )
+                with MODEL.open("rb") as m, archive.open("rb") as z, ExitStack() as stack:
+                    parts = [("model", ("model.py", m)), ("predictions", ("preds.zip", z))]
+                    if args.weights_mib:
+                        wf = stack.enter_context(weights.open("rb"))
+                        parts.append(("weights", ("weights.safetensors", wf)))
+                    r = client.post(path, data={"name": "bench"}, files=parts)
                 elapsed = time.perf_counter() - start
                 peak = sampler.stop()
                 after = _rss_kib(server.pid)
@@ -173,6 +195,8 @@ def main() -> None:
         f"zip:             {args.points} SNLI files in ELUE modules form ({kind}), "
         f"{uncompressed / 1e6:.1f} MB of predictions; request {request_size / 1e6:.1f} MB"
     )
+    if args.weights_mib:
+        print(f"weights:         {args.weights_mib} MiB safetensors (one float32 tensor)")
     print(f"upload + checks: {elapsed:.2f} s ({request_size / 1e6 / elapsed:.1f} MB/s)")
     print(
         f"server RSS:      {before / 1024:.1f} MiB before, peak {peak / 1024:.1f} MiB, "

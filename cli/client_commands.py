@@ -101,10 +101,14 @@ def _request(client: httpx.Client, method: str, url: str, **kwargs: Any) -> http
 
 
 def _upload(
-    stack: ExitStack, model: Path | None, files: list[Path], tokenizer: Path | None
+    stack: ExitStack,
+    model: Path | None,
+    files: list[Path],
+    tokenizer: Path | None,
+    weights: Path | None = None,
 ) -> list[tuple[str, tuple[str, BinaryIO, str]]]:
     parts: list[tuple[str, tuple[str, BinaryIO, str]]] = []
-    for path in [p for p in (model, tokenizer, *files) if p is not None]:
+    for path in [p for p in (model, tokenizer, weights, *files) if p is not None]:
         if not path.is_file():
             _die(f"no such file: {path}")
     if model is not None:
@@ -116,6 +120,14 @@ def _upload(
             (
                 "tokenizer",
                 (tokenizer.name, stack.enter_context(tokenizer.open("rb")), "application/json"),
+            )
+        )
+    if weights is not None:
+        # Streamed from disk like the other files; the server checks it is safetensors.
+        parts.append(
+            (
+                "weights",
+                (weights.name, stack.enter_context(weights.open("rb")), "application/octet-stream"),
             )
         )
     for path in files:
@@ -130,6 +142,11 @@ def _show_summary(summary: dict[str, Any]) -> None:
         point = f" point {f['point']!r}" if f["point"] else ""
         typer.echo(f"  {f['file']}: {f['task']}{point}, {f['rows']:,} rows ({f['format']})")
     typer.echo(f"  model: {summary['model']}; tokenizer: {summary['tokenizer']}")
+    if weights := summary.get("weights"):
+        typer.echo(
+            f"  weights: {weights['file']}: {weights['tensors']:,} tensor(s), "
+            f"{weights['elements']:,} values, {weights['size']:,} bytes"
+        )
 
 
 def _mflops(value: float | None) -> str:
@@ -243,6 +260,12 @@ def submit(
     private: bool = typer.Option(False, "--private", help="visible only to you"),
     tokenizer: Path | None = typer.Option(None, help="a tokenizers JSON file"),
     tokenizer_name: str | None = typer.Option(None, "--tokenizer-name"),
+    weights: Path | None = typer.Option(
+        None,
+        "--weights",
+        help="the model's weights: a .safetensors file (safetensors.torch.save_file"
+        "(model.state_dict(), ...)); no pickles",
+    ),
     check: bool = typer.Option(False, "--check", help="only check the files; store nothing"),
     wait: bool = typer.Option(False, "--wait", help="follow the evaluation until it finishes"),
     interval: float = typer.Option(2.0, help="seconds between polls with --wait"),
@@ -270,7 +293,7 @@ def submit(
         if value:
             fields[key] = value
     with _client(config) as client, ExitStack() as stack:
-        parts = _upload(stack, model, files, tokenizer)
+        parts = _upload(stack, model, files, tokenizer, weights)
         url = f"{API}/submissions/validate" if check else f"{API}/submissions"
         response = _request(client, "POST", url, data=fields, files=parts)
         if response.status_code not in (200, 202):
@@ -305,6 +328,13 @@ def status(
     for key in ("created_at", "started_at", "finished_at"):
         if timings.get(key):
             typer.echo(f"  {key.removesuffix('_at')}: {timings[key]}")
+    for weights in sub.get("weights") or []:
+        task = f" ({weights['task']})" if weights.get("task") else ""
+        tensors = f", {weights['tensors']:,} tensor(s)" if weights.get("tensors") else ""
+        typer.echo(
+            f"  weights: {weights['file']}{task}{tensors}, {weights['size']:,} bytes, "
+            f"sha256 {weights['sha256']}"
+        )
     _describe_end(sub)
 
 

@@ -63,6 +63,10 @@ class LimitsSettings(BaseModel):
     zip_max_entries: int = Field(100, ge=1)
     zip_max_uncompressed_bytes: int = 500 * 1024 * 1024
     zip_max_ratio: float = Field(200.0, gt=1)  # uncompressed / compressed, per entry
+    # Model weights (one safetensors file per submission). An upload that carries weights may
+    # be `request_bytes + max_weights_bytes` in all.
+    max_weights_bytes: int = Field(2 * 1024**3, ge=1)
+    max_weights_tensors: int = Field(100_000, ge=1)
     # Cost jobs (sandbox)
     sandbox_wall_seconds: float = 900.0
     sandbox_cpu_seconds: int = 1800

@@ -22,6 +22,11 @@ from server.routers import session as session_routes
 from server.routers import tokens as token_routes
 from server.routers import users as user_routes
 
+# Submission uploads, which may carry model weights besides the request limit's worth of files.
+UPLOAD_PATHS = frozenset(
+    ("/api/v1/submissions", "/api/v1/submissions/validate", "/submit", "/submit/check")
+)
+
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; tests pass their own settings."""
@@ -46,7 +51,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         https_only=settings.mode.value == "production",
     )
     # Counted while the body streams in (and from Content-Length): 413 past the limit.
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.limits.request_bytes)
+    app.add_middleware(
+        BodySizeLimitMiddleware,
+        max_bytes=settings.limits.request_bytes,
+        upload_paths=UPLOAD_PATHS,
+        upload_max_bytes=settings.limits.request_bytes + settings.limits.max_weights_bytes,
+    )
     # Outermost: times every request, refused ones included (`/metrics`, server/metrics.py).
     app.add_middleware(MetricsMiddleware)
     app.include_router(health.router)

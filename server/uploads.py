@@ -3,7 +3,9 @@
 Starlette's multipart parser writes every file part to a `SpooledTemporaryFile`; ours keeps at
 most 64 KiB of each in memory (Starlette's default is 1 MiB per file, which a request of many
 small files would multiply), and the total body is capped by the app's `max_body_size` while it
-streams (413). Each file is then copied in 1 MiB chunks into a private staging folder under the
+streams (413): at most `limits.request_bytes`, plus `limits.max_weights_bytes` for the `weights`
+part (the other parts are counted while they stream and cut off at the request limit). Each
+file is then copied in 1 MiB chunks into a private staging folder under the
 data folder, named by its position (`0`, `1`, ...; a zip's entries `zip-0.tsv`, ...): user-supplied
 names are only shown, never used as paths. The folder is removed when the request ends, whatever
 happened.
@@ -11,6 +13,7 @@ happened.
 
 from __future__ import annotations
 
+import filecmp
 import re
 import shutil
 import tempfile
@@ -25,15 +28,17 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 
-from core.errors import InvalidInputError, Problem
+from core.errors import InvalidInputError, Problem, TooLargeError
 from core.models import Visibility
 from core.settings import Settings
-from core.submissions.archive import extract_zip, is_model_name, is_zip_name
+from core.submissions.archive import extract_zip, is_model_name, is_weights_name, is_zip_name
 from core.submissions.service import SubmissionDraft, UploadedFile
 from core.text import has_control
 from server.auth import CSRF_HEADER
+from server.limits import too_large_message
 
-FILE_FIELDS = ("model", "predictions", "tokenizer")
+WEIGHTS_FIELD = "weights"  # may go past the request limit, up to limits.max_weights_bytes
+FILE_FIELDS = ("model", "predictions", "tokenizer", WEIGHTS_FIELD)
 TEXT_FIELDS = (
     "name",
     "description",
@@ -79,6 +84,13 @@ MULTIPART_BODY: dict[str, Any] = {
                             "format": "binary",
                             "description": "a `tokenizers` JSON file (or give tokenizer_name)",
                         },
+                        "weights": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "the model's weights: one safetensors file (no "
+                            "pickles) whose tensors are the model's parameters and buffers, "
+                            "at most limits.max_weights_bytes (or a .safetensors in the zip)",
+                        },
                         "tokenizer_name": {"type": "string"},
                         "name": {"type": "string", "maxLength": 200},
                         "description": {"type": "string"},
@@ -101,13 +113,33 @@ class StagedUpload:
     fields: dict[str, str] = field(default_factory=dict)
     model: UploadedFile | None = None
     tokenizer: UploadedFile | None = None
+    weights: UploadedFile | None = None
     predictions: list[UploadedFile] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     predictions_refused: bool = False  # prediction files came but were refused (problems say why)
 
 
+class _PartsTooLarge(MultiPartException):
+    """The parts other than the weights went past the request limit."""
+
+
 class _DiskSpooledParser(MultiPartParser):
+    """Spools at most 64 KiB of a file in memory; counts every part but the weights against
+    `other_max_bytes` (the request limit) while the body streams in."""
+
     spool_max_size = 64 * 1024
+
+    def __init__(self, *args: Any, other_max_bytes: int, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.other_max_bytes = other_max_bytes
+        self.other_bytes = 0
+
+    def on_part_data(self, data: bytes, start: int, end: int) -> None:
+        if self._current_part.field_name != WEIGHTS_FIELD:
+            self.other_bytes += end - start
+            if self.other_bytes > self.other_max_bytes:
+                raise _PartsTooLarge(too_large_message(self.other_max_bytes))
+        super().on_part_data(data, start, end)
 
 
 def display_name(filename: str | None) -> str:
@@ -129,12 +161,15 @@ async def _read_form(request: Request, settings: Settings) -> FormData:
     parser = _DiskSpooledParser(
         request.headers,
         request.stream(),
-        max_files=settings.limits.max_prediction_files + 2,
+        max_files=settings.limits.max_prediction_files + len(FILE_FIELDS) - 1,
         max_fields=len(TEXT_FIELDS) + 5,
         max_part_size=TEXT_FIELD_BYTES,
+        other_max_bytes=settings.limits.request_bytes,
     )
     try:
         return await parser.parse()
+    except _PartsTooLarge as exc:
+        raise TooLargeError(exc.message) from exc
     except MultiPartException as exc:
         raise InvalidInputError(
             "The upload could not be read", [Problem(exc.message, column="body")]
@@ -147,7 +182,23 @@ def _copy(upload: UploadFile, target: Path) -> None:
         shutil.copyfileobj(upload.file, out, _CHUNK)
 
 
+def _other_bytes(form: FormData) -> int:
+    """The size of every part but the weights (files as spooled, text fields as sent)."""
+    total = 0
+    for key, value in form.multi_items():
+        if key == WEIGHTS_FIELD:
+            continue
+        if isinstance(value, UploadFile):
+            total += value.size or 0
+        else:
+            total += len(value.encode())
+    return total
+
+
 def _stage(form: FormData, folder: Path, settings: Settings) -> StagedUpload:
+    # The form may have been parsed by the CSRF check, which knows no weights allowance.
+    if _other_bytes(form) > settings.limits.request_bytes:
+        raise TooLargeError(too_large_message(settings.limits.request_bytes))
     staged = StagedUpload(folder)
     counter = 0
     for key, value in form.multi_items():
@@ -206,10 +257,13 @@ def _stage(form: FormData, folder: Path, settings: Settings) -> StagedUpload:
                 archive.path, unpacked, zip_name=archive.name, limits=settings.limits
             )
             archive.path.unlink()
-            staged.predictions = [f for f in files if not is_model_name(f.name)]
+            staged.predictions = [
+                f for f in files if not is_model_name(f.name) and not is_weights_name(f.name)
+            ]
             staged.problems.extend(problems)
             staged.predictions_refused = bool(problems)
             _take_zip_models(staged, [f for f in files if is_model_name(f.name)], archive.name)
+            _take_zip_weights(staged, [f for f in files if is_weights_name(f.name)], archive.name)
     if len(staged.predictions) > settings.limits.max_prediction_files:
         staged.problems.append(
             Problem(
@@ -256,6 +310,25 @@ def _take_zip_models(staged: StagedUpload, models: list[UploadedFile], zip_name:
             )
         return
     staged.model = UploadedFile(first.name, first.path)
+
+
+def _take_zip_weights(staged: StagedUpload, weights: list[UploadedFile], zip_name: str) -> None:
+    """A zip may hold the weights (one `.safetensors`, checked by `check_zip`); with the weights
+    field sent too, they must be the same file."""
+    if not weights:
+        return
+    inside = weights[0]
+    if staged.weights is None:
+        staged.weights = UploadedFile(inside.name, inside.path)
+    elif not filecmp.cmp(staged.weights.path, inside.path, shallow=False):
+        staged.problems.append(
+            Problem(
+                f"the weights file {staged.weights.name} and {inside.name} in the zip differ: "
+                "send the weights once (leave the weights field empty to use the zip's)",
+                file=zip_name,
+                column="weights",
+            )
+        )
 
 
 @asynccontextmanager

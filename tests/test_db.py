@@ -30,6 +30,7 @@ TABLES = {
     "task_gold",
     "submissions",
     "submission_files",
+    "submission_weights",
     "results",
     "result_costs",
     "login_attempts",

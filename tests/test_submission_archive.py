@@ -61,8 +61,8 @@ def _problems(tmp_path: Path, data: bytes, **limits: object) -> list[str]:
         (
             [("README", b"x")],
             [
-                "p.zip:README: entry refused: only .tsv prediction files and .py model files "
-                "are accepted"
+                "p.zip:README: entry refused: only .tsv prediction files, .py model files and "
+                "one .safetensors weights file are accepted"
             ],
         ),
         ([("d/", b"")], ["p.zip: the archive holds no .tsv files"]),

@@ -225,6 +225,7 @@ def test_validate_stores_nothing_and_uses_no_quota(
                 },
             ],
             "rows": 4420,
+            "weights": None,
         }
         assert snapshot(api) == before
         assert sent.jobs == []
@@ -360,7 +361,8 @@ REFUSALS: list[tuple[str, Files, list[dict[str, Any]]]] = [
                 "preds.zip:preds/a/b/SNLI.tsv",
             ),
             _problem(
-                "entry refused: only .tsv prediction files and .py model files are accepted",
+                "entry refused: only .tsv prediction files, .py model files and one "
+                ".safetensors weights file are accepted",
                 "preds.zip:preds/notes.txt",
             ),
         ],

@@ -9,6 +9,7 @@ from core.models.submissions import (
     SubmissionFile,
     SubmissionKind,
     SubmissionState,
+    SubmissionWeights,
     Visibility,
 )
 from core.models.tasks import Task, TaskExample, TaskGold
@@ -26,6 +27,7 @@ __all__ = [
     "SubmissionFile",
     "SubmissionKind",
     "SubmissionState",
+    "SubmissionWeights",
     "Task",
     "TaskExample",
     "TaskGold",

@@ -46,6 +46,8 @@ class FileRole(enum.StrEnum):
     PREDICTIONS = "predictions"
     TOKENIZER = "tokenizer"
     WEIGHTS = "weights"  # safetensors; task_id None: for every task (verified entries)
+    # (the tensors each holds: `submission_weights`)
+    # (its tensor listing: `submission_weights`)
 
 
 class Submission(Base):
@@ -118,4 +120,26 @@ class SubmissionFile(Base):
     size: Mapped[int]
     task_id: Mapped[int | None] = mapped_column(ForeignKey("tasks.id", ondelete="CASCADE"))
     point: Mapped[str | None] = mapped_column(String(64))  # from <TASK>.<point>.tsv
+    created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
+
+
+class SubmissionWeights(Base):
+    """What one weights file holds (a WEIGHTS row of `submission_files`: name, blob, task), for
+    the runner to match against the graph's parameters and buffers."""
+
+    __tablename__ = "submission_weights"
+
+    file_id: Mapped[int] = mapped_column(
+        ForeignKey("submission_files.id", ondelete="CASCADE"), primary_key=True
+    )
+    submission_id: Mapped[int] = mapped_column(
+        ForeignKey("submissions.id", ondelete="CASCADE"), index=True
+    )
+    sha256: Mapped[str] = mapped_column(String(64))  # the blob (as the file row's)
+    size: Mapped[int]
+    tensor_count: Mapped[int]
+    element_count: Mapped[int]  # elements over every tensor (parameters and buffers)
+    # {name: {"dtype": "float32", "shape": [768, 768]}} (core.submissions.weights)
+    manifest: Mapped[dict[str, Any]]
+    metadata_: Mapped[dict[str, Any]] = mapped_column("metadata", default=dict)  # __metadata__
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

@@ -19,10 +19,17 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.errors import InvalidInputError
 from core.models import FileRole, Submission, SubmissionFile, Task, TaskExample, User, UserRole
 from core.settings import REPO_ROOT, Settings
 from core.storage import BlobStore
-from core.submissions.service import SubmissionDraft, UploadedFile, create_submission
+from core.submissions.service import (
+    SubmissionDraft,
+    UploadedFile,
+    create_submission,
+    weights_listing,
+)
+from core.submissions.weights import check_weights_file
 from core.tasks.manifest import TaskManifest
 from core.tasks.service import list_tasks, load_test_texts, manifest_of
 from core.tokenizers import registered_tokenizers
@@ -152,16 +159,26 @@ def attach_weights(
     tasks = {t.name: t.id for t in session.scalars(select(Task))}
     for task, state in sorted(weights.items()):
         sha, size = store.put_stream(io.BytesIO(save(state)))
-        session.add(
-            SubmissionFile(
-                submission_id=sub.id,
-                role=FileRole.WEIGHTS,
-                original_name=f"{task}.safetensors",
-                sha256=sha,
-                size=size,
-                task_id=tasks[task],
-            )
+        row = SubmissionFile(
+            submission_id=sub.id,
+            role=FileRole.WEIGHTS,
+            original_name=f"{task}.safetensors",
+            sha256=sha,
+            size=size,
+            task_id=tasks[task],
         )
+        session.add(row)
+        session.flush()
+        # Listed as an upload's weights are (the page shows the tensor count).
+        listed = check_weights_file(
+            store.path(sha),
+            file=row.original_name,
+            max_bytes=settings.limits.max_weights_bytes,
+            max_tensors=settings.limits.max_weights_tensors,
+        )
+        if isinstance(listed, list):
+            raise InvalidInputError(f"the seeded {task} weights are not valid", listed)
+        session.add(weights_listing(row, listed))
     session.flush()
 
 

@@ -10,8 +10,10 @@ Rules (each refused entry is named, with the reason):
 - regular files only (symbolic links and other special files are refused, read from the Unix mode
   in `external_attr`), not encrypted, stored or deflate/bzip2/lzma compressed;
 - only `.tsv` entries and model files (`.py`, e.g. ELUE's `model_to_eval.py`, at most one per
-  folder), each no larger than a prediction file may be, with a compression ratio
-  (uncompressed / compressed) of at most `zip_max_ratio` for entries of 1 MiB or more;
+  folder), each no larger than a prediction file may be, and at most one weights file
+  (`.safetensors`, anywhere; at most `max_weights_bytes`, not counted in
+  `zip_max_uncompressed_bytes`), each with a compression ratio (uncompressed / compressed) of at
+  most `zip_max_ratio` for entries of 1 MiB or more;
 - entry paths unique.
 Extraction writes each accepted entry to a neutral name under `dest` (never the entry's name) and
 stops at the declared size, so a lying header cannot write more than was checked.
@@ -45,6 +47,10 @@ _NESTED = "nested folder (at most <folder>/<TASK>/<file>)"
 
 def is_model_name(name: str) -> bool:
     return name.lower().endswith(".py")
+
+
+def is_weights_name(name: str) -> bool:
+    return name.lower().endswith(".safetensors")
 
 
 def is_zip_name(name: str) -> bool:
@@ -116,27 +122,38 @@ def check_zip(
     entries: list[ZipEntry] = []
     seen: set[str] = set()
     model_folders: dict[str, str] = {}
+    weights: str | None = None
     total = 0
     for info, parts in files:
         name = "/".join(parts)
         folder = "/".join(parts[:-1])
         size = info.file_size
-        total += size
-        if is_model_name(name) and folder in model_folders:
+        limit = limits.max_weights_bytes if is_weights_name(name) else limits.prediction_file_bytes
+        if not is_weights_name(name):
+            total += size
+        if is_weights_name(name) and weights is not None:
+            why = f"a second weights file ({weights}): a submission has one"
+        elif is_weights_name(name):
+            weights = name
+            why = None
+        elif is_model_name(name) and folder in model_folders:
             why = f"a second model file in {folder or 'the top level'} ({model_folders[folder]})"
         elif is_model_name(name):
             model_folders[folder] = name
             why = None
         elif not name.lower().endswith(".tsv"):
-            why = "only .tsv prediction files and .py model files are accepted"
+            why = (
+                "only .tsv prediction files, .py model files and one .safetensors weights file "
+                "are accepted"
+            )
         else:
             why = None
         if why is not None:
             pass
         elif name in seen:
             why = f"a second entry named {name}"
-        elif size > limits.prediction_file_bytes:
-            why = f"{size:,} bytes uncompressed, the limit is {limits.prediction_file_bytes:,}"
+        elif size > limit:
+            why = f"{size:,} bytes uncompressed, the limit is {limit:,}"
         elif size >= RATIO_MIN_BYTES and size > limits.zip_max_ratio * max(info.compress_size, 1):
             ratio = size / max(info.compress_size, 1)
             why = f"compression ratio {ratio:,.0f}:1 is above the limit of {limits.zip_max_ratio:,.0f}:1"
@@ -153,7 +170,8 @@ def check_zip(
                 file=zip_name,
             )
         )
-    if not any(not is_model_name(e.name) for e in entries) and not problems:
+    tsv = [e for e in entries if not is_model_name(e.name) and not is_weights_name(e.name)]
+    if not tsv and not problems:
         problems.append(Problem("the archive holds no .tsv files", file=zip_name))
     return (entries if not problems else []), problems
 
@@ -163,8 +181,8 @@ def extract_zip(
 ) -> tuple[list[UploadedFile], list[Problem]]:
     """Check the archive, then extract its entries to neutral names under `dest`.
 
-    The files come back in archive order, each named by its path inside the archive; model files
-    (`is_model_name`) among them are the caller's to separate.
+    The files come back in archive order, each named by its path inside the archive; model and
+    weights files (`is_model_name`, `is_weights_name`) among them are the caller's to separate.
     """
     entries, problems = check_zip(path, zip_name=zip_name, limits=limits)
     if problems:
@@ -172,7 +190,14 @@ def extract_zip(
     out: list[UploadedFile] = []
     with zipfile.ZipFile(path) as zf:
         for i, entry in enumerate(entries):
-            target = dest / (f"zip-{i}.py" if is_model_name(entry.name) else f"zip-{i}.tsv")
+            suffix = (
+                ".py"
+                if is_model_name(entry.name)
+                else ".safetensors"
+                if is_weights_name(entry.name)
+                else ".tsv"
+            )
+            target = dest / f"zip-{i}{suffix}"
             written = 0
             try:
                 with zf.open(entry.info) as src, target.open("wb") as dst:

@@ -22,6 +22,7 @@ from core.models import (
     SubmissionFile,
     SubmissionKind,
     SubmissionState,
+    SubmissionWeights,
     Task,
     User,
     Visibility,
@@ -44,6 +45,7 @@ from core.submissions.schemas import (
     TaskResultsRead,
     TimingsRead,
     VerificationRead,
+    WeightsRead,
 )
 from core.submissions.state import stage_index
 
@@ -245,6 +247,32 @@ def _files(session: Session, submission: Submission) -> list[FileRead]:
     ]
 
 
+def read_weights(session: Session, submission: Submission) -> list[WeightsRead]:
+    """The submission's weights files (one for every task, or one per task), with what each
+    holds when it was listed at upload."""
+    rows = session.execute(
+        select(SubmissionFile, Task.name, SubmissionWeights)
+        .outerjoin(Task, Task.id == SubmissionFile.task_id)
+        .outerjoin(SubmissionWeights, SubmissionWeights.file_id == SubmissionFile.id)
+        .where(
+            SubmissionFile.submission_id == submission.id,
+            SubmissionFile.role == FileRole.WEIGHTS,
+        )
+        .order_by(Task.name.is_not(None), Task.name, SubmissionFile.id)
+    ).all()
+    return [
+        WeightsRead(
+            file=file.original_name,
+            task=task_name,
+            size=file.size,
+            sha256=file.sha256,
+            tensors=listing.tensor_count if listing is not None else None,
+            elements=listing.element_count if listing is not None else None,
+        )
+        for file, task_name, listing in rows
+    ]
+
+
 def read_submission(
     session: Session, submission: Submission, viewer: User | None, *, now: dt.datetime | None = None
 ) -> SubmissionRead:
@@ -299,6 +327,7 @@ def read_submission(
             if failed
             else None
         ),
+        weights=read_weights(session, submission),
         error_detail=submission.error_detail if private else None,
         sandbox_log=submission.sandbox_log if private else None,
         files=_files(session, submission) if private else None,

@@ -34,6 +34,13 @@ class TaskSummary(BaseModel):
     points: list[str]
 
 
+class WeightsSummary(BaseModel):
+    file: str
+    size: int  # bytes
+    tensors: int
+    elements: int  # over every tensor
+
+
 class ValidationSummary(BaseModel):
     valid: bool
     model: str | None
@@ -41,6 +48,7 @@ class ValidationSummary(BaseModel):
     tasks: list[TaskSummary]
     files: list[FileSummary]
     rows: int  # over every file
+    weights: WeightsSummary | None = None
 
 
 class OwnerRead(BaseModel):
@@ -153,6 +161,17 @@ class FileRead(BaseModel):
     sha256: str
 
 
+class WeightsRead(BaseModel):
+    """A weights file (safetensors): what the platform runs the counted graph with."""
+
+    file: str
+    task: str | None  # None: the weights of every task
+    size: int  # bytes
+    sha256: str
+    tensors: int | None  # None when not listed at upload
+    elements: int | None  # over every tensor (parameters and buffers)
+
+
 class SubmissionRead(BaseModel):
     id: int
     url: str
@@ -176,6 +195,7 @@ class SubmissionRead(BaseModel):
     timings: TimingsRead
     results: list[TaskResultsRead]
     error: ErrorRead | None
+    weights: list[WeightsRead] = Field(default_factory=list)
     # The owner and administrators only (None for everyone else):
     error_detail: str | None = None
     sandbox_log: str | None = None

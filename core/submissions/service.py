@@ -16,6 +16,7 @@ from core.models import (
     SubmissionFile,
     SubmissionKind,
     SubmissionState,
+    SubmissionWeights,
     Visibility,
 )
 from core.predictions import (
@@ -33,6 +34,7 @@ from core.submissions.files import (
     resolve_prediction_names,
 )
 from core.submissions.state import set_state
+from core.submissions.weights import WeightsManifest, check_weights_file
 from core.tasks.names import TaskNames
 from core.tasks.service import manifest_of
 from core.text import name_problem, normalise_name, text_problem
@@ -69,10 +71,17 @@ class CheckedPrediction:
     format: PredictionFormat  # the parsed arrays are dropped: only what the summary needs is kept
 
 
+@dataclass(frozen=True, slots=True)
+class CheckedWeights:
+    upload: UploadedFile
+    manifest: WeightsManifest
+
+
 @dataclass(slots=True)
 class CheckedSubmission:
     predictions: list[CheckedPrediction] = field(default_factory=list)
     tokenizer_name: str | None = None
+    weights: CheckedWeights | None = None
 
 
 def _size_problem(upload: UploadedFile, limit: int, what: str) -> Problem | None:
@@ -94,6 +103,7 @@ def check_submission(
     tokenizer: UploadedFile | None,
     limits: LimitsSettings,
     tokenizers: dict[str, Path],
+    weights: UploadedFile | None = None,
     require_name: bool = True,
     problems: list[Problem] | None = None,
     predictions_refused: bool = False,
@@ -155,6 +165,18 @@ def check_submission(
             )
         checked.tokenizer_name = wanted
 
+    if weights is not None:
+        found = check_weights_file(
+            weights.path,
+            file=weights.name,
+            max_bytes=limits.max_weights_bytes,
+            max_tensors=limits.max_weights_tensors,
+        )
+        if isinstance(found, list):
+            problems.extend(found)
+        else:
+            checked.weights = CheckedWeights(weights, found)
+
     if not predictions and not predictions_refused:
         problems.append(Problem("at least one prediction file is required", column="predictions"))
     _check_predictions(session, predictions, limits, checked, problems)
@@ -175,6 +197,7 @@ def create_submission(
     model: UploadedFile,
     predictions: Sequence[UploadedFile],
     tokenizer: UploadedFile | None = None,
+    weights: UploadedFile | None = None,
     limits: LimitsSettings,
     tokenizers: dict[str, Path],
 ) -> Submission:
@@ -188,6 +211,7 @@ def create_submission(
         tokenizer=tokenizer,
         limits=limits,
         tokenizers=tokenizers,
+        weights=weights,
     )
     return store_submission(
         session,
@@ -227,27 +251,45 @@ def store_submission(
 
     def add(
         role: FileRole, upload: UploadedFile, task_id: int | None = None, point: str | None = None
-    ) -> None:
-        sha, size = store.put_file(upload.path)
-        session.add(
-            SubmissionFile(
-                submission_id=submission.id,
-                role=role,
-                original_name=upload.name[:255],
-                sha256=sha,
-                size=size,
-                task_id=task_id,
-                point=point,
-            )
+    ) -> SubmissionFile:
+        sha, size = store.put_file(upload.path)  # streamed in chunks, hashed on the way
+        row = SubmissionFile(
+            submission_id=submission.id,
+            role=role,
+            original_name=upload.name[:255],
+            sha256=sha,
+            size=size,
+            task_id=task_id,
+            point=point,
         )
+        session.add(row)
+        return row
 
     add(FileRole.MODEL, model)
     if tokenizer is not None:
         add(FileRole.TOKENIZER, tokenizer)
     for p in checked.predictions:
         add(FileRole.PREDICTIONS, p.upload, p.task_id, p.point)
+    if checked.weights is not None:
+        row = add(FileRole.WEIGHTS, checked.weights.upload)
+        session.flush()
+        session.add(weights_listing(row, checked.weights.manifest))
     session.flush()
     return submission
+
+
+def weights_listing(file: SubmissionFile, manifest: WeightsManifest) -> SubmissionWeights:
+    """The `submission_weights` row of a stored weights file (flushed, so it has an id)."""
+    return SubmissionWeights(
+        file_id=file.id,
+        submission_id=file.submission_id,
+        sha256=file.sha256,
+        size=file.size,
+        tensor_count=manifest.tensor_count,
+        element_count=manifest.element_count,
+        manifest=manifest.to_json(),
+        metadata_=manifest.metadata,
+    )
 
 
 def _check_predictions(

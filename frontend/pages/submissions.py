@@ -116,11 +116,13 @@ def _form_context(
         "limits": {
             "prediction": fmt.size(limits.prediction_file_bytes),
             "model": fmt.size(limits.model_file_bytes),
+            "weights": fmt.size(limits.max_weights_bytes),
             "request": fmt.size(limits.request_bytes),
             "files": limits.max_prediction_files,
             "per_day": limits.submissions_per_task_per_day,
         },
         "request_bytes": limits.request_bytes,
+        "weights_bytes": limits.max_weights_bytes,
     }
 
 
@@ -134,22 +136,25 @@ def submit_page(
     return render(request, "submit.html", _form_context(settings), user=user, active="submit")
 
 
-async def _form_values(request: Request) -> tuple[dict[str, str], str | None, str | None]:
-    """The text fields sent, and the model and tokenizer file names (the form is cached)."""
+async def _form_values(request: Request) -> tuple[dict[str, str], dict[str, str | None]]:
+    """The text fields sent, and the model, tokenizer and weights file names (the form is
+    cached)."""
     form = await request.form()
     values = {k: v for k in (*SUBMIT_FIELDS, "tokenizer_name") if isinstance(v := form.get(k), str)}
     names: dict[str, str | None] = {}
-    for key in ("model", "tokenizer"):
+    for key in ("model", "tokenizer", "weights"):
         value = form.get(key)
         names[key] = display_name(value.filename) or None if isinstance(value, UploadFile) else None
-    return values, names["model"], names["tokenizer"]
+    return values, names
 
 
 async def _refused(
     request: Request, settings: Settings, viewer: Viewer, exc: ParetoboardError
 ) -> HTMLResponse:
-    values, model, tokenizer = await _form_values(request)
-    problems = group_submit_problems(exc.problems, model=model, tokenizer=tokenizer)
+    values, names = await _form_values(request)
+    problems = group_submit_problems(
+        exc.problems, model=names["model"], tokenizer=names["tokenizer"], weights=names["weights"]
+    )
     context = _form_context(settings, values=values, problems=problems, message=exc.message)
     return _render_form(request, context, viewer, status_code=exc.status_code)
 
@@ -190,6 +195,6 @@ async def check_form(
         summary = await submissions_api.validate_submission(request, user, session, settings)
     except ParetoboardError as exc:
         return await _refused(request, settings, viewer, exc)
-    values, _, _ = await _form_values(request)
+    values, _ = await _form_values(request)
     context = _form_context(settings, values=values, summary=summary)
     return _render_form(request, context, viewer)

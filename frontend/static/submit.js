@@ -22,6 +22,7 @@
   var progress = document.getElementById("upload-progress");
   var buttons = [document.getElementById("check-button"), document.getElementById("submit-button")];
   var maxBytes = parseInt(form.getAttribute("data-max-bytes"), 10) || 0;
+  var maxWeightsBytes = parseInt(form.getAttribute("data-max-weights-bytes"), 10) || 0;
   var files = [];
   var fileProblems = {};
 
@@ -189,7 +190,7 @@
   }
 
   function clearProblems() {
-    FIELDS.concat(["model", "tokenizer", "general", "predictions"]).forEach(function (key) {
+    FIELDS.concat(["model", "tokenizer", "weights", "general", "predictions"]).forEach(function (key) {
       setList("problems-" + key, []);
     });
     fileProblems = {};
@@ -205,7 +206,9 @@
     var tokenizer = form.elements.tokenizer.files[0];
     var modelName = model ? model.name : null;
     var tokenizerName = tokenizer ? tokenizer.name : null;
-    var groups = { model: [], tokenizer: [], general: [], predictions: [] };
+    var weights = form.elements.weights.files[0];
+    var weightsName = weights ? weights.name : null;
+    var groups = { model: [], tokenizer: [], weights: [], general: [], predictions: [] };
     FIELDS.forEach(function (f) { groups[f] = []; });
     details.forEach(function (d) {
       var column = d.column || "";
@@ -216,6 +219,8 @@
       } else if (column === "tokenizer" || column === "tokenizer_name" ||
         (tokenizerName && d.file === tokenizerName)) {
         groups.tokenizer.push(where(d, false));
+      } else if (column === "weights" || (weightsName && d.file === weightsName)) {
+        groups.weights.push(where(d, false));
       } else if (d.file) {
         (fileProblems[d.file] = fileProblems[d.file] || []).push(where(d, false));
       } else if (column === "predictions") {
@@ -289,6 +294,10 @@
     });
     lines.push((body.files || []).length + " file(s), " + body.rows + " rows" +
       (body.tokenizer ? "; tokenizer " + body.tokenizer : "") + ". Nothing was stored.");
+    if (body.weights) {
+      lines.push("Weights " + body.weights.file + ": " + body.weights.tensors + " tensor" +
+        (body.weights.tensors === 1 ? "" : "s") + ", " + sizeText(body.weights.size) + ".");
+    }
     showSummary("ok", "Every check passed.", lines);
     statusLine.textContent = "Every check passed.";
     focusSummary();
@@ -326,10 +335,21 @@
     } else if (form.elements.tokenizer_name.value) {
       data.append("tokenizer_name", form.elements.tokenizer_name.value);
     }
+    var weights = form.elements.weights.files[0];
+    if (weights) {
+      data.append("weights", weights, weights.name);
+    }
     var total = files.reduce(function (sum, f) { return sum + f.size; }, model ? model.size : 0);
     if (maxBytes && total > maxBytes) {
       showSummary("error", "The files are too large together", [
         sizeText(total) + " in all; the limit is " + sizeText(maxBytes) + ". Send fewer files or a zip."]);
+      focusSummary();
+      return;
+    }
+    if (weights && maxWeightsBytes && weights.size > maxWeightsBytes) {
+      setList("problems-weights", ["The weights file is " + sizeText(weights.size) +
+        "; the limit is " + sizeText(maxWeightsBytes) + "."]);
+      showSummary("error", "The weights file is too large", []);
       focusSummary();
       return;
     }

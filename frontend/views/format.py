@@ -104,7 +104,9 @@ def iso(value: dt.datetime | None) -> str:
 
 
 def size(n: int) -> str:
-    """A file size: "2.1 MB", "830 B"."""
+    """A file size: "2.1 MiB", "830 B"."""
+    if n >= 1024**3:
+        return f"{n / 1024**3:.2f} GiB"
     if n >= 1024**2:
         return f"{n / 1024**2:.1f} MiB"
     if n >= 1024:

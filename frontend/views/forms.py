@@ -35,6 +35,7 @@ class SubmitProblems:
     fields: dict[str, list[str]] = field(default_factory=dict)  # name, description, ...
     model: list[str] = field(default_factory=list)
     tokenizer: list[str] = field(default_factory=list)
+    weights: list[str] = field(default_factory=list)
     predictions: list[FileProblems] = field(default_factory=list)
     predictions_general: list[str] = field(default_factory=list)
     general: list[str] = field(default_factory=list)
@@ -45,6 +46,7 @@ class SubmitProblems:
             sum(len(v) for v in self.fields.values())
             + len(self.model)
             + len(self.tokenizer)
+            + len(self.weights)
             + sum(len(f.problems) for f in self.predictions)
             + len(self.predictions_general)
             + len(self.general)
@@ -52,7 +54,11 @@ class SubmitProblems:
 
 
 def group_submit_problems(
-    problems: Iterable[Problem], *, model: str | None, tokenizer: str | None
+    problems: Iterable[Problem],
+    *,
+    model: str | None,
+    tokenizer: str | None,
+    weights: str | None = None,
 ) -> SubmitProblems:
     out = SubmitProblems()
     by_file: dict[str, FileProblems] = {}
@@ -64,6 +70,8 @@ def group_submit_problems(
             out.model.append(problem_text(p))
         elif column in ("tokenizer", "tokenizer_name") or (tokenizer and p.file == tokenizer):
             out.tokenizer.append(problem_text(p))
+        elif column == "weights" or (weights and p.file == weights):
+            out.weights.append(problem_text(p))
         elif p.file:
             entry = by_file.get(p.file)
             if entry is None:

@@ -389,6 +389,17 @@ class TimelineEntry:
     message: str
 
 
+@dataclass(frozen=True, slots=True)
+class WeightsView:
+    file: str
+    task: str | None
+    size: str
+    size_title: str
+    sha256: str
+    tensors: str
+    elements: str
+
+
 @dataclass
 class SubmissionView:
     id: int
@@ -419,6 +430,7 @@ class SubmissionView:
     baseline_tasks: list[str]  # tasks an admin can make this submission the baseline of
     notes: list[str] = field(default_factory=list)
     verification: VerificationView | None = None
+    weights: list[WeightsView] = field(default_factory=list)
 
 
 def _status(read: SubmissionRead) -> Status:
@@ -696,7 +708,22 @@ def submission_view(
     admin = is_admin(viewer)
     point_params = [p.params for t in read.results for p in t.points if p.params is not None]
     params = submission.params if submission.params is not None else max(point_params, default=None)
+    weights = [
+        WeightsView(
+            file=w.file,
+            task=w.task,
+            size=fmt.size(w.size),
+            size_title=f"{fmt.exact(w.size)} bytes",
+            sha256=w.sha256,
+            tensors=""
+            if w.tensors is None
+            else f"{w.tensors:,} tensor{'' if w.tensors == 1 else 's'}",
+            elements="" if w.elements is None else fmt.params(w.elements),
+        )
+        for w in read.weights
+    ]
     return SubmissionView(
+        weights=weights,
         id=submission.id,
         name=submission.name,
         description=submission.description or "",

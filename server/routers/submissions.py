@@ -38,6 +38,7 @@ from core.submissions.schemas import (
     SubmissionUpdate,
     TaskSummary,
     ValidationSummary,
+    WeightsSummary,
 )
 from core.submissions.service import CheckedSubmission, check_submission, store_submission
 from core.tasks.names import TaskNames
@@ -80,6 +81,7 @@ def _check(
         model=staged.model,
         predictions=staged.predictions,
         tokenizer=staged.tokenizer,
+        weights=staged.weights,
         limits=settings.limits,
         tokenizers=registered_tokenizers(settings.storage.tokenizers_dir),
         require_name=not dry_run,
@@ -167,6 +169,16 @@ def _summary(staged: StagedUpload, checked: CheckedSubmission) -> ValidationSumm
             for p in checked.predictions
         ],
         rows=sum(p.rows for p in checked.predictions),
+        weights=(
+            None
+            if checked.weights is None
+            else WeightsSummary(
+                file=checked.weights.upload.name,
+                size=checked.weights.manifest.size,
+                tensors=checked.weights.manifest.tensor_count,
+                elements=checked.weights.manifest.element_count,
+            )
+        ),
     )
 
 
