@@ -127,8 +127,9 @@ def _read_output(
         error = json.loads((work / ERROR).read_text())
         task = request.task_names.get(int(error.get("task") or 0), "")
         on = f" on the {task} test inputs" if task else ""
+        label = request.label[:1].upper() + request.label[1:]
         raise TokenizerError(
-            f"{request.label} failed{on}: {str(error.get('message', ''))[:500]}",
+            f"{label} failed{on}: {str(error.get('message', ''))[:500]}",
             fault=_fault(request),
             detail=stderr,
         )
@@ -158,12 +159,22 @@ def _read_output(
     return out
 
 
+CHUNK = 64  # texts per batch: a tokenizer that panics stops at its first bad chunk
+
+
 def _encode(tok: Any, texts: list[list[str]]) -> tuple[list[list[int]], list[int] | None]:
-    if texts and len(texts[0]) == 2:  # pairs: ids and segments from one encoding
-        encodings = tok.encode_batch([(a, b) for a, b in texts])
-        return [e.ids for e in encodings], [e.type_ids.count(0) for e in encodings]
-    encodings = tok.encode_batch([t[0] for t in texts])
-    return [e.ids for e in encodings], None
+    pairs = bool(texts) and len(texts[0]) == 2
+    ids: list[list[int]] = []
+    first: list[int] = []
+    for start in range(0, len(texts), CHUNK):
+        chunk = texts[start : start + CHUNK]
+        if pairs:  # ids and segments from one encoding
+            encodings = tok.encode_batch([(a, b) for a, b in chunk])
+            first.extend(e.type_ids.count(0) for e in encodings)
+        else:
+            encodings = tok.encode_batch([t[0] for t in chunk])
+        ids.extend(e.ids for e in encodings)
+    return ids, (first if pairs else None)
 
 
 def main(work: Path) -> int:
