@@ -1,7 +1,7 @@
 """fair cost queue: each submission's place in the cost queue, and its cost job's duration
 
 Revision ID: 0010
-Revises: 0006
+Revises: 0012
 Create Date: 2026-12-08 09:00:00.000000
 
 `cost_queue` ("waiting" or "sent") with the job id it refers to and since when: each user has
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010"
-down_revision: str | None = "0006"
+down_revision: str | None = "0012"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
