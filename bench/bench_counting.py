@@ -232,7 +232,9 @@ def _legacy_run(settings: Settings, engine: Any, sid: int, model: bytes) -> dict
     with session_factory(engine)() as session:
         sub = session.get(Submission, sid)
         assert sub is not None
-        job = counting_stage.build_job(session, store, sub, settings)
+        texts = counting_stage.job_texts(session, store, sub, settings)
+        inputs = counting_stage.tokenize_inputs(texts, settings)
+        job = counting_stage.build_job(session, store, sub, settings, inputs)
     base = settings.storage.sandbox_jobs_dir
     base.mkdir(parents=True, exist_ok=True)
     base.chmod(0o755)
@@ -307,7 +309,9 @@ def _per_sample_baseline(
     with session_factory(engine)() as session:
         sub = session.get(Submission, sid)
         assert sub is not None
-        job = counting_stage.build_job(session, store, sub, settings)
+        texts = counting_stage.job_texts(session, store, sub, settings)
+        inputs = counting_stage.tokenize_inputs(texts, settings)
+        job = counting_stage.build_job(session, store, sub, settings, inputs)
     population = [
         (entry["key"], i)
         for entry in job.entries

@@ -200,6 +200,11 @@ def _status_line(sub: dict[str, Any]) -> str:
     step = f"[{stage['index']}/{stage['total']}] " if stage["index"] else ""
     queue = sub.get("queue_position")
     ahead = f", {queue} ahead" if queue else ""
+    place = sub.get("cost_queue")
+    if place and place.get("state") == "waiting":
+        ahead += f" (waiting for one of your {place['jobs_per_user']} cost jobs to finish)"
+    if place and place.get("estimated_wait_seconds") is not None:
+        ahead += f", about {place['estimated_wait_seconds']:.0f}s to wait"
     elapsed = sub["timings"].get("elapsed_seconds")
     took = f" ({elapsed:.0f}s)" if elapsed is not None else ""
     return f"{step}{sub['state']}{ahead}: {sub['state_message']}{took}"

@@ -81,6 +81,14 @@ class LimitsSettings(BaseModel):
     # several cost jobs at once.
     sandbox_workers: int = Field(0, ge=0)
     max_tokens: int = 512  # truncation length for service-side tokenization
+    # Tokenizing a submission's test inputs runs in a child process of the score worker
+    # (worker/tokenize_job.py), bounded by these; past them the submission fails, naming its
+    # tokenizer file.
+    tokenizer_seconds: float = Field(300.0, gt=0)
+    tokenizer_memory_bytes: int = Field(4 * 1024**3, ge=256 * 1024**2)
+    # Fair cost queue (core/submissions/cost_queue.py): each user has at most this many cost
+    # jobs queued or running; further ones wait, and are sent as that user's jobs finish.
+    cost_jobs_per_user: int = Field(2, ge=1)
     # "auto": CUDA when the worker host has it, else CPU; or force "cpu" / "cuda".
     cost_device: str = "auto"
     # Worker task time limits (Celery soft / hard), seconds
@@ -97,6 +105,9 @@ class WorkerSettings(BaseModel):
     # Where score workers send cost jobs: "cost" (GPU workers, CPU where a worker has none),
     # or "cost-cpu" for installations whose cost workers are kept to the CPU (docs/deploy.md).
     cost_queue: str = Field("cost", pattern=r"^cost(-cpu)?$")
+    # How many cost jobs the installation runs at once (all cost workers' processes together);
+    # only the wait estimate on submission pages reads it.
+    cost_slots: int = Field(1, ge=1)
 
 
 class LogFormat(enum.StrEnum):

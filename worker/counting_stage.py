@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,19 +40,13 @@ from worker.sandbox import (
     sandbox_python,
 )
 from worker.scoring_stage import parse_stored, prediction_files
+from worker.tokenize_job import TaskInputs, TokenizeRequest, tokenize
 from worker.verification import VerifyJobEntry, VerifyRequest, VerifyTask
 
 CODE_TARGET = "/opt/paretoboard"
 JOB_TARGET = "/job"
 MAX_MISMATCH_EXAMPLES = 50
 TOKEN_MODULES = ("emb", "embeddings", "embedding")
-
-
-@dataclass
-class TaskInputs:
-    ids: list[list[int]]
-    lengths: list[int]
-    first_segments: list[int] | None
 
 
 @dataclass
@@ -70,21 +65,56 @@ class CostJob:
     task_width: dict[str, int] = field(default_factory=dict)
 
 
-def _tokenizer_path(
+def _tokenizer(
     session: Session, store: BlobStore, submission: Submission, settings: Settings
-) -> Path:
+) -> tuple[Path, str, bool]:
+    """The submission's tokenizer file, how to name it, and whether the submitter uploaded it."""
     upload = session.scalar(
         select(SubmissionFile).where(
             SubmissionFile.submission_id == submission.id, SubmissionFile.role == FileRole.TOKENIZER
         )
     )
     if upload is not None:
-        return store.path(upload.sha256)
+        return (
+            store.path(upload.sha256),
+            f"the uploaded tokenizer file {upload.original_name!r}",
+            True,
+        )
     registry = registered_tokenizers(settings.storage.tokenizers_dir)
     name = submission.tokenizer_name or "bert-base-uncased"
     if name not in registry:
         raise LookupError(f"tokenizer {name!r} is not registered on this worker")
-    return registry[name]
+    return registry[name], f"the registered tokenizer {name!r}", False
+
+
+def job_texts(
+    session: Session, store: BlobStore, submission: Submission, settings: Settings
+) -> TokenizeRequest:
+    """What `tokenize_inputs` needs, read inside a transaction (the tokenizing happens outside)."""
+    path, label, uploaded = _tokenizer(session, store, submission, settings)
+    texts: dict[int, list[tuple[str, ...]]] = {}
+    names: dict[int, str] = {}
+    for _file, task in prediction_files(session, submission):
+        if task.id not in texts:
+            texts[task.id] = load_test_texts(session, task)
+            names[task.id] = task.name
+    return TokenizeRequest(
+        tokenizer=path, label=label, uploaded=uploaded, texts=texts, task_names=names
+    )
+
+
+def tokenize_inputs(request: TokenizeRequest, settings: Settings) -> dict[int, TaskInputs]:
+    """Token ids per task, from a bounded child process; call it with no transaction open.
+
+    Raises TokenizerError (slow, crashing or memory-hungry tokenizer; the message names it).
+    """
+    limits = settings.limits
+    return tokenize(
+        request,
+        max_tokens=limits.max_tokens,
+        seconds=limits.tokenizer_seconds,
+        memory_bytes=limits.tokenizer_memory_bytes,
+    )
 
 
 def _task_inputs(
@@ -110,12 +140,17 @@ def _declared_length(path: tuple[Any, ...]) -> int | None:
 
 
 def build_job(
-    session: Session, store: BlobStore, submission: Submission, settings: Settings
+    session: Session,
+    store: BlobStore,
+    submission: Submission,
+    settings: Settings,
+    inputs: Mapping[int, TaskInputs],
 ) -> CostJob:
-    """One entry per static task (shared by its points) and one per dynamic prediction file."""
+    """One entry per static task (shared by its points) and one per dynamic prediction file.
+
+    `inputs`: the tasks' token ids (`job_texts` then `tokenize_inputs`, outside the transaction).
+    """
     job = CostJob()
-    tokenizer_path = _tokenizer_path(session, store, submission, settings)
-    inputs: dict[int, TaskInputs] = {}
     results = {
         (r.task_id, r.point): r
         for r in session.scalars(select(Result).where(Result.submission_id == submission.id))
@@ -124,7 +159,7 @@ def build_job(
         result = results[(task.id, file.point or "")]
         parsed: ParsedPredictions = parse_stored(store, file, task, settings)
         if task.id not in inputs:
-            inputs[task.id] = _task_inputs(session, task, tokenizer_path, settings)
+            raise LookupError(f"the {task.name} inputs were not tokenized (the job changed)")
         tin = inputs[task.id]
         job.task_inputs[task.name] = tin
         manifest = manifest_of(task)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -21,12 +21,14 @@ from core.db.session import transaction
 from core.models import Submission, SubmissionState
 from core.settings import Settings
 from core.storage import BlobStore
+from core.submissions import cost_queue
 from core.submissions.state import set_state
 from worker import counting_stage, metrics, scoring_stage, verification_stage
 from worker import verification as verification_mod
 from worker.cost_messages import CostReport, CostRequest
 from worker.cost_output import SandboxOutputError, check_cost_output
 from worker.sandbox import SandboxUnavailableError
+from worker.tokenize_job import TaskInputs, TokenizerError
 
 log = logging.getLogger(__name__)
 TRACEBACK_LIMIT = 20_000
@@ -98,22 +100,49 @@ def run_scoring(engine: Engine, settings: Settings, submission_id: int, job_id: 
 
 
 def prepare_counting(
-    engine: Engine, settings: Settings, submission_id: int, job_id: str
+    engine: Engine, settings: Settings, submission_id: int, job_id: str, *, fair: bool = True
 ) -> CostRequest | None:
     """Stage 3a (queue `score`, trusted): the cost job a cost worker runs; None if nothing to do.
 
     Everything the sandbox needs goes into the request (the model file, token ids), so that
-    cost workers need neither database credentials nor the upload folder.
+    cost workers need neither database credentials nor the upload folder. The inputs are read
+    in one transaction and tokenized outside any (`worker.tokenize_job`: a bounded child
+    process; a bad tokenizer fails this submission alone), then the job is built in another.
+    With `fair`, a submission whose owner has their share of the cost queue waits instead
+    (`core.submissions.cost_queue`); it is sent again when one of their jobs ends.
     """
     started = time.monotonic()
     store = BlobStore(settings.storage.uploads_dir)
+    per_user = settings.limits.cost_jobs_per_user if fair else None
     final: Submission | None = None
     with transaction(engine) as session:
         sub = _current(session, submission_id, job_id, {SubmissionState.COUNTING})
-        if sub is None:
+        if sub is None or cost_queue.is_sent(sub):
+            return None
+        if per_user is not None and not cost_queue.has_share(session, sub, per_user=per_user):
+            _wait_for_share(sub, per_user)
             return None
         try:
-            job = counting_stage.build_job(session, store, sub, settings)
+            texts = counting_stage.job_texts(session, store, sub, settings)
+        except LookupError as exc:
+            set_state(
+                sub, SubmissionState.FAILED, str(exc), failed_stage="counting", fault="service"
+            )
+            final = sub
+    if final is not None:
+        _record_final(final)
+        return None
+    try:  # no transaction is open: the tokenizer holds no lock, however long it takes
+        inputs = counting_stage.tokenize_inputs(texts, settings)
+    except TokenizerError as exc:
+        _fail_tokenizing(engine, submission_id, job_id, exc)
+        return None
+    with transaction(engine) as session:
+        sub = _current(session, submission_id, job_id, {SubmissionState.COUNTING})
+        if sub is None or cost_queue.is_sent(sub):
+            return None
+        try:
+            job = counting_stage.build_job(session, store, sub, settings, inputs)
             model = store.read_bytes(counting_stage.model_sha256(session, sub))
             verify = counting_stage.build_verify_request(session, sub, job)
         except LookupError as exc:
@@ -122,6 +151,9 @@ def prepare_counting(
             )
             final = sub
         else:
+            if not cost_queue.claim(session, sub, per_user=per_user):
+                _wait_for_share(sub, per_user or 0)  # the last share went meanwhile
+                return None
             set_state(
                 sub,
                 SubmissionState.COUNTING,
@@ -139,6 +171,37 @@ def prepare_counting(
         sizes=job.sizes,
         verify=verify,
     )
+
+
+def _wait_for_share(sub: Submission, per_user: int) -> None:
+    """Hold the submission back until its owner has a free share of the cost queue."""
+    if cost_queue.is_waiting(sub):
+        return  # already waiting: keep its message, time and place
+    cost_queue.hold(sub)
+    set_state(
+        sub,
+        SubmissionState.COUNTING,
+        f"Waiting for a place in the cost queue: you have {per_user} cost job"
+        f"{'s' if per_user != 1 else ''} queued or running (the most one user may have); "
+        "this one is sent when one of them finishes",
+    )
+
+
+def _fail_tokenizing(engine: Engine, submission_id: int, job_id: str, exc: TokenizerError) -> None:
+    """Fail the submission whose tokenizer could not tokenize its inputs (it alone)."""
+    with transaction(engine) as session:
+        sub = _current(session, submission_id, job_id, {SubmissionState.COUNTING})
+        if sub is None:
+            return
+        set_state(
+            sub,
+            SubmissionState.FAILED,
+            exc.message[:2000],
+            failed_stage="counting",
+            error_detail=exc.detail.replace("\x00", "\ufffd") or None,
+            fault=exc.fault,
+        )
+    _record_final(sub)
 
 
 def execute_counting(
@@ -216,18 +279,42 @@ def finish_counting(engine: Engine, settings: Settings, report: CostReport) -> s
     """
     started = time.monotonic()
     store = BlobStore(settings.storage.uploads_dir)
+    # A valid report is checked against the job computed again: its inputs are read in one
+    # transaction and tokenized outside any (as in `prepare_counting`).
+    inputs: Mapping[int, TaskInputs] | Exception = {}
+    if report.service_error is None and report.failure is None and report.output is not None:
+        with transaction(engine) as session:
+            sub = _current(session, report.submission_id, report.job_id, {SubmissionState.COUNTING})
+            if sub is None:
+                return Outcome.STOP
+            try:
+                texts = counting_stage.job_texts(session, store, sub, settings)
+            except LookupError as exc:
+                inputs = exc
+        if not isinstance(inputs, Exception):
+            try:
+                inputs = counting_stage.tokenize_inputs(texts, settings)
+            except TokenizerError as exc:
+                inputs = exc
     with transaction(engine) as session:
         sub = _current(session, report.submission_id, report.job_id, {SubmissionState.COUNTING})
         if sub is None:
             return Outcome.STOP
-        _finish(session, store, sub, settings, report)
+        if report.seconds > 0:
+            sub.cost_seconds = report.seconds
+        _finish(session, store, sub, settings, report, inputs)
     _record_final(sub)
     metrics.record_stage("cost_store", time.monotonic() - started)
     return Outcome.STOP
 
 
 def _finish(
-    session: Session, store: BlobStore, sub: Submission, settings: Settings, report: CostReport
+    session: Session,
+    store: BlobStore,
+    sub: Submission,
+    settings: Settings,
+    report: CostReport,
+    inputs: Mapping[int, TaskInputs] | Exception,
 ) -> None:
     if report.service_error is not None:
         set_state(
@@ -257,8 +344,20 @@ def _finish(
             fault="user",
         )
         return
+    if isinstance(inputs, TokenizerError):
+        set_state(
+            sub,
+            SubmissionState.FAILED,
+            inputs.message[:2000],
+            failed_stage="counting",
+            error_detail=inputs.detail.replace("\x00", "\ufffd") or None,
+            fault=inputs.fault,
+        )
+        return
     try:
-        job = counting_stage.build_job(session, store, sub, settings)
+        if isinstance(inputs, Exception):
+            raise inputs
+        job = counting_stage.build_job(session, store, sub, settings, inputs)
         check_cost_output(output, job.sizes)
     except (LookupError, SandboxOutputError) as exc:
         # The cost worker validated this report already: a mismatch here is ours.
@@ -300,7 +399,7 @@ def run_counting(
     runner: Callable[..., counting_stage.SandboxRun] = counting_stage.run_cost_job,
 ) -> str:
     """Stage 3 in one process (tests, `paretoboard evaluate`): prepare, count, store."""
-    request = prepare_counting(engine, settings, submission_id, job_id)
+    request = prepare_counting(engine, settings, submission_id, job_id, fair=False)
     if request is None:
         return Outcome.STOP
     report = execute_counting(settings, request, device=device, runner=runner)

@@ -13,6 +13,7 @@ from core.db.base import utcnow
 from core.db.session import transaction
 from core.models import Submission, SubmissionState
 from core.settings import Settings
+from core.submissions import cost_queue
 from core.submissions.state import set_state
 from worker import metrics
 from worker.pipeline import new_job_id
@@ -63,6 +64,8 @@ def reconcile(
             .with_for_update(skip_locked=True)
         ).all()
         for sub in stuck:
+            if cost_queue.is_waiting(sub):  # waits for its owner's share, released elsewhere
+                continue
             if (
                 cost_job_alive is not None
                 and sub.state is SubmissionState.COUNTING

@@ -24,6 +24,7 @@ from core.models import Result, ResultCost, Submission, SubmissionKind, Submissi
 from core.settings import Settings
 from core.storage import BlobStore
 from worker import counting_stage
+from worker.tokenize_job import TokenizerError
 
 log = logging.getLogger(__name__)
 
@@ -82,8 +83,27 @@ def recount(
             if sub is None:
                 continue
             try:
-                job = counting_stage.build_job(session, store, sub, settings)
+                texts = counting_stage.job_texts(session, store, sub, settings)
                 model = store.read_bytes(counting_stage.model_sha256(session, sub))
+            except LookupError as exc:
+                _mark_failed(session, sid, f"could not be recounted: {exc}")
+                report.failed[sid] = str(exc)
+                _say(progress, i, len(todo), sid, f"failed: {exc}")
+                continue
+        try:  # outside any transaction: a slow tokenizer holds no lock
+            inputs = counting_stage.tokenize_inputs(texts, settings)
+        except TokenizerError as exc:
+            with transaction(engine) as session:
+                _mark_failed(session, sid, f"could not be recounted: {exc.message}")
+            report.failed[sid] = exc.message
+            _say(progress, i, len(todo), sid, f"failed: {exc.message[:200]}")
+            continue
+        with transaction(engine) as session:
+            sub = session.get(Submission, sid)
+            if sub is None:
+                continue
+            try:
+                job = counting_stage.build_job(session, store, sub, settings, inputs)
             except LookupError as exc:
                 _mark_failed(session, sid, f"could not be recounted: {exc}")
                 report.failed[sid] = str(exc)

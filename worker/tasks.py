@@ -17,9 +17,10 @@ from celery import Task, signals
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
-from core.db.session import engine_for
+from core.db.session import engine_for, transaction
 from core.logging_setup import reset_submission, set_submission
 from core.settings import Settings, get_settings
+from core.submissions import cost_queue
 from worker import cost_jobs, metrics, pipeline
 from worker.celery_app import COST_TASK, COUNT_TASK, RECONCILE_TASK, REPORT_TASK, SCORE_TASK, app
 from worker.cost_messages import CostReport, CostRequest
@@ -173,6 +174,22 @@ def store_cost_report(
         pipeline.finish_counting(engine, settings, parsed)
     except INFRA_ERRORS as exc:
         _retry_or_fail(self, submission_id, job_id, exc, "counting")
+        return
+    release_waiting(settings, engine)
+
+
+def release_waiting(settings: Settings, engine: Engine) -> int:
+    """Send the cost jobs that waited for their owner's share of the cost queue, if any is free."""
+    try:
+        with transaction(engine) as session:
+            ready = cost_queue.releasable(session, per_user=settings.limits.cost_jobs_per_user)
+        for submission_id, job_id in ready:
+            send_count(submission_id, job_id)
+            log.info("submission %s: cost job released from waiting", submission_id)
+    except INFRA_ERRORS as exc:  # the next report or reconciler run releases them
+        log.warning("could not release waiting cost jobs: %s", exc)
+        return 0
+    return len(ready)
 
 
 @app.task(name=RECONCILE_TASK)
@@ -185,6 +202,7 @@ def reconcile_submissions() -> int:
         send_count=send_count,
         cost_job_alive=lambda sid, job: cost_jobs.is_alive(settings, sid, job),
     )
+    release_waiting(settings, engine)
     return len(done)
 
 

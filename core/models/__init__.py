@@ -4,6 +4,7 @@ from core.models.board_version import BOARD_VERSION_ID, BoardVersion
 from core.models.login_attempts import LoginAttempt
 from core.models.results import Result, ResultCost
 from core.models.submissions import (
+    CostQueueState,
     FileRole,
     Submission,
     SubmissionFile,
@@ -19,6 +20,7 @@ __all__ = [
     "BOARD_VERSION_ID",
     "ApiToken",
     "BoardVersion",
+    "CostQueueState",
     "FileRole",
     "LoginAttempt",
     "Result",

@@ -41,6 +41,13 @@ class SubmissionState(enum.StrEnum):
         return self in (SubmissionState.DONE, SubmissionState.FAILED, SubmissionState.WITHDRAWN)
 
 
+class CostQueueState(enum.StrEnum):
+    """Where a counting submission's cost job is (core/submissions/cost_queue.py)."""
+
+    WAITING = "waiting"  # held back: its owner has their share of the cost queue already
+    SENT = "sent"  # in the cost queue, or running on a cost worker
+
+
 class FileRole(enum.StrEnum):
     MODEL = "model"
     PREDICTIONS = "predictions"
@@ -56,6 +63,8 @@ class Submission(Base):
         UniqueConstraint("owner_id", "name"),
         Index("ix_submissions_state_changed", "state", "state_changed_at"),
         Index("ix_submissions_listing", "visibility", "hidden", "kind"),
+        Index("ix_submissions_cost_queue", "cost_queue", "cost_queued_at"),
+        Index("ix_submissions_finished", "finished_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -95,6 +104,12 @@ class Submission(Base):
     timeline: Mapped[list[Any]] = mapped_column(default=list)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     job_id: Mapped[str | None] = mapped_column(String(64))
+    # The fair cost queue: the state of the cost job of `cost_queue_job` (current only while it
+    # equals `job_id`), since when, and how long the last cost job ran on its worker.
+    cost_queue: Mapped[CostQueueState | None] = mapped_column(_str_enum(CostQueueState))
+    cost_queue_job: Mapped[str | None] = mapped_column(String(64))
+    cost_queued_at: Mapped[dt.datetime | None]
+    cost_seconds: Mapped[float | None]
 
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     # Indexed: the leaderboard cache fingerprint reads count/max/sum of it (migration 0004).

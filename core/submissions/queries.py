@@ -28,8 +28,11 @@ from core.models import (
     Visibility,
 )
 from core.ranking.score import BaselineCurve, CurvePoint
+from core.settings import Settings, get_settings
+from core.submissions import cost_queue
 from core.submissions.access import sees_private_details
 from core.submissions.schemas import (
+    CostQueueRead,
     CostsRead,
     ErrorRead,
     FileRead,
@@ -274,10 +277,31 @@ def read_weights(session: Session, submission: Submission) -> list[WeightsRead]:
 
 
 def read_submission(
-    session: Session, submission: Submission, viewer: User | None, *, now: dt.datetime | None = None
+    session: Session,
+    submission: Submission,
+    viewer: User | None,
+    *,
+    now: dt.datetime | None = None,
+    settings: Settings | None = None,
 ) -> SubmissionRead:
     """Everything a viewer may see about a submission (owner-only parts for owner and admins)."""
     now = now or utcnow()
+    place = cost_queue.position(session, submission, settings or get_settings())
+    cost_place = (
+        None
+        if place is None
+        else CostQueueRead(
+            state=place.state.value,
+            ahead=place.ahead,
+            estimated_wait_seconds=(
+                None
+                if place.estimated_wait_seconds is None
+                else round(place.estimated_wait_seconds, 1)
+            ),
+            recent_jobs=place.recent_jobs,
+            jobs_per_user=place.jobs_per_user,
+        )
+    )
     created = _aware(submission.created_at)
     assert created is not None
     started = _aware(submission.started_at)
@@ -310,7 +334,10 @@ def read_submission(
             total=HAPPY_PATH,
         ),
         state_message=submission.state_message,
-        queue_position=queue_position(session, submission),
+        queue_position=(
+            queue_position(session, submission) if cost_place is None else cost_place.ahead
+        ),
+        cost_queue=cost_place,
         timings=TimingsRead(
             created_at=created,
             started_at=started,

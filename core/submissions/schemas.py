@@ -172,6 +172,18 @@ class WeightsRead(BaseModel):
     elements: int | None  # over every tensor (parameters and buffers)
 
 
+class CostQueueRead(BaseModel):
+    """Where a counting submission's cost job is (core/submissions/cost_queue.py)."""
+
+    state: str  # "waiting" (for its owner's share of the cost queue) or "sent"
+    ahead: int  # cost jobs before it, queued or running (for a waiting one, an estimate)
+    # Until its cost is counted: the median run time of recent cost jobs x (ahead + 1) / the
+    # installation's cost slots; None before any cost job has finished.
+    estimated_wait_seconds: float | None
+    recent_jobs: int  # how many finished cost jobs the median is taken over
+    jobs_per_user: int  # each user's share of the cost queue
+
+
 class SubmissionRead(BaseModel):
     id: int
     url: str
@@ -191,7 +203,10 @@ class SubmissionRead(BaseModel):
     state: SubmissionState
     stage: StageRead
     state_message: str
-    queue_position: int | None  # active submissions ahead in the same stage; None when not waiting
+    # Active submissions ahead in the same stage (in `counting`, cost jobs ahead in the cost
+    # queue); None when not waiting.
+    queue_position: int | None
+    cost_queue: CostQueueRead | None = None
     timings: TimingsRead
     results: list[TaskResultsRead]
     error: ErrorRead | None

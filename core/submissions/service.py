@@ -38,6 +38,7 @@ from core.submissions.weights import WeightsManifest, check_weights_file
 from core.tasks.names import TaskNames
 from core.tasks.service import manifest_of
 from core.text import name_problem, normalise_name, text_problem
+from core.tokenizer_rules import check_tokenizer_file
 from core.tokenizers import DEFAULT_TOKENIZER, load_tokenizer
 
 TOKENIZER_FILE_BYTES = 50 * 1024 * 1024
@@ -147,6 +148,8 @@ def check_submission(
     elif tokenizer is not None:
         if (p := _size_problem(tokenizer, TOKENIZER_FILE_BYTES, "tokenizer file")) is not None:
             problems.append(p)
+        elif refused := check_tokenizer_file(tokenizer.path, tokenizer.name):
+            problems.extend(refused)  # checked before the library compiles any of its patterns
         else:
             try:
                 load_tokenizer(

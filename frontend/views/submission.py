@@ -34,7 +34,7 @@ from core.models import (
 from core.ranking.score import BaselineCurve
 from core.submissions.access import is_admin, sees_private_details
 from core.submissions.queries import baseline_curve, read_submission
-from core.submissions.schemas import PointRead, SubmissionRead
+from core.submissions.schemas import CostQueueRead, PointRead, SubmissionRead
 from core.submissions.state import PIPELINE_STAGES
 from frontend.views import format as fmt
 from frontend.views.leaderboard import Badge
@@ -454,7 +454,9 @@ def _status(read: SubmissionRead) -> Status:
             status = "todo"
         steps.append(StageStep(name, STAGE_TEXT[name], status))
     queue = None
-    if read.queue_position is not None:
+    if read.cost_queue is not None:
+        queue = _cost_queue_text(read.cost_queue)
+    elif read.queue_position is not None:
         ahead = read.queue_position
         queue = (
             "next in line"
@@ -476,6 +478,28 @@ def _status(read: SubmissionRead) -> Status:
         finished=fmt.when(read.timings.finished_at),
         error_stage=STAGE_TEXT.get(failed_at, failed_at) if failed else None,
         error_fault=(read.error.fault if read.error else None),
+    )
+
+
+def _cost_queue_text(place: CostQueueRead) -> str:
+    """ "3 cost jobs ahead (queued or running); estimated wait about 4 min (median of 20 jobs)"."""
+    ahead = place.ahead
+    if place.state == "waiting":
+        where = (
+            f"waiting for one of your {place.jobs_per_user} queued or running cost jobs to "
+            f"finish (each user's share of the cost queue); about {ahead:,} cost "
+            f"job{'s' if ahead != 1 else ''} ahead"
+        )
+    elif ahead == 0:
+        where = "next in the cost queue (or running)"
+    else:
+        where = f"{ahead:,} cost job{'s' if ahead != 1 else ''} ahead in the cost queue"
+    if place.estimated_wait_seconds is None:
+        return f"{where}; no wait estimate yet (no cost job has finished)"
+    return (
+        f"{where}; estimated wait about {fmt.duration(place.estimated_wait_seconds)} "
+        f"(median of the last {place.recent_jobs} cost "
+        f"job{'s' if place.recent_jobs != 1 else ''})"
     )
 
 
