@@ -76,6 +76,10 @@ def worker(
     ]
     if beat:
         argv += ["--beat", f"--schedule={s.storage.data_dir / 'celerybeat-schedule'}"]
+    if "preflight" in wanted:
+        from worker.preflight import announce
+
+        announce(s)  # the web waits for a pre-flight check only while one of these is alive
     get_app().worker_main(argv)
 
 

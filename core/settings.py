@@ -77,6 +77,9 @@ class LimitsSettings(BaseModel):
     verify_wall_seconds: float = 900.0
     # Pre-flight check (weights given: the model captured while the upload request waits)
     preflight_seconds: float = 120.0
+    # How long a submission with weights waits for that check (0: never; then, or when no
+    # pre-flight worker answers in time, the weights are checked when the cost job runs)
+    preflight_wait_seconds: float = 150.0
     # Counting processes per cost job (0: one per CPU available); lower it on hosts that run
     # several cost jobs at once.
     sandbox_workers: int = Field(0, ge=0)

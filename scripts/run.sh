@@ -20,6 +20,10 @@ $PB worker --queues score --beat >> var/log/worker.log 2>&1 &
 worker_pid=$!
 $PB worker --queues cost >> var/log/cost-worker.log 2>&1 &
 cost_pid=$!
+# Pre-flight checks (the model captured and the weights matched while an upload waits): a
+# worker of their own, so that a check never waits behind a cost job.
+$PB worker --queues preflight >> var/log/preflight-worker.log 2>&1 &
+preflight_pid=$!
 # First-run data: the published ElasticBERT-base baseline and example submissions evaluated by
 # the worker. Idempotent; in the background so the site is up at once and fills in within minutes.
 # PARETOBOARD_SEED=0 skips it.
@@ -28,8 +32,8 @@ if [ "${PARETOBOARD_SEED:-1}" != 0 ]; then
   $PB seed --baselines "$TASKS_DIR/baselines.json" >> var/log/seed.log 2>&1 &
   seed_pid=$!
 fi
-trap 'kill $seed_pid "$worker_pid" "$cost_pid" 2>/dev/null || true; wait $seed_pid "$worker_pid" "$cost_pid" 2>/dev/null || true' EXIT INT TERM
+trap 'kill $seed_pid "$worker_pid" "$cost_pid" "$preflight_pid" 2>/dev/null || true; wait $seed_pid "$worker_pid" "$cost_pid" "$preflight_pid" 2>/dev/null || true' EXIT INT TERM
 HOST="${PARETOBOARD_HOST:-127.0.0.1}"
 PORT="${PARETOBOARD_PORT:-8000}"
-echo "paretoboard: score worker pid $worker_pid (log: var/log/worker.log), cost worker pid $cost_pid (var/log/cost-worker.log; seed: var/log/seed.log); web on http://${HOST}:${PORT}/"
+echo "paretoboard: score worker pid $worker_pid (log: var/log/worker.log), cost worker pid $cost_pid (var/log/cost-worker.log), pre-flight worker pid $preflight_pid (var/log/preflight-worker.log; seed: var/log/seed.log); web on http://${HOST}:${PORT}/"
 .venv/bin/uvicorn server.app:create_app --factory --host "$HOST" --port "$PORT"

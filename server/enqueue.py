@@ -7,8 +7,10 @@ database and the reconciler (`worker/reconcile.py`) re-sends it once it looks st
 
 from __future__ import annotations
 
+import base64
 import logging
 import threading
+from typing import Any
 
 from celery import Celery
 from sqlalchemy.orm import Session
@@ -88,3 +90,47 @@ def rerun(session: Session, settings: Settings, submissions: list[Submission]) -
     session.commit()
     sent = [send_score(settings, sid, job) for sid, job in jobs]
     return RerunReport(requeued=[sid for sid, _ in jobs], queued=all(sent))
+
+
+def _preflight_worker_alive(settings: Settings) -> bool:
+    """Whether a worker consuming the pre-flight queue announced itself (worker/preflight.py)."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(
+            settings.broker.url.get_secret_value(), socket_timeout=2, socket_connect_timeout=2
+        )
+        for _key in client.scan_iter(match="paretoboard:preflight-worker:*", count=100):
+            return True
+    except (redis.RedisError, OSError):
+        return False
+    return False
+
+
+def preflight(
+    settings: Settings, model: bytes, weights: dict[str, dict[str, tuple[list[int], str]]]
+) -> dict[str, Any] | None:
+    """Ask a pre-flight worker to capture `model` and match `weights`; None if none answered.
+
+    Blocks up to `limits.preflight_wait_seconds` (call it from a thread, never holding a lock).
+    """
+    from worker.celery_app import PREFLIGHT_TASK
+
+    wait = settings.limits.preflight_wait_seconds
+    if wait <= 0 or not _preflight_worker_alive(settings):
+        return None
+    request = {"model_b64": base64.b64encode(model).decode("ascii"), "weights": weights}
+    try:
+        pending = celery_for(settings).send_task(
+            PREFLIGHT_TASK,
+            args=[request],
+            ignore_result=False,
+            expires=wait,  # a check nobody waits for any more is not run
+            retry=True,
+            retry_policy=RETRY_POLICY,
+        )
+        answer = pending.get(timeout=wait, propagate=False)
+    except Exception as exc:  # broker down, no worker in time: checked when counted
+        log.warning("pre-flight check not made (%s: %s)", type(exc).__name__, str(exc)[:300])
+        return None
+    return answer if isinstance(answer, dict) else None

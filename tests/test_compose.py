@@ -26,7 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 COMPOSE = REPO / "docker-compose.yml"
 DOCKERFILE = REPO / "docker" / "Dockerfile"
 SECCOMP = REPO / "docker" / "seccomp-cost-worker.json"
-COST_WORKERS = ("worker-cost", "worker-cost-cpu")
+COST_WORKERS = ("worker-cost", "worker-cost-cpu", "worker-preflight")
 
 
 def _compose_command() -> list[str] | None:
@@ -107,7 +107,10 @@ def test_cost_worker_holds_only_the_broker_url(services: dict[str, Any]) -> None
         assert spec["secrets"] == ["paretoboard_broker"], name
         env = spec["environment"]
         assert not any(k.startswith(("PARETOBOARD_DB", "PARETOBOARD_SECRET_KEY")) for k in env)
-        assert not any("appdata" in str(v) for v in spec.get("volumes", [])), name
+        # the upload folder only read-only: a verification run reads the weights file by hash
+        # (docs/verification.md); the sandbox sees only its job folder
+        mounts = [str(v) for v in spec.get("volumes", []) if "appdata" in str(v)]
+        assert all(m.endswith(":ro") for m in mounts), (name, mounts)
         assert "--concurrency" in spec["command"]
         assert spec["command"][spec["command"].index("--concurrency") + 1] == "1"
 

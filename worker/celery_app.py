@@ -23,6 +23,8 @@ COUNT_TASK = "paretoboard.count"  # prepare a cost job and send it to a cost que
 COST_TASK = "paretoboard.cost"  # run a cost job in the sandbox (cost queues)
 REPORT_TASK = "paretoboard.cost_report"  # store a cost worker's report (score queue)
 RECONCILE_TASK = "paretoboard.reconcile"
+PREFLIGHT_QUEUE = "preflight"  # the web waits on these: a worker of its own, never behind a job
+PREFLIGHT_TASK = "paretoboard.preflight"  # capture the model, match the weights (no database)
 
 app = Celery("paretoboard", include=["worker.tasks"])
 
@@ -33,7 +35,7 @@ def configure(celery: Celery, settings: Settings) -> Celery:
     celery.conf.update(
         broker_url=settings.broker.url.get_secret_value(),
         result_backend=settings.broker.result_backend.get_secret_value(),
-        task_queues=[Queue(q) for q in (SCORE_QUEUE, *COST_QUEUES)],  # type: ignore[no-untyped-call]
+        task_queues=[Queue(q) for q in (SCORE_QUEUE, *COST_QUEUES, PREFLIGHT_QUEUE)],  # type: ignore[no-untyped-call]
         task_default_queue=SCORE_QUEUE,
         task_routes={
             SCORE_TASK: {"queue": SCORE_QUEUE},
@@ -41,6 +43,7 @@ def configure(celery: Celery, settings: Settings) -> Celery:
             COUNT_TASK: {"queue": SCORE_QUEUE},
             REPORT_TASK: {"queue": SCORE_QUEUE},
             COST_TASK: {"queue": settings.worker.cost_queue},
+            PREFLIGHT_TASK: {"queue": PREFLIGHT_QUEUE},
         },
         task_acks_late=True,
         task_reject_on_worker_lost=True,

@@ -9,6 +9,7 @@ the web process at upload) are matched against the captured graph's parameters a
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -21,6 +22,30 @@ from worker.sandbox import SandboxLimits
 from worker.verification import weights_problems
 
 PREFLIGHT_LENGTHS = [8, 16]
+ALIVE_KEY = "paretoboard:preflight-worker:{}"
+ALIVE_SECONDS = 30
+
+
+def announce(settings: Settings) -> None:
+    """Keep a key alive in the broker's Redis while this process runs (a daemon thread)."""
+    import os
+    import socket
+    import threading
+
+    import redis
+
+    key = ALIVE_KEY.format(f"{socket.gethostname()}:{os.getpid()}")
+    client = redis.Redis.from_url(
+        settings.broker.url.get_secret_value(), socket_timeout=5, socket_connect_timeout=5
+    )
+
+    def beat() -> None:
+        while True:
+            with contextlib.suppress(redis.RedisError, OSError):
+                client.set(key, str(time.time()), ex=ALIVE_SECONDS)
+            time.sleep(ALIVE_SECONDS / 3)
+
+    threading.Thread(target=beat, name="preflight-alive", daemon=True).start()
 
 
 class PreflightRequest(BaseModel):
@@ -37,6 +62,7 @@ class PreflightResult(BaseModel):
     ok: bool  # the model was captured and every weights file matches
     captured: bool
     error: str | None = Field(None, max_length=8000)  # why the capture failed
+    stopped: bool = False  # stopped by the pre-flight limit (not a verdict on the model)
     problems: list[str] = Field(default_factory=list, max_length=1000)  # weights mismatches
     seconds: float = 0.0
 
@@ -68,10 +94,17 @@ def run_preflight(request: PreflightRequest, settings: Settings, *, device: str)
         limits=limits,
     )
     if run.capture is None:
+        failure = run.failure or "the model could not be captured"
+        stopped = failure.startswith("The cost job was stopped")
+        if stopped:
+            failure = failure.replace(
+                "The cost job was stopped", "The pre-flight check was stopped"
+            )
         return PreflightResult(
             ok=False,
             captured=False,
-            error=(run.failure or "the model could not be captured")[:8000],
+            error=failure[:8000],
+            stopped=stopped,
             seconds=time.monotonic() - start,
         )
     capture = Capture.model_validate(run.capture)

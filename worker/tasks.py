@@ -22,7 +22,15 @@ from core.logging_setup import reset_submission, set_submission
 from core.settings import Settings, get_settings
 from core.submissions import cost_queue
 from worker import cost_jobs, metrics, pipeline
-from worker.celery_app import COST_TASK, COUNT_TASK, RECONCILE_TASK, REPORT_TASK, SCORE_TASK, app
+from worker.celery_app import (
+    COST_TASK,
+    COUNT_TASK,
+    PREFLIGHT_TASK,
+    RECONCILE_TASK,
+    REPORT_TASK,
+    SCORE_TASK,
+    app,
+)
 from worker.cost_messages import CostReport, CostRequest
 from worker.device import detect_device
 from worker.reconcile import reconcile
@@ -228,3 +236,17 @@ def _leave_submission(task: Task[Any, Any] | None = None, **_: Any) -> None:
 @signals.worker_process_shutdown.connect
 def _forget_process(**_: Any) -> None:
     metrics.mark_process_dead(os.getpid())
+
+
+@app.task(name=PREFLIGHT_TASK, ignore_result=False, acks_late=False)
+def preflight(request: dict[str, Any]) -> dict[str, Any]:
+    """Capture a model file and match weights against its graph, while the web waits.
+
+    No database, nothing stored; the web gives up waiting after `limits.preflight_wait_seconds`
+    and then checks the weights when the submission is counted instead.
+    """
+    from worker.preflight import PreflightRequest, run_preflight
+
+    settings = get_settings()
+    result = run_preflight(PreflightRequest.model_validate(request), settings, device=_device())
+    return result.model_dump()

@@ -53,7 +53,6 @@ class FileRole(enum.StrEnum):
     PREDICTIONS = "predictions"
     TOKENIZER = "tokenizer"
     WEIGHTS = "weights"  # safetensors; task_id None: for every task (verified entries)
-    # (the tensors each holds: `submission_weights`)
     # (its tensor listing: `submission_weights`)
 
 

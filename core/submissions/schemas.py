@@ -49,6 +49,8 @@ class ValidationSummary(BaseModel):
     files: list[FileSummary]
     rows: int  # over every file
     weights: WeightsSummary | None = None
+    # The model run in a pre-flight worker's sandbox (captured, weights matched), or why not
+    model_check: str | None = None
 
 
 class OwnerRead(BaseModel):

@@ -90,9 +90,56 @@ def _check(
     )
 
 
+def _refuse_on_preflight(
+    settings: Settings, staged: StagedUpload, checked: CheckedSubmission, *, check_only: bool
+) -> dict[str, Any] | None:
+    """Run the model in a pre-flight worker's sandbox; 422 when the weights do not match its
+    graph (or, for a check, when it cannot be captured). None: no worker answered in time
+    (the weights are then checked when the submission is counted)."""
+    assert staged.model is not None
+    weights: dict[str, dict[str, tuple[list[int], str]]] = {}
+    label = ""
+    if checked.weights is not None:
+        label = checked.weights.upload.name
+        weights[label] = {
+            name: (list(shape), dtype)
+            for name, (shape, dtype) in checked.weights.manifest.tensors.items()
+        }
+    answer = enqueue.preflight(settings, staged.model.path.read_bytes(), weights)
+    if answer is None:
+        return None
+    problems = [
+        Problem(str(p)[:2000], file=label or None, column="weights")
+        for p in answer.get("problems") or []
+    ]
+    if problems:
+        raise InvalidInputError(
+            f"The weights do not match the model's graph ({len(problems)} problem(s)); "
+            "nothing was stored",
+            problems,
+        )
+    if not answer.get("captured") and (check_only or not answer.get("stopped")):
+        raise InvalidInputError(
+            "The model file could not be captured in the pre-flight check; nothing was stored",
+            [
+                Problem(
+                    str(answer.get("error") or "no capture")[:4000],
+                    file=staged.model.name,
+                    column="model",
+                )
+            ],
+        )
+    return answer
+
+
 def _create(
     session: Session, settings: Settings, user: User, staged: StagedUpload
 ) -> tuple[int, str]:
+    checked = _check(session, settings, user, staged, dry_run=False)
+    assert staged.model is not None  # check_submission refuses a missing model
+    if checked.weights is not None:
+        session.rollback()  # no transaction open while the pre-flight worker runs the model
+        _refuse_on_preflight(settings, staged, checked, check_only=False)
     # One submission at a time per user (PostgreSQL row lock), so two uploads cannot both take
     # the last slot of the quota.
     session.get(User, user.id, with_for_update=True)
@@ -102,8 +149,6 @@ def _create(
         tasks=_tasks_named(session, staged),
         limit=settings.limits.submissions_per_task_per_day,
     )
-    checked = _check(session, settings, user, staged, dry_run=False)
-    assert staged.model is not None  # check_submission refuses a missing model
     store = BlobStore(settings.storage.uploads_dir)
     with blob_lock(store, exclusive=False):
         try:
@@ -194,7 +239,21 @@ async def validate_submission(
     """The same checks as a submission; stores nothing; 200 with what was found when valid."""
     async with staged_upload(request, settings) as staged:
         checked = await run_in_threadpool(_check, session, settings, user, staged, dry_run=True)
-        return _summary(staged, checked)
+        summary = _summary(staged, checked)
+        if staged.model is not None:
+            await run_in_threadpool(session.rollback)
+            answer = await run_in_threadpool(
+                _refuse_on_preflight, settings, staged, checked, check_only=True
+            )
+            summary.model_check = (
+                f"captured in the sandbox in {float(answer.get('seconds', 0)):.1f} s"
+                + ("; the weights match its graph" if checked.weights is not None else "")
+                if answer is not None
+                else "not run: no pre-flight worker answered in "
+                f"{settings.limits.preflight_wait_seconds:g} s (the model is captured when "
+                "the submission is counted)"
+            )
+        return summary
 
 
 @router.get(
