@@ -138,7 +138,6 @@ def _create(
     checked = _check(session, settings, user, staged, dry_run=False)
     assert staged.model is not None  # check_submission refuses a missing model
     if checked.weights is not None:
-        session.rollback()  # no transaction open while the pre-flight worker runs the model
         _refuse_on_preflight(settings, staged, checked, check_only=False)
     # One submission at a time per user (PostgreSQL row lock), so two uploads cannot both take
     # the last slot of the quota.
@@ -241,7 +240,6 @@ async def validate_submission(
         checked = await run_in_threadpool(_check, session, settings, user, staged, dry_run=True)
         summary = _summary(staged, checked)
         if staged.model is not None:
-            await run_in_threadpool(session.rollback)
             answer = await run_in_threadpool(
                 _refuse_on_preflight, settings, staged, checked, check_only=True
             )

@@ -6,7 +6,7 @@ come from the expensive eager program; the cost would be counted from the cheap 
 import torch
 from torch import nn
 
-VOCAB, HIDDEN, LABELS = 200, 32, 3
+VOCAB, HIDDEN, LABELS = 30522, 16, 2
 vocab_size = VOCAB
 
 
