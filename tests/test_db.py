@@ -34,6 +34,7 @@ TABLES = {
     "result_costs",
     "login_attempts",
     "board_version",
+    "user_sessions",
 }
 
 

@@ -1,5 +1,6 @@
-"""`/api/v1/session`: browser log-in (signed session cookie + CSRF token), and the password
-check shared with `/api/v1/tokens`."""
+"""`/api/v1/session`: browser log-in (a server-side session, its key in the signed cookie, with a
+CSRF token), log-out; `/api/v1/sessions`: the caller's sessions, "log out everywhere"; and the
+password check shared with `/api/v1/tokens` and the password change."""
 
 from __future__ import annotations
 
@@ -12,13 +13,31 @@ from core.db.session import engine_for
 from core.errors import NotFoundError
 from core.models import User
 from core.users import service as users
+from core.users import sessions as user_sessions
 from core.users.errors import InvalidCredentialsError
 from core.users.login_limits import LoginLimiter
-from server.auth import SESSION_USER_KEY, OptionalUser, check_csrf, csrf_token
+from server.auth import (
+    CurrentUser,
+    OptionalUser,
+    WriterUser,
+    check_csrf,
+    csrf_token,
+    current_session,
+    end_browser_session,
+    start_browser_session,
+)
 from server.deps import SessionDep, SettingsDep
-from server.schemas_users import SessionCreate, SessionRead, UserRead, error_responses
+from server.schemas_users import (
+    SessionCreate,
+    SessionInfo,
+    SessionRead,
+    SessionsEnded,
+    UserRead,
+    error_responses,
+)
 
 router = APIRouter(prefix="/api/v1/session", tags=["session"])
+sessions_router = APIRouter(prefix="/api/v1/sessions", tags=["session"])
 
 
 def get_login_limiter(settings: SettingsDep) -> LoginLimiter:
@@ -73,8 +92,7 @@ def log_in(
     user = check_password(
         session, limiter, email=body.email, password=body.password, ip=client_ip(request)
     )
-    request.session.clear()  # a fresh session: nothing from before the login carries over
-    request.session[SESSION_USER_KEY] = user.id
+    start_browser_session(request, session, user)  # nothing from before the login carries over
     return SessionRead(user=UserRead.model_validate(user), csrf_token=csrf_token(request))
 
 
@@ -93,6 +111,31 @@ def get_session(request: Request, user: OptionalUser) -> SessionRead:
     responses=error_responses(401, 403),
     summary="Log out",
 )
-def log_out(request: Request, _user: OptionalUser, _csrf: CsrfChecked) -> None:
-    """End the browser session (the cookie is cleared); CSRF-checked like any cookie write."""
-    request.session.clear()
+def log_out(request: Request, session: SessionDep, _user: OptionalUser, _csrf: CsrfChecked) -> None:
+    """End the browser session: deleted on the server (a copy of the cookie no longer works)
+    and the cookie cleared; CSRF-checked like any cookie write."""
+    end_browser_session(request, session)
+
+
+@sessions_router.get("", responses=error_responses(401), summary="Your browser sessions")
+def list_sessions(request: Request, user: CurrentUser, session: SessionDep) -> list[SessionInfo]:
+    """Where you are logged in: each session's start, last use, address and browser."""
+    this = current_session(request)
+    return [
+        SessionInfo.from_row(row, current=this is not None and row.id == this.id)
+        for row in user_sessions.list_sessions(session, user=user)
+    ]
+
+
+@sessions_router.delete(
+    "",
+    responses=error_responses(401, 403),
+    summary="Log out everywhere",
+)
+def end_all_sessions(request: Request, user: WriterUser, session: SessionDep) -> SessionsEnded:
+    """End every browser session of the caller, this one included (API tokens stay valid:
+    revoke them with DELETE /api/v1/tokens/{id})."""
+    ended = user_sessions.end_sessions(session, user=user)
+    if request.state.auth == "cookie":
+        request.session.clear()
+    return SessionsEnded(ended=ended)
