@@ -130,9 +130,7 @@ def test_account_page_sessions_and_password_forms(api: Api) -> None:
     assert _me(elsewhere) == 401
     assert _me(here) == 200
     assert re.search(r"1 other session\(s\) ended", here.get("/account").text)
-    out = here.post(
-        "/account/sessions/end-all", data={"csrf_token": csrf}, follow_redirects=False
-    )
+    out = here.post("/account/sessions/end-all", data={"csrf_token": csrf}, follow_redirects=False)
     assert out.status_code == 303
     assert out.headers["location"] == "/login"
     assert _me(here) == 401
