@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from core.errors import ConflictError, InvalidInputError, Problem
 from core.models import User
 from core.submissions import queries
+from core.users import devices
 from core.users import service as users
 from core.users import sessions as user_sessions
 from core.users.errors import InvalidCredentialsError, RateLimitedError
@@ -35,8 +36,14 @@ from server.auth import (
     end_browser_session,
     start_browser_session,
 )
-from server.deps import SessionDep
-from server.routers.session import CsrfChecked, LoginLimiterDep, check_password, client_ip
+from server.deps import SessionDep, SettingsDep
+from server.routers.session import (
+    CsrfChecked,
+    LoginLimiterDep,
+    check_password,
+    client_ip,
+    remember_device,
+)
 from server.routers.users import change_password_of
 
 router = APIRouter(include_in_schema=False)
@@ -84,9 +91,7 @@ async def log_in(
     next_url = safe_next(_text(form, "next", 500))
     _check_anonymous_csrf(request, _text(form, CSRF_FORM_FIELD, 200))
     try:
-        user = check_password(
-            session, limiter, email=email, password=password, ip=client_ip(request)
-        )
+        user = check_password(session, limiter, request, email=email, password=password)
     except (InvalidCredentialsError, RateLimitedError, InvalidInputError) as exc:
         headers = getattr(exc, "headers", None)
         error = "; ".join(p.problem for p in exc.problems) or exc.message
@@ -103,7 +108,9 @@ async def log_in(
         )
     start_browser_session(request, session, user)
     session.commit()
-    return RedirectResponse(next_url, status_code=303)
+    redirect = RedirectResponse(next_url, status_code=303)
+    remember_device(request, redirect, email=user.email)
+    return redirect
 
 
 @router.post("/logout", response_model=None)
@@ -343,3 +350,64 @@ async def change_password(
     session.commit()
     flash(request, f"Your password was changed; {ended} other session(s) ended.")
     return RedirectResponse("/account#password", status_code=303)
+
+
+# --- password reset (a link an administrator made: `paretoboard users reset-link`) -----------
+
+
+def _reset_again(request: Request, token: str, errors: list[str], status_code: int) -> HTMLResponse:
+    context = {"token": token, "errors": errors}
+    return render(
+        request,
+        "reset_password.html",
+        context,
+        user=None,
+        status_code=status_code,
+        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
+        with_csrf=True,
+    )
+
+
+@router.get("/reset-password", response_class=HTMLResponse)
+def reset_password_page(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    token: Annotated[str, Query(max_length=1000)] = "",
+) -> HTMLResponse:
+    """The form behind a reset link (the link is checked now, and again when it is sent)."""
+    try:
+        devices.user_for_reset_token(session, settings.secret_key.get_secret_value(), token)
+    except InvalidInputError as exc:
+        return _reset_again(request, "", [p.problem for p in exc.problems], 422)
+    return _reset_again(request, token, [], 200)
+
+
+@router.post("/reset-password", response_class=HTMLResponse, response_model=None)
+async def reset_password(
+    request: Request, session: SessionDep, settings: SettingsDep, limiter: LoginLimiterDep
+) -> Response:
+    """Set the password from a reset link: every session ends, the account's failed logins are
+    forgotten, and this browser is logged in (and known to the account from now on)."""
+    form = await request.form()
+    token = _text(form, "token", 1000)
+    new = _text(form, "new_password", users.MAX_PASSWORD)
+    _check_anonymous_csrf(request, _text(form, CSRF_FORM_FIELD, 200))
+    try:
+        user = devices.user_for_reset_token(session, settings.secret_key.get_secret_value(), token)
+    except InvalidInputError as exc:
+        return _reset_again(request, "", [p.problem for p in exc.problems], 422)
+    problem = user_sessions.new_password_problem(new)
+    if problem is None and new != _text(form, "new_password_again", users.MAX_PASSWORD):
+        problem = "the two new passwords differ"
+    if problem is not None:
+        return _reset_again(request, token, [problem], 422)
+    with session.no_autoflush:  # the limiter's own transaction goes first (SQLite: one writer)
+        limiter.forget_account(email=user.email)
+    user_sessions.set_password(session, user=user, new_password=new)
+    start_browser_session(request, session, user)
+    session.commit()
+    flash(request, "Your password was set and every other session ended.")
+    redirect = RedirectResponse("/account", status_code=303)
+    remember_device(request, redirect, email=user.email)
+    return redirect

@@ -12,6 +12,8 @@ from sqlalchemy.orm import Session
 from core.db.session import engine_for
 from core.errors import NotFoundError
 from core.models import User
+from core.settings import Settings
+from core.users import devices
 from core.users import service as users
 from core.users import sessions as user_sessions
 from core.users.errors import InvalidCredentialsError
@@ -54,15 +56,24 @@ def client_ip(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
+def _secret(request: Request) -> str:
+    settings: Settings = request.app.state.settings
+    return settings.secret_key.get_secret_value()
+
+
 def check_password(
-    session: Session, limiter: LoginLimiter, *, email: str, password: str, ip: str
+    session: Session, limiter: LoginLimiter, request: Request, *, email: str, password: str
 ) -> User:
     """The user with these credentials, else InvalidCredentialsError.
 
-    Over the rate limit it raises RateLimitedError (429, Retry-After) without checking anything.
+    When throttled it raises RateLimitedError (429, Retry-After) without checking anything; a
+    browser holding the account's known-device cookie is throttled on its own failures only.
     """
     users.refuse_control_in_email(email)  # 422 before the limiter or the database sees it
-    attempt = limiter.check_in(email=email, ip=ip)
+    device = devices.known_device(
+        _secret(request), request.cookies.get(devices.DEVICE_COOKIE), email=email
+    )
+    attempt = limiter.check_in(email=email, ip=client_ip(request), device=device)
     # Nothing pending on the request's session may be written before the limiter's own
     # transaction below (on SQLite that would lock it out).
     with session.no_autoflush:
@@ -73,6 +84,22 @@ def check_password(
     return user
 
 
+def remember_device(request: Request, response: Response, *, email: str) -> None:
+    """Mark this browser as known to the account (after a successful login or reset)."""
+    settings: Settings = request.app.state.settings
+    value = devices.remember_device(
+        _secret(request), request.cookies.get(devices.DEVICE_COOKIE), email=email
+    )
+    response.set_cookie(
+        devices.DEVICE_COOKIE,
+        value,
+        max_age=devices.DEVICE_MAX_AGE,
+        httponly=True,
+        samesite="lax",
+        secure=settings.mode.value == "production",
+    )
+
+
 @router.post(
     "",
     responses=error_responses(400, 401, 422, 429),
@@ -81,18 +108,20 @@ def check_password(
 def log_in(
     body: SessionCreate,
     request: Request,
+    response: Response,
     session: SessionDep,
     limiter: LoginLimiterDep,
 ) -> SessionRead:
     """Check email and password, then start a new signed session cookie with a new CSRF token.
 
-    Wrong email and wrong password give the same 401; 10 failures on one email (or 50 from one
-    IP) in 15 minutes give 429 with Retry-After.
+    Wrong email and wrong password give the same 401. Failures slow further attempts (429 with
+    Retry-After, exponential backoff, capped): per IP, per account and IP, and per account for
+    browsers the account does not know; the answer sets a signed known-device cookie, and a
+    browser holding it is only ever slowed by its own failures.
     """
-    user = check_password(
-        session, limiter, email=body.email, password=body.password, ip=client_ip(request)
-    )
+    user = check_password(session, limiter, request, email=body.email, password=body.password)
     start_browser_session(request, session, user)  # nothing from before the login carries over
+    remember_device(request, response, email=user.email)
     return SessionRead(user=UserRead.model_validate(user), csrf_token=csrf_token(request))
 
 

@@ -101,7 +101,7 @@ def change_password_of(
     if (problem := user_sessions.new_password_problem(new)) is not None:
         problems.append(Problem(problem, column="new_password"))
     try:
-        check_password(session, limiter, email=user.email, password=current, ip=client_ip(request))
+        check_password(session, limiter, request, email=user.email, password=current)
     except InvalidCredentialsError:
         problems.insert(0, Problem("the current password is wrong", column="current_password"))
     if problems:
