@@ -12,7 +12,8 @@ from core.models import User, UserRole
 from core.users import devices, service
 
 app = typer.Typer(
-    help="Accounts: create users and administrators, list them, make password-reset links.", no_args_is_help=True
+    help="Accounts: create users and administrators, list them, make password-reset links.",
+    no_args_is_help=True,
 )
 
 
