@@ -125,3 +125,36 @@ def test_tokens_work_at_once_and_revocations_hold_at_once(live: Live) -> None:
     finally:
         browser.close()
         other.close()
+
+
+def test_database_away_gives_503_with_retry_after(live: Live) -> None:
+    """Pages and API answer 503 with Retry-After while PostgreSQL is unreachable, then recover."""
+    live.user("away@example.org")
+    browser = _browser(live, "away@example.org")
+    html = {"Accept": "text/html"}
+    try:
+        assert browser.get("/", headers=html).status_code == 200
+        live.proxy.cut()
+        try:
+            for path, headers in (
+                ("/", html),
+                ("/account", html),
+                ("/api/v1/tasks", {}),
+                ("/api/v1/users/me", {}),
+            ):
+                reply = browser.get(path, headers=headers)
+                assert reply.status_code == 503, (path, reply.text)
+                assert int(reply.headers["retry-after"]) >= 1
+                if headers:
+                    assert "text/html" in reply.headers["content-type"]
+                else:
+                    assert reply.json()["error"]["code"] == "database_unavailable"
+            made = browser.post("/api/v1/tokens", json={"name": "while away"})
+            assert made.status_code == 503
+        finally:
+            live.proxy.restore()
+        assert browser.get("/", headers=html).status_code == 200
+        assert browser.get("/api/v1/users/me").status_code == 200
+        assert "Traceback" not in live.log.read_text()
+    finally:
+        browser.close()
