@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -81,6 +82,7 @@ def test_a_forged_or_foreign_device_cookie_counts_for_nothing(api: Api) -> None:
         assert codes == [401] * 5 + [429] * 3  # throttled like any unknown browser
 
 
+@pytest.mark.slow
 def test_known_device_failures_are_throttled_on_their_own(api: Api) -> None:
     slow_login_limits(api)
     alice = api.user()
@@ -92,6 +94,7 @@ def test_known_device_failures_are_throttled_on_their_own(api: Api) -> None:
     assert _login(api.new_client(), alice.email, alice.password) == 200
 
 
+@pytest.mark.slow
 def test_reset_link_from_the_cli_proves_ownership(api: Api) -> None:
     alice = api.user()
     elsewhere = api.login(alice)

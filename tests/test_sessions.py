@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
+import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
@@ -45,6 +46,7 @@ def test_logout_ends_the_session_for_every_copy_of_the_cookie(api: Api) -> None:
         assert session.scalar(select(func.count()).select_from(UserSession)) == 0
 
 
+@pytest.mark.slow
 def test_page_logout_ends_the_session(api: Api) -> None:
     alice = api.user()
     browser = api.login(alice)
@@ -107,6 +109,7 @@ def test_password_change_needs_the_current_one_and_ends_other_sessions(api: Api)
     assert api.new_client().post("/api/v1/session", json=login).status_code == 200
 
 
+@pytest.mark.slow
 def test_account_page_sessions_and_password_forms(api: Api) -> None:
     alice = api.user()
     here, elsewhere = api.login(alice), api.login(alice)

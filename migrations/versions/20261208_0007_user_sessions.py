@@ -1,7 +1,7 @@
 """server-side browser sessions; login attempts from known devices
 
 Revision ID: 0007
-Revises: 0006
+Revises: 0012
 Create Date: 2026-12-08 09:00:00.000000
 
 `user_sessions`: one row per logged-in browser (the cookie holds a random key, the row its
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007"
-down_revision: str | None = "0006"
+down_revision: str | None = "0012"  # re-chained after main gained 0012
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
