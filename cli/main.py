@@ -25,6 +25,7 @@ app = typer.Typer(
 app.add_typer(db_commands.app, name="db")
 app.add_typer(task_commands.app, name="tasks")
 app.add_typer(user_commands.app, name="users")
+app.add_typer(user_commands.app, name="user", hidden=True)  # `paretoboard user reset-link`
 app.add_typer(export_commands.export_app, name="export")
 app.add_typer(export_commands.import_app, name="import")
 app.command("score")(score_commands.score)

@@ -5,13 +5,15 @@ from __future__ import annotations
 import sys
 
 import typer
+from sqlalchemy import select
 
-from cli.common import session_scope
-from core.models import UserRole
-from core.users import service
+from cli.common import session_scope, settings
+from core.models import User, UserRole
+from core.users import devices, service
 
 app = typer.Typer(
-    help="Accounts: create users and administrators, list them.", no_args_is_help=True
+    help="Accounts: create users and administrators, list them, make password-reset links.",
+    no_args_is_help=True,
 )
 
 
@@ -55,3 +57,23 @@ def list_() -> None:
         for u in accounts:
             active = "" if u.is_active else "  (inactive)"
             typer.echo(f"{u.id:>5} {u.role.value:<5} {u.email:<40} {u.display_name}{active}")
+
+
+@app.command("reset-link")
+def reset_link(
+    email: str = typer.Option(..., "--email", help="the account's login email"),
+) -> None:
+    """Print a password-reset link for an account (valid 24 hours, once).
+
+    Hand it to the account's owner over a channel you trust: whoever opens it sets the password,
+    ends every session of the account and clears its failed logins (the way back in for an
+    owner whose account is being guessed at).
+    """
+    cfg = settings()
+    with session_scope() as session:
+        user = session.scalar(select(User).where(User.email == service.normalise_email(email)))
+        if user is None or not user.is_active:
+            typer.echo(f"error: no active account with the email {email!r}", err=True)
+            raise typer.Exit(code=1)
+        token = devices.reset_token(cfg.secret_key.get_secret_value(), user)
+    typer.echo(f"{cfg.base_url.rstrip('/')}/reset-password?token={token}")

@@ -27,6 +27,26 @@ _job: contextvars.ContextVar[str | None] = contextvars.ContextVar("paretoboard_j
 # Celery's argsrepr of our tasks starts with the submission id: "(12, 'ab12...', ...)".
 _ARGS_ID = re.compile(r"^\[?\(?\s*(\d+)\s*,")
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+# Control characters (C0 but tab, DEL, C1) and line/paragraph separators: in a text line they
+# could end the line early or drive the terminal (ANSI), forging log lines from user input.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
+# What JSON leaves raw with ensure_ascii=False (it always escapes C0 itself).
+_JSON_RAW_CONTROL = re.compile(r"[\x7f-\x9f\u2028\u2029]")
+
+
+def escape_control(text: str) -> str:
+    """`text` on one line: newlines as `\\n`, other control characters as `\\xNN`/`\\uNNNN`."""
+
+    def one(match: re.Match[str]) -> str:
+        char = match.group()
+        if char == "\n":
+            return "\\n"
+        if char == "\r":
+            return "\\r"
+        code = ord(char)
+        return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+    return _CONTROL.sub(one, text)
 
 
 _Token = tuple[contextvars.Token[int | None], contextvars.Token[str | None]]
@@ -94,14 +114,38 @@ class JsonFormatter(logging.Formatter):
                 line[key] = value if _jsonable(value) else repr(value)
         if record.exc_info:
             line["exception"] = "".join(traceback.format_exception(*record.exc_info))
-        return json.dumps(line, ensure_ascii=False, default=str)
+        text = json.dumps(line, ensure_ascii=False, default=str)
+        return _JSON_RAW_CONTROL.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def _jsonable(value: object) -> bool:
     return value is None or isinstance(value, str | int | float | bool | list | dict)
 
 
-class TextFormatter(logging.Formatter):
+class SafeFormatter(logging.Formatter):
+    """A text formatter whose records cannot forge other records.
+
+    The message is escaped onto one line; a traceback keeps its lines, each after the first
+    prefixed with `  | ` (so nothing in an exception's text can start a line of its own), with
+    the other control characters escaped.
+    """
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        record.message = escape_control(record.message)
+        return super().formatMessage(record)
+
+    def formatException(self, ei: Any) -> str:  # noqa: N802
+        return _continuation(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:  # noqa: N802
+        return _continuation(super().formatStack(stack_info))
+
+
+def _continuation(text: str) -> str:
+    return "\n".join("  | " + escape_control(line) for line in text.split("\n"))
+
+
+class TextFormatter(SafeFormatter):
     """The usual text line, with `[submission N]` when there is one."""
 
     def __init__(self) -> None:
@@ -133,7 +177,9 @@ def configure_logging(fmt: str, level: str | int = "INFO") -> None:
 
 def uvicorn_log_config(fmt: str, level: str = "INFO") -> dict[str, Any]:
     """A `logging.config.dictConfig` for uvicorn (its access and error lines in `fmt`)."""
-    formatter = "core.logging_setup.JsonFormatter" if fmt == "json" else "logging.Formatter"
+    formatter = (
+        "core.logging_setup.JsonFormatter" if fmt == "json" else "core.logging_setup.SafeFormatter"
+    )
     return {
         "version": 1,
         "disable_existing_loggers": False,

@@ -58,6 +58,7 @@ class LimitsSettings(BaseModel):
     request_bytes: int = 200 * 1024 * 1024
     max_problems: int = Field(50, ge=1)
     submissions_per_task_per_day: int = 5
+    self_reported_per_day: int = Field(20, ge=1)  # self-reported entries per user, 24 h rolling
     # Uploads: prediction files per submission (separate files or zip entries), and zip archives.
     max_prediction_files: int = Field(100, ge=1)
     zip_max_entries: int = Field(100, ge=1)

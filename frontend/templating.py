@@ -19,7 +19,7 @@ from fastapi.templating import Jinja2Templates
 
 from core.models import User, UserRole
 from frontend.assets import asset_url, plotly_url
-from server.auth import SESSION_USER_KEY, csrf_token
+from server.auth import SESSION_KEY, csrf_token
 
 templates = Jinja2Templates(directory=Path(__file__).parent / "templates")
 templates.env.globals.update(asset_url=asset_url, plotly_url=plotly_url)
@@ -59,7 +59,7 @@ def viewer_of(user: User | None) -> Viewer:
 def session_viewer(request: Request) -> Viewer:
     """The viewer as far as the session cookie says, without the database (error pages)."""
     session = request.scope.get("session") or {}
-    return Viewer(logged_in=isinstance(session.get(SESSION_USER_KEY), int))
+    return Viewer(logged_in=isinstance(session.get(SESSION_KEY), str))
 
 
 def flash(request: Request, message: str) -> None:

@@ -66,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(leaderboards.router)
     app.include_router(user_routes.router)
     app.include_router(session_routes.router)
+    app.include_router(session_routes.sessions_router)
     app.include_router(token_routes.router)
     app.include_router(pages_router)
     install_api_docs(app, openapi_url="/api/openapi.json")

@@ -1,4 +1,9 @@
-"""Who is calling: a Bearer API token, or the signed session cookie of a logged-in browser."""
+"""Who is calling: a Bearer API token, or the session cookie of a logged-in browser.
+
+The signed cookie (Starlette's SessionMiddleware) carries the CSRF token, flash messages and,
+once logged in, the random key of a server-side session (`user_sessions`): logging out deletes
+that row, so a copy of the old cookie no longer logs anyone in.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,15 @@ import secrets
 from typing import Annotated
 
 from fastapi import Depends, Request
+from sqlalchemy.orm import Session
 
 from core.errors import ParetoboardError
-from core.models import User, UserRole
+from core.models import User, UserRole, UserSession
+from core.users import sessions as user_sessions
 from core.users.service import user_for_token
 from server.deps import SessionDep
 
-SESSION_USER_KEY = "user_id"
+SESSION_KEY = "sid"  # the server-side session's key, inside the signed cookie
 
 
 class UnauthenticatedError(ParetoboardError):
@@ -42,14 +49,47 @@ def optional_user(request: Request, session: SessionDep) -> User | None:
             raise UnauthenticatedError("Invalid or revoked API token")
         request.state.auth = "token"
         return user
-    user_id = request.session.get(SESSION_USER_KEY) if "session" in request.scope else None
-    if isinstance(user_id, int):
-        user = session.get(User, user_id)
-        if user is not None and user.is_active:
+    request.state.user_session = None
+    key = request.session.get(SESSION_KEY) if "session" in request.scope else None
+    if isinstance(key, str):
+        row = user_sessions.session_for_key(session, key)
+        user = session.get(User, row.user_id) if row is not None else None
+        if user is not None:
             request.state.auth = "cookie"
+            request.state.user_session = row
             return user
+        request.session.pop(SESSION_KEY, None)  # ended or expired: the browser is logged out
     request.state.auth = None
     return None
+
+
+def current_session(request: Request) -> UserSession | None:
+    """The server-side session that authenticated this request (None for token callers)."""
+    row = getattr(request.state, "user_session", None)
+    return row if isinstance(row, UserSession) else None
+
+
+def start_browser_session(request: Request, session: Session, user: User) -> None:
+    """Log this browser in as `user`: a fresh cookie (nothing from before carries over)."""
+    row, key = user_sessions.start_session(
+        session,
+        user=user,
+        ip=request.client.host if request.client else "unknown",
+        user_agent=request.headers.get("user-agent", ""),
+    )
+    request.session.clear()
+    request.session[SESSION_KEY] = key
+    request.state.auth = "cookie"
+    request.state.user_session = row
+
+
+def end_browser_session(request: Request, session: Session) -> None:
+    """Log this browser out: its server-side session is deleted and its cookie cleared."""
+    key = request.session.get(SESSION_KEY) if "session" in request.scope else None
+    if isinstance(key, str):
+        user_sessions.end_session(session, key)
+    if "session" in request.scope:
+        request.session.clear()
 
 
 def require_user(user: Annotated[User | None, Depends(optional_user)]) -> User:

@@ -20,7 +20,13 @@ def get_app_settings(request: Request) -> Settings:
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    """One transaction per request: commit on success, roll back on error."""
+    """One transaction per request: commit on success, roll back on error.
+
+    Used with `scope="function"` (`SessionDep`): the commit happens when the handler returns,
+    before the response is sent, so a client that got a 2xx can rely on the write (a token
+    created is usable, a token revoked is refused, on the very next request). With FastAPI's
+    default scope the commit ran after the response had gone out.
+    """
     settings: Settings = request.app.state.settings
     with session_factory(engine_for(settings.database_url))() as session, session.begin():
         yield session
@@ -45,4 +51,4 @@ def refuse_control_characters(request: Request) -> None:
 
 
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
-SessionDep = Annotated[Session, Depends(get_session)]
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]

@@ -10,12 +10,14 @@ from collections.abc import Callable, Mapping, Sequence
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from core.errors import ParetoboardError
 
 log = logging.getLogger(__name__)
+DATABASE_RETRY_AFTER = 5  # seconds, on a 503 while the database is away
 _HTTP_CODES = {
     400: "bad_request",
     404: "not_found",
@@ -100,6 +102,23 @@ def install_error_handlers(app: FastAPI, html_page: HtmlErrorPage | None = None)
             for e in exc.errors()
         ]
         return respond(request, 422, "invalid_request", "Invalid request", details)
+
+    @app.exception_handler(sa_exc.OperationalError)
+    @app.exception_handler(sa_exc.InterfaceError)
+    @app.exception_handler(sa_exc.DisconnectionError)
+    @app.exception_handler(sa_exc.TimeoutError)
+    async def _database_away(request: Request, exc: Exception) -> Response:
+        # The database is unreachable, restarting, or (SQLite) busy past its timeout: the
+        # request's transaction was rolled back, so the client may simply try again.
+        log.warning("database unavailable: %s", type(exc).__name__)
+        return respond(
+            request,
+            503,
+            "database_unavailable",
+            "The database is not reachable right now; nothing was changed. Try again shortly.",
+            (),
+            {"Retry-After": str(DATABASE_RETRY_AFTER)},
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

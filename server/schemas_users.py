@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from core.models import UserRole
+from core.models import UserRole, UserSession
 from core.text import SafeName, SafeText
 from core.users import service as users
 
@@ -62,6 +62,39 @@ class SessionRead(BaseModel):
         description="Send as the X-CSRF-Token header (or csrf_token form field) on every "
         "cookie-authenticated write"
     )
+
+
+class SessionInfo(BaseModel):
+    """One logged-in browser (the address and browser are as it reported them at login)."""
+
+    id: int
+    created_at: UtcDatetime
+    last_seen_at: UtcDatetime
+    expires_at: UtcDatetime
+    ip: str
+    user_agent: str
+    current: bool = Field(description="the session this request came with")
+
+    @classmethod
+    def from_row(cls, row: UserSession, *, current: bool) -> SessionInfo:
+        return cls(
+            id=row.id,
+            created_at=row.created_at,
+            last_seen_at=row.last_seen_at,
+            expires_at=row.expires_at,
+            ip=row.ip,
+            user_agent=row.user_agent,
+            current=current,
+        )
+
+
+class SessionsEnded(BaseModel):
+    ended: int = Field(description="how many sessions were ended")
+
+
+class PasswordChange(BaseModel):
+    current_password: Password
+    new_password: Password = Field(min_length=users.MIN_PASSWORD)
 
 
 class TokenCreate(BaseModel):

@@ -17,11 +17,13 @@ from sqlalchemy import func, select, update
 from core.db.session import engine_for
 from core.models import LoginAttempt, User, UserRole
 from core.users.errors import RateLimitedError
-from core.users.login_limits import LoginLimiter, LoginLimits
+from core.users.login_limits import Backoff, LoginLimiter, LoginLimits
 from server.routers.session import get_login_limiter
 
 if TYPE_CHECKING:  # imported by pytest as a plugin (importing it first skips its rewriting)
     from tests.api_helpers import Api
+
+from tests.login_limits import slow_login_limits
 
 pytest_plugins = ["tests.api_helpers"]
 PASSWORD = "correct horse battery staple"  # what Api.user() sets
@@ -62,7 +64,7 @@ def _login(client: TestClient, email: str, password: str) -> Reply:
 
 
 def _age_attempts(api: Api, minutes: float) -> None:
-    """Move every recorded attempt `minutes` into the past (the window is 15 minutes)."""
+    """Move every recorded attempt `minutes` into the past."""
     with api.db() as session:  # in Python: SQLite has no datetime arithmetic on these columns
         for row in session.scalars(select(LoginAttempt)):
             when = row.created_at.replace(tzinfo=row.created_at.tzinfo or dt.UTC)
@@ -155,11 +157,12 @@ def test_cookie_session_and_csrf(api: Api) -> None:
     body = login.json()
     assert body["user"]["id"] == alice.id
     csrf = body["csrf_token"]
-    cookie = login.headers["set-cookie"].lower()
-    assert cookie.startswith("paretoboard_session=")
-    assert "httponly" in cookie
-    assert "samesite=lax" in cookie
-    assert "secure" not in cookie  # only in production mode (https)
+    cookies = sorted(c.lower() for c in login.headers.get_list("set-cookie"))
+    assert [c.split("=", 1)[0] for c in cookies] == ["paretoboard_device", "paretoboard_session"]
+    for cookie in cookies:
+        assert "httponly" in cookie
+        assert "samesite=lax" in cookie
+        assert "secure" not in cookie  # only in production mode (https)
 
     me = browser.get("/api/v1/users/me")
     assert me.status_code == 200
@@ -271,41 +274,63 @@ def test_login_errors_do_not_reveal_accounts(api: Api, path: str) -> None:
     assert "set-cookie" not in wrong.headers
 
 
-def test_login_rate_limit_per_email(api: Api) -> None:
-    """Default policy: the 11th attempt after 10 failures in 15 minutes is refused with 429."""
+def test_login_backoff_per_account_and_ip(api: Api) -> None:
+    """Default policy: 5 free failures per (account, IP), then 429 with a doubling wait."""
+    slow_login_limits(api)
     alice = api.user()
-    for _ in range(9):
-        assert _login(api.client, alice.email, "wrong password!").status_code == 401
+    client = api.new_client()  # no known-device cookie
+    for _ in range(4):
+        assert _login(client, alice.email, "wrong password!").status_code == 401
     # A success resets this IP's failures on the email...
-    assert _login(api.client, alice.email, alice.password).status_code == 200
-    for _ in range(10):
-        assert _login(api.client, alice.email, "wrong password!").status_code == 401
-    # ...and once over the limit even the right password is refused, without being checked.
+    assert _login(client, alice.email, alice.password).status_code == 200
+    stranger = api.new_client()
+    for _ in range(5):
+        assert _login(stranger, alice.email, "wrong password!").status_code == 401
+    # ...and once throttled even the right password is refused, without being checked.
     for password in ("wrong password!", alice.password):
-        limited = _login(api.client, alice.email, password)
+        limited = _login(stranger, alice.email, password)
         assert limited.status_code == 429
         assert limited.json()["error"]["code"] == "rate_limited"
-        assert 1 <= int(limited.headers["retry-after"]) <= 15 * 60
-    # Same through the token door (a client without a session: one with a session cookie
-    # must send its CSRF token on every write, credentials in the body or not).
+        assert 9 * 60 < int(limited.headers["retry-after"]) <= 10 * 60
+    # Same through the token door.
     body = {"email": alice.email, "password": alice.password, "name": "x"}
     assert api.new_client().post("/api/v1/tokens", json=body).status_code == 429
-    # Another email from the same IP is still fine (its per-IP budget is larger).
+    # Another email from the same IP is fine.
     bob = api.user()
-    assert _login(api.client, bob.email, bob.password).status_code == 200
+    assert _login(api.new_client(), bob.email, bob.password).status_code == 200
+    _age_attempts(api, 11)  # the wait has passed
+    assert _login(stranger, alice.email, alice.password).status_code == 200
 
-    _age_attempts(api, 16)  # the window has passed
-    assert _login(api.client, alice.email, alice.password).status_code == 200
+
+def test_backoff_doubles_and_is_capped(api_db: str) -> None:
+    now = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
+    limits = LoginLimits(
+        per_account_ip=Backoff(2, dt.timedelta(seconds=30)),
+        per_account=Backoff(100, dt.timedelta(minutes=5)),
+    )
+    engine = engine_for(api_db)
+    clock = [now]
+    limiter = LoginLimiter(engine, limits, clock=lambda: clock[0])
+    try:
+        waits = []
+        for _ in range(8):
+            try:
+                limiter.check_in(email="a@example.org", ip="1.1.1.1")  # left as failures
+            except RateLimitedError as exc:
+                waits.append(exc.retry_after)
+                clock[0] += dt.timedelta(seconds=exc.retry_after)
+                limiter.check_in(email="a@example.org", ip="1.1.1.1")
+        assert waits == [1, 2, 4, 8, 16, 30]
+    finally:
+        engine.dispose()
 
 
 def test_rate_limit_unknown_email_and_retry_after(api: Api) -> None:
-    _limits(api, per_email=3, per_ip=100)
+    _limits(api, per_account_ip=Backoff(3, dt.timedelta(minutes=15), dt.timedelta(minutes=10)))
     for _ in range(3):
         assert _login(api.client, "ghost@example.org", "whatever1").status_code == 401
-    _age_attempts(api, 5)
     limited = _login(api.client, "GHOST@example.org ", "whatever1")  # normalised email
     assert limited.status_code == 429
-    # The oldest counted failure leaves the window in 10 minutes.
     assert 9 * 60 < int(limited.headers["retry-after"]) <= 10 * 60
     with api.db() as session:  # refused attempts are not counted
         assert session.scalar(select(func.count()).select_from(LoginAttempt)) == 3
@@ -314,7 +339,7 @@ def test_rate_limit_unknown_email_and_retry_after(api: Api) -> None:
 
 
 def test_rate_limit_per_ip(api: Api) -> None:
-    _limits(api, per_email=100, per_ip=3)
+    _limits(api, per_ip=Backoff(3, dt.timedelta(minutes=15), dt.timedelta(minutes=10)))
     alice = api.user()
     lab = api.new_client(client=("10.0.0.1", 40000))
     for n in range(3):
@@ -327,7 +352,7 @@ def test_rate_limit_per_ip(api: Api) -> None:
 
 
 def test_success_keeps_other_ips_failures(api: Api) -> None:
-    _limits(api, per_email=3, per_ip=100)
+    _limits(api, per_account_ip=Backoff(3, dt.timedelta(minutes=15), dt.timedelta(minutes=10)))
     alice = api.user()
     attacker = api.new_client(client=("10.0.0.66", 40000))
     for _ in range(2):
@@ -338,7 +363,7 @@ def test_success_keeps_other_ips_failures(api: Api) -> None:
 
 
 def test_signup_probing_counts_against_the_ip(api: Api) -> None:
-    _limits(api, per_email=100, per_ip=2)
+    _limits(api, per_ip=Backoff(2, dt.timedelta(minutes=15), dt.timedelta(minutes=10)))
     api.user("taken@example.org")
     body = {"email": "taken@example.org", "display_name": "T", "password": PASSWORD}
     assert api.client.post("/api/v1/users", json=body).status_code == 409
@@ -352,18 +377,18 @@ def test_signup_probing_counts_against_the_ip(api: Api) -> None:
 def test_limiter_is_shared_between_processes(api_db: str) -> None:
     """Two limiters (as in two server processes) on one database see the same attempts."""
     now = dt.datetime(2026, 11, 25, 12, 0, tzinfo=dt.UTC)
-    limits = LoginLimits(window=dt.timedelta(minutes=15), per_email=2, per_ip=100)
+    limits = LoginLimits(per_account=Backoff(2, dt.timedelta(minutes=15), dt.timedelta(minutes=10)))
     engine = engine_for(api_db)
     try:
         first = LoginLimiter(engine, limits, clock=lambda: now)
-        second = LoginLimiter(engine, limits, clock=lambda: now + dt.timedelta(minutes=3))
+        second = LoginLimiter(engine, limits, clock=lambda: now)
         first.check_in(email="a@example.org", ip="1.1.1.1")
         second.check_in(email="a@example.org", ip="2.2.2.2")
-        with pytest.raises(RateLimitedError, match="try again in 720 seconds") as refused:
+        with pytest.raises(RateLimitedError, match="try again in 600 seconds") as refused:
             second.check_in(email="A@example.org", ip="3.3.3.3")
-        assert refused.value.retry_after == 12 * 60
-        later = LoginLimiter(engine, limits, clock=lambda: now + dt.timedelta(minutes=16))
-        attempt = later.check_in(email="a@example.org", ip="1.1.1.1")  # the first aged out
+        assert refused.value.retry_after == 600
+        later = LoginLimiter(engine, limits, clock=lambda: now + dt.timedelta(hours=2))
+        attempt = later.check_in(email="a@example.org", ip="1.1.1.1")  # both aged out
         later.succeeded(attempt)
     finally:
         engine.dispose()

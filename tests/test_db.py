@@ -35,6 +35,7 @@ TABLES = {
     "result_costs",
     "login_attempts",
     "board_version",
+    "user_sessions",
 }
 
 

@@ -31,7 +31,16 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         engine = create_engine(url, echo=echo)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(
+        url,
+        echo=echo,
+        pool_pre_ping=True,
+        pool_size=10,
+        max_overflow=20,
+        pool_timeout=10,
+        # A database host that stops answering fails a request in seconds (503), not minutes.
+        connect_args={"connect_timeout": 5} if parsed.get_backend_name() == "postgresql" else {},
+    )
 
 
 @lru_cache(maxsize=8)

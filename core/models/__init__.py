@@ -14,6 +14,7 @@ from core.models.submissions import (
     Visibility,
 )
 from core.models.tasks import Task, TaskExample, TaskGold
+from core.models.user_sessions import UserSession
 from core.models.users import ApiToken, User, UserRole
 
 __all__ = [
@@ -35,5 +36,6 @@ __all__ = [
     "TaskGold",
     "User",
     "UserRole",
+    "UserSession",
     "Visibility",
 ]

@@ -22,10 +22,14 @@ class LoginAttempt(Base):
         Index("ix_login_attempts_email_key_created_at", "email_key", "created_at"),
         Index("ix_login_attempts_ip_created_at", "ip", "created_at"),
         Index("ix_login_attempts_created_at", "created_at"),
+        Index("ix_login_attempts_email_key_device", "email_key", "device"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # sha256 of the normalised email: the limiter needs equality, not the address itself.
     email_key: Mapped[str | None] = mapped_column(String(64))
     ip: Mapped[str] = mapped_column(String(64))
+    # The known-device cookie's id when the attempt came from a browser that logged in to this
+    # account before: such attempts are counted on their own (core/users/login_limits.py).
+    device: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(default=utcnow)

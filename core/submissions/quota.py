@@ -3,7 +3,9 @@
 Counted: measured submissions of the user that name the task (a prediction file for it), made in
 the last 24 hours, in any state except failed through the service's own fault
 (`fault == "service"`). Withdrawn submissions still count (withdrawing and re-submitting must not
-buy more looks at the hidden test labels); self-reported entries never do.
+buy more looks at the hidden test labels). Self-reported entries see no labels, so they have a
+quota of their own: entries per user in the same rolling window, withdrawn ones included (they
+cost the board's readers and moderators as much).
 """
 
 from __future__ import annotations
@@ -98,3 +100,37 @@ def check_quota(
         raise QuotaExceededError(
             f"Daily submission quota reached; retry in {retry_after} seconds", problems, retry_after
         )
+
+
+def check_self_reported_quota(
+    session: Session, *, owner_id: int, limit: int, now: dt.datetime | None = None
+) -> None:
+    """Raise QuotaExceededError (429, with Retry-After) past `limit` entries in 24 hours."""
+    now = now or utcnow()
+    times = [
+        _aware(t)
+        for t in session.scalars(
+            select(Submission.created_at)
+            .where(
+                Submission.owner_id == owner_id,
+                Submission.kind == SubmissionKind.SELF_REPORTED,
+                Submission.created_at >= now - WINDOW,
+            )
+            .order_by(Submission.created_at)
+        )
+    ]
+    if len(times) < limit:
+        return
+    frees_at = times[len(times) - limit] + WINDOW
+    retry_after = math.ceil(max(1.0, (frees_at - now).total_seconds()))
+    raise QuotaExceededError(
+        f"Daily quota of self-reported entries reached; retry in {retry_after} seconds",
+        [
+            Problem(
+                f"{len(times)} self-reported entries in the last 24 hours, the limit is {limit}; "
+                f"the next slot opens at {frees_at.isoformat(timespec='seconds')}",
+                column="points",
+            )
+        ],
+        retry_after,
+    )

@@ -15,10 +15,12 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
-from core.errors import ConflictError, InvalidInputError
+from core.errors import ConflictError, InvalidInputError, Problem
 from core.models import User
 from core.submissions import queries
+from core.users import devices
 from core.users import service as users
+from core.users import sessions as user_sessions
 from core.users.errors import InvalidCredentialsError, RateLimitedError
 from frontend.pages.submissions import login_redirect
 from frontend.templating import flash, render
@@ -27,13 +29,22 @@ from frontend.views.forms import field_problems
 from server.auth import (
     CSRF_FORM_FIELD,
     CSRF_SESSION_KEY,
-    SESSION_USER_KEY,
     ForbiddenError,
     OptionalUser,
     WriterUser,
+    current_session,
+    end_browser_session,
+    start_browser_session,
 )
-from server.deps import SessionDep
-from server.routers.session import CsrfChecked, LoginLimiterDep, check_password, client_ip
+from server.deps import SessionDep, SettingsDep
+from server.routers.session import (
+    CsrfChecked,
+    LoginLimiterDep,
+    check_password,
+    client_ip,
+    remember_device,
+)
+from server.routers.users import change_password_of
 
 router = APIRouter(include_in_schema=False)
 
@@ -54,11 +65,6 @@ def _check_anonymous_csrf(request: Request, sent: str) -> None:
     expected = request.session.get(CSRF_SESSION_KEY)
     if not isinstance(expected, str) or not sent or not secrets.compare_digest(expected, sent):
         raise ForbiddenError("The form expired or was not sent from this site; reload the page")
-
-
-def _start_session(request: Request, user: User) -> None:
-    request.session.clear()  # nothing from before the login carries over
-    request.session[SESSION_USER_KEY] = user.id
 
 
 # --- log in -----------------------------------------------------------------------------------
@@ -85,9 +91,7 @@ async def log_in(
     next_url = safe_next(_text(form, "next", 500))
     _check_anonymous_csrf(request, _text(form, CSRF_FORM_FIELD, 200))
     try:
-        user = check_password(
-            session, limiter, email=email, password=password, ip=client_ip(request)
-        )
+        user = check_password(session, limiter, request, email=email, password=password)
     except (InvalidCredentialsError, RateLimitedError, InvalidInputError) as exc:
         headers = getattr(exc, "headers", None)
         error = "; ".join(p.problem for p in exc.problems) or exc.message
@@ -102,14 +106,18 @@ async def log_in(
             headers=headers,
             with_csrf=True,
         )
-    _start_session(request, user)
+    start_browser_session(request, session, user)
     session.commit()
-    return RedirectResponse(next_url, status_code=303)
+    redirect = RedirectResponse(next_url, status_code=303)
+    remember_device(request, redirect, email=user.email)
+    return redirect
 
 
 @router.post("/logout", response_model=None)
-def log_out(request: Request, _user: OptionalUser, _csrf: CsrfChecked) -> RedirectResponse:
-    request.session.clear()
+def log_out(
+    request: Request, session: SessionDep, _user: OptionalUser, _csrf: CsrfChecked
+) -> RedirectResponse:
+    end_browser_session(request, session)
     return RedirectResponse("/", status_code=303)
 
 
@@ -150,8 +158,8 @@ async def register(
         return _register_again(request, values, {"email": [exc.message]}, [], 409)
     except RateLimitedError as exc:
         return _register_again(request, values, {}, [exc.message], 429)
+    start_browser_session(request, session, user)
     session.commit()
-    _start_session(request, user)
     flash(request, f"Welcome, {user.display_name}. Create an API token below to use the CLI.")
     return RedirectResponse("/account", status_code=303)
 
@@ -179,9 +187,15 @@ def _register_again(
 
 
 def _account_context(
-    session: Session, user: User, page: int, *, new_token: dict[str, str] | None = None
+    request: Request,
+    session: Session,
+    user: User,
+    page: int,
+    *,
+    new_token: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     mine = queries.list_submissions(session, owner=user, page=page, per_page=20)
+    this = current_session(request)
     pages = max(1, -(-mine.total // mine.per_page))
     return {
         "account": {
@@ -201,6 +215,17 @@ def _account_context(
             for t in users.list_tokens(session, user=user)
         ],
         "new_token": new_token,
+        "sessions": [
+            {
+                "created": fmt.when(row.created_at),
+                "last_seen": fmt.when(row.last_seen_at),
+                "ip": row.ip,
+                "browser": row.user_agent or fmt.DASH,
+                "current": this is not None and row.id == this.id,
+            }
+            for row in user_sessions.list_sessions(session, user=user)
+        ],
+        "password_errors": [],
         "submissions": [
             {
                 "id": s.id,
@@ -233,7 +258,7 @@ def account_page(
 ) -> HTMLResponse | RedirectResponse:
     if user is None:
         return login_redirect("/account")
-    context = _account_context(session, user, page)
+    context = _account_context(request, session, user, page)
     return render(request, "account.html", context, user=user, active="account")
 
 
@@ -244,13 +269,17 @@ async def create_token(request: Request, session: SessionDep, user: WriterUser) 
     try:
         row, plain = users.create_token(session, user=user, name=_text(form, "name", 200))
     except InvalidInputError as exc:
-        context = _account_context(session, user, 1)
+        context = _account_context(request, session, user, 1)
         context["token_errors"] = [p.problem for p in exc.problems] or [exc.message]
         return render(
             request, "account.html", context, user=user, active="account", status_code=422
         )
     context = _account_context(
-        session, user, 1, new_token={"name": row.name, "token": plain, "prefix": row.prefix}
+        request,
+        session,
+        user,
+        1,
+        new_token={"name": row.name, "token": plain, "prefix": row.prefix},
     )
     session.commit()  # the last statement of this transaction (it is closed afterwards)
     # The token is in this response only: nothing may keep it.
@@ -276,3 +305,109 @@ def revoke_token(
     session.commit()
     flash(request, "The token was revoked; it no longer works.")
     return RedirectResponse("/account#tokens", status_code=303)
+
+
+@router.post("/account/sessions/end-all", response_model=None)
+def end_all_sessions(request: Request, session: SessionDep, user: WriterUser) -> Response:
+    """Log out everywhere: every session of the account ends, this one included."""
+    ended = user_sessions.end_sessions(session, user=user)
+    session.commit()
+    request.session.clear()
+    flash(request, f"Logged out everywhere ({ended} session(s) ended). Log in again here.")
+    return RedirectResponse("/login", status_code=303)
+
+
+@router.post("/account/password", response_class=HTMLResponse, response_model=None)
+async def change_password(
+    request: Request, session: SessionDep, user: WriterUser, limiter: LoginLimiterDep
+) -> Response:
+    """A new password (given the current one); the account's other sessions end."""
+    form = await request.form()
+    current = _text(form, "current_password", users.MAX_PASSWORD)
+    new = _text(form, "new_password", users.MAX_PASSWORD)
+    try:
+        if new != _text(form, "new_password_again", users.MAX_PASSWORD):
+            raise InvalidInputError(
+                "The password was not changed",
+                [Problem("the two new passwords differ", column="new_password_again")],
+            )
+        change_password_of(request, session, limiter, user=user, current=current, new=new)
+    except (InvalidInputError, RateLimitedError) as exc:
+        context = _account_context(request, session, user, 1)
+        context["password_errors"] = [p.problem for p in exc.problems] or [exc.message]
+        return render(
+            request,
+            "account.html",
+            context,
+            user=user,
+            active="account",
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
+    ended = user_sessions.set_password(
+        session, user=user, new_password=new, keep=current_session(request)
+    )
+    session.commit()
+    flash(request, f"Your password was changed; {ended} other session(s) ended.")
+    return RedirectResponse("/account#password", status_code=303)
+
+
+# --- password reset (a link an administrator made: `paretoboard users reset-link`) -----------
+
+
+def _reset_again(request: Request, token: str, errors: list[str], status_code: int) -> HTMLResponse:
+    context = {"token": token, "errors": errors}
+    return render(
+        request,
+        "reset_password.html",
+        context,
+        user=None,
+        status_code=status_code,
+        headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
+        with_csrf=True,
+    )
+
+
+@router.get("/reset-password", response_class=HTMLResponse)
+def reset_password_page(
+    request: Request,
+    session: SessionDep,
+    settings: SettingsDep,
+    token: Annotated[str, Query(max_length=1000)] = "",
+) -> HTMLResponse:
+    """The form behind a reset link (the link is checked now, and again when it is sent)."""
+    try:
+        devices.user_for_reset_token(session, settings.secret_key.get_secret_value(), token)
+    except InvalidInputError as exc:
+        return _reset_again(request, "", [p.problem for p in exc.problems], 422)
+    return _reset_again(request, token, [], 200)
+
+
+@router.post("/reset-password", response_class=HTMLResponse, response_model=None)
+async def reset_password(
+    request: Request, session: SessionDep, settings: SettingsDep, limiter: LoginLimiterDep
+) -> Response:
+    """Set the password from a reset link: every session ends, the account's failed logins are
+    forgotten, and this browser is logged in (and known to the account from now on)."""
+    form = await request.form()
+    token = _text(form, "token", 1000)
+    new = _text(form, "new_password", users.MAX_PASSWORD)
+    _check_anonymous_csrf(request, _text(form, CSRF_FORM_FIELD, 200))
+    try:
+        user = devices.user_for_reset_token(session, settings.secret_key.get_secret_value(), token)
+    except InvalidInputError as exc:
+        return _reset_again(request, "", [p.problem for p in exc.problems], 422)
+    problem = user_sessions.new_password_problem(new)
+    if problem is None and new != _text(form, "new_password_again", users.MAX_PASSWORD):
+        problem = "the two new passwords differ"
+    if problem is not None:
+        return _reset_again(request, token, [problem], 422)
+    with session.no_autoflush:  # the limiter's own transaction goes first (SQLite: one writer)
+        limiter.forget_account(email=user.email)
+    user_sessions.set_password(session, user=user, new_password=new)
+    start_browser_session(request, session, user)
+    session.commit()
+    flash(request, "Your password was set and every other session ended.")
+    redirect = RedirectResponse("/account", status_code=303)
+    remember_device(request, redirect, email=user.email)
+    return redirect

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Path, Request, Response
 from core.users import service as users
 from server.auth import CurrentUser, ForbiddenError, OptionalUser, UnauthenticatedError, WriterUser
 from server.deps import SessionDep
-from server.routers.session import CsrfChecked, LoginLimiterDep, check_password, client_ip
+from server.routers.session import CsrfChecked, LoginLimiterDep, check_password
 from server.schemas_users import TokenCreate, TokenCreated, TokenRead, error_responses
 
 router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"])
@@ -36,9 +36,7 @@ def create_token(
     so a leaked token cannot outlive its revocation.
     """
     if body.email is not None and body.password is not None:
-        user = check_password(
-            session, limiter, email=body.email, password=body.password, ip=client_ip(request)
-        )
+        user = check_password(session, limiter, request, email=body.email, password=body.password)
     elif caller is None:
         raise UnauthenticatedError("Send email and password, or log in first")
     elif request.state.auth != "cookie":
