@@ -86,7 +86,14 @@ def badges(
             Badge("Self-reported", "self-reported", "Numbers typed in from a paper; not measured")
         )
     if verified:
-        out.append(Badge("Verified", "verified", "Checked by an administrator"))
+        out.append(
+            Badge(
+                "Verified",
+                "verified",
+                "The platform ran the counted program with the submitted weights and got every "
+                "point's predictions",
+            )
+        )
     return out
 
 
