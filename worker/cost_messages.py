@@ -74,7 +74,7 @@ class CostReport(BaseModel):
     version: Literal[1] = 1
     submission_id: int = Field(ge=1)
     job_id: str = _JobId
-    device: str = Field(max_length=64)
+    device: str = Field(max_length=64)  # results.device is String(64)
     worker: str = Field("", max_length=255)  # host name of the cost worker, for operators
     output: CostOutput | None = None
     log: str = Field("", max_length=MAX_LOG_CHARS)
@@ -84,4 +84,6 @@ class CostReport(BaseModel):
     # the submission then fails as the service's fault, not the submitter's.
     service_error: str | None = Field(None, max_length=20_000)
     verification: VerifyOutput | None = None
-    seconds: float = Field(0.0, ge=0)
+    seconds: float = Field(0.0, ge=0, allow_inf_nan=False)
+    # How many times the cost job was delivered (each one an attempt; worker.attempts)
+    deliveries: int = Field(1, ge=1, le=1000)
