@@ -39,12 +39,7 @@ class Requeued:
 
 
 def _due(
-    job_id: str | None,
-    changed_at: dt.datetime,
-    record: Record | None,
-    settings: Settings,
-    now: float,
-    cutoff: dt.datetime,
+    job_id: str | None, old: bool, record: Record | None, settings: Settings, now: float
 ) -> bool:
     """Whether a submission's job is lost: its worker died, or its message is gone."""
     live = record.liveness(job_id or "", settings, now) if record else Liveness.MISSING
@@ -53,7 +48,7 @@ def _due(
     if live in (Liveness.WAITING, Liveness.RUNNING):
         return False
     # finished (the next stage was never sent) or missing: judged by the row's age
-    return changed_at < cutoff
+    return old
 
 
 def reconcile(
@@ -78,9 +73,11 @@ def reconcile(
     )
     with transaction(engine) as session:
         active = session.execute(
-            select(Submission.id, Submission.job_id, Submission.state_changed_at).where(
-                Submission.state.in_(_ACTIVE)
-            )
+            select(
+                Submission.id,
+                Submission.job_id,
+                (Submission.state_changed_at < cutoff).label("old"),
+            ).where(Submission.state.in_(_ACTIVE))
         ).all()
     if records is not None:
         try:
@@ -98,9 +95,9 @@ def reconcile(
         row.id: row.job_id
         for row in active
         if (
-            row.state_changed_at < cutoff
+            bool(row.old)
             if records is None
-            else _due(row.job_id, row.state_changed_at, found.get(row.id), settings, now, cutoff)
+            else _due(row.job_id, bool(row.old), found.get(row.id), settings, now)
         )
     }
     if not due:
