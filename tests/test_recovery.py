@@ -314,6 +314,15 @@ def test_non_finite_costs_are_refused_with_a_message(bad: str) -> None:
         CostReport.model_validate(report)
 
 
+def test_cost_report_text_is_storable() -> None:
+    report = CostReport.model_validate(
+        {"submission_id": 1, "job_id": "j", "device": "cpu", "log": "a\x00b", "failure": "\x00"}
+    )
+    assert (report.log, report.failure) == ("a\ufffdb", "\ufffd")
+    with pytest.raises(ValidationError, match="at most 64 characters"):
+        CostReport.model_validate({"submission_id": 1, "job_id": "j", "device": "x" * 65})
+
+
 def test_reports_hold_only_what_the_job_asked_for() -> None:
     out = parse_cost_output(json.dumps(_report(incomplete=["a\x00b"])).encode(), {"SST-2": 2})
     assert out.entries["SST-2"].incomplete == ["a\ufffdb"]
@@ -331,7 +340,7 @@ def test_reports_hold_only_what_the_job_asked_for() -> None:
         parse_cost_output(json.dumps(long_device).encode(), {"SST-2": 2})
     deep: dict[str, object] = {}
     node = deep
-    for _ in range(20):
+    for _ in range(30):
         node["k"] = {}
         node = node["k"]  # type: ignore[assignment]
     with pytest.raises(SandboxOutputError, match="nested deeper"):

@@ -13,9 +13,9 @@ import base64
 import binascii
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from worker.cost_output import CostOutput
+from worker.cost_output import CostOutput, clean_json
 from worker.verification import VerifyOutput, VerifyRequest
 
 MAX_MODEL_BYTES = 64 * 1024 * 1024
@@ -87,3 +87,9 @@ class CostReport(BaseModel):
     seconds: float = Field(0.0, ge=0, allow_inf_nan=False)
     # How many times the cost job was delivered (each one an attempt; worker.attempts)
     deliveries: int = Field(1, ge=1, le=1000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        """No NUL in any text, every number finite (the verification's too): storable as is."""
+        return clean_json(data, "")

@@ -16,7 +16,7 @@ FLOPS_CEILING = 10**18  # per sample; anything above is not a real count
 REPORT_OVERHEAD_BYTES = 8 * 1024 * 1024
 BYTES_PER_SAMPLE = 3 * 21  # three per-sample lists of numbers up to 10**18, with separators
 MAX_CROSS_CHECK_BYTES = 64 * 1024
-MAX_DEPTH = 8
+MAX_DEPTH = 16
 _Flops = Annotated[int, Field(ge=0, le=FLOPS_CEILING)]
 _Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
 _Breakdown = Annotated[
@@ -32,7 +32,7 @@ class SandboxOutputError(ParetoboardError):
     code = "invalid_cost_output"
 
 
-def _clean(value: Any, where: str, depth: int = 0) -> Any:
+def clean_json(value: Any, where: str, depth: int = 0) -> Any:
     """Strings without NUL, numbers finite, nesting bounded: what the database will take."""
     if depth > MAX_DEPTH:
         raise ValueError(f"{where or 'the report'} is nested deeper than {MAX_DEPTH} levels")
@@ -42,7 +42,7 @@ def _clean(value: Any, where: str, depth: int = 0) -> Any:
         return value.replace("\x00", "\ufffd")
     if isinstance(value, dict):
         return {
-            (k.replace("\x00", "\ufffd") if isinstance(k, str) else k): _clean(
+            (k.replace("\x00", "\ufffd") if isinstance(k, str) else k): clean_json(
                 v, f"{where}.{k}" if where else str(k), depth + 1
             )
             for k, v in value.items()
@@ -51,7 +51,7 @@ def _clean(value: Any, where: str, depth: int = 0) -> Any:
         # per-sample lists are long: check their numbers without rebuilding them
         if value and all(type(v) is int for v in value[:64]) and all(type(v) is int for v in value):
             return value
-        return [_clean(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]
+        return [clean_json(v, f"{where}[{i}]", depth + 1) for i, v in enumerate(value)]
     return value
 
 
@@ -129,7 +129,7 @@ class CostOutput(_Strict):
     @model_validator(mode="before")
     @classmethod
     def _storable(cls, data: Any) -> Any:
-        return _clean(data, "")
+        return clean_json(data, "")
 
     @model_validator(mode="after")
     def _bounded(self) -> CostOutput:
