@@ -155,7 +155,7 @@ def reconcile(
     """Re-enqueue submissions stuck in an active state (run periodically, or use --beat)."""
     import datetime as dt
 
-    from worker import cost_jobs
+    from worker import attempts
     from worker.reconcile import reconcile as run
     from worker.tasks import send_count, send_score
 
@@ -166,8 +166,8 @@ def reconcile(
         send_score=send_score,
         send_count=send_count,
         older_than=dt.timedelta(seconds=older_than) if older_than else None,
-        # An explicit --older-than re-sends whatever the broker says about running cost jobs.
-        cost_job_alive=None if older_than else lambda sid, job: cost_jobs.is_alive(s, sid, job),
+        # An explicit --older-than re-sends whatever the broker says about running jobs.
+        records=None if older_than else lambda ids: attempts.read_records(s, ids),
     )
     for r in done:
         what = f"re-enqueued (job {r.job_id})" if r.job_id else "failed after too many attempts"

@@ -98,11 +98,24 @@ class LimitsSettings(BaseModel):
     # Worker task time limits (Celery soft / hard), seconds
     task_soft_seconds: int = 1800
     task_hard_seconds: int = 2100
-    # Reconciler: a submission whose state has not changed for this long is re-enqueued,
-    # at most `max_attempts` times, then failed as the service's fault.
-    stuck_after_seconds: int = 2400
-    reconcile_every_seconds: int = 60
-    max_attempts: int = 3
+    # Recovery (docs/reliability.md). A running job renews its lease in the broker's Redis
+    # every `heartbeat_seconds`; the reconciler (every `reconcile_every_seconds`) re-sends a job
+    # whose lease is older than `lease_seconds` (its worker died), and one the broker has no
+    # record of (lost with a Redis that had no persistence) once its state is older than
+    # `stuck_after_seconds`. Every delivery counts as an attempt: after `max_attempts` the
+    # submission fails, as the submitter's fault when their model was running each time its
+    # worker died, else as the service's.
+    heartbeat_seconds: float = Field(10.0, gt=0)
+    lease_seconds: float = Field(40.0, gt=0)
+    stuck_after_seconds: int = 120
+    reconcile_every_seconds: int = 15
+    max_attempts: int = Field(3, ge=1)
+
+    @model_validator(mode="after")
+    def _lease_outlives_heartbeats(self) -> LimitsSettings:
+        if self.lease_seconds < 2 * self.heartbeat_seconds:
+            raise ValueError("limits.lease_seconds must be at least twice limits.heartbeat_seconds")
+        return self
 
 
 class WorkerSettings(BaseModel):

@@ -45,9 +45,12 @@ def celery_for(settings: Settings) -> Celery:
 
 def send_score(settings: Settings, submission_id: int, job_id: str) -> bool:
     """Enqueue stages 1-2 of a committed submission; False (logged) if the broker is down."""
+    from worker import attempts
     from worker.celery_app import SCORE_TASK
 
     try:
+        # the reconciler then sees it waiting in the queue, however long the queue is
+        attempts.mark_queued(settings, submission_id, job_id, attempts.Stage.SCORE)
         celery_for(settings).send_task(
             SCORE_TASK,
             args=[submission_id, job_id],

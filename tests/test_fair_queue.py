@@ -7,7 +7,6 @@ The Celery run (real Redis, score and cost workers) is in test_fair_queue_e2e.py
 from __future__ import annotations
 
 import copy
-import datetime as dt
 import json
 import os
 import shutil
@@ -35,6 +34,7 @@ from server import enqueue
 from tests.helpers import noisy_predictions, raw_gold, write_predictions
 from tests.submission_helpers import TINY_MODEL, footprint, predictions_bytes
 from worker import pipeline
+from worker.attempts import Record
 from worker.cost_messages import CostRequest
 from worker.reconcile import reconcile
 
@@ -389,14 +389,25 @@ def test_each_users_share_is_bounded_and_the_page_shows_the_place(
     assert read(b[0], bob)["cost_queue"]["ahead"] == 2  # alice's two sent before it
     assert read(b[0], bob)["queue_position"] == 2
     assert read(a[0][0])["cost_queue"]["ahead"] == 0
-    # A waiting submission is not stuck: the reconciler leaves it alone.
+    # A waiting submission is not stuck: the reconciler leaves it alone, though no broker
+    # record names it and it is past any age (the sent ones wait in the broker's queue).
+    broker = dict((a[0], a[1], b))
+
+    def records(ids: list[int]) -> dict[int, Record | None]:
+        now = time.time()
+        return {
+            i: Record(broker[i], "cost", "queued", now, now, 0, None) if i in broker else None
+            for i in ids
+        }
+
     resent = reconcile(
         engine,
-        settings,
+        settings.model_copy(
+            update={"limits": settings.limits.model_copy(update={"stuck_after_seconds": -60})}
+        ),
         send_score=lambda *_: None,
         send_count=lambda *_: None,
-        older_than=dt.timedelta(seconds=-60),
-        cost_job_alive=lambda *_: True,
+        records=records,
     )
     assert resent == []
     with api.db() as session:

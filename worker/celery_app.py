@@ -54,7 +54,10 @@ def configure(celery: Celery, settings: Settings) -> Celery:
         accept_content=["json"],
         result_expires=24 * 3600,
         task_ignore_result=True,
-        # An unacked message returns to the queue after this long (a dead worker's job).
+        # An unacked message returns to the queue after this long. It must outlast the hard time
+        # limit, or a job still running would be delivered twice. Recovery does not wait for
+        # it: the reconciler re-sends a dead worker's job (new job id) once its lease expires
+        # (worker.attempts), and the late copy is then skipped as superseded.
         broker_transport_options={"visibility_timeout": limits.task_hard_seconds + 300},
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
@@ -62,6 +65,8 @@ def configure(celery: Celery, settings: Settings) -> Celery:
             "reconcile": {
                 "task": RECONCILE_TASK,
                 "schedule": float(limits.reconcile_every_seconds),
+                # rounds missed while no score worker ran are not all run at once afterwards
+                "options": {"expires": float(limits.reconcile_every_seconds)},
             },
         },
     )

@@ -13,9 +13,9 @@ import base64
 import binascii
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from worker.cost_output import CostOutput
+from worker.cost_output import CostOutput, clean_json
 from worker.verification import VerifyOutput, VerifyRequest
 
 MAX_MODEL_BYTES = 64 * 1024 * 1024
@@ -74,7 +74,7 @@ class CostReport(BaseModel):
     version: Literal[1] = 1
     submission_id: int = Field(ge=1)
     job_id: str = _JobId
-    device: str = Field(max_length=64)
+    device: str = Field(max_length=64)  # results.device is String(64)
     worker: str = Field("", max_length=255)  # host name of the cost worker, for operators
     output: CostOutput | None = None
     log: str = Field("", max_length=MAX_LOG_CHARS)
@@ -84,4 +84,12 @@ class CostReport(BaseModel):
     # the submission then fails as the service's fault, not the submitter's.
     service_error: str | None = Field(None, max_length=20_000)
     verification: VerifyOutput | None = None
-    seconds: float = Field(0.0, ge=0)
+    seconds: float = Field(0.0, ge=0, allow_inf_nan=False)
+    # How many times the cost job was delivered (each one an attempt; worker.attempts)
+    deliveries: int = Field(1, ge=1, le=1000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        """No NUL in any text, every number finite (the verification's too): storable as is."""
+        return clean_json(data, "")

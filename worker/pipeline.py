@@ -22,7 +22,7 @@ from core.models import Submission, SubmissionState
 from core.settings import Settings
 from core.storage import BlobStore
 from core.submissions import cost_queue
-from core.submissions.state import set_state
+from core.submissions.state import LOG_LIMIT, set_state, storable
 from worker import counting_stage, metrics, scoring_stage, verification_stage
 from worker import verification as verification_mod
 from worker.cost_messages import CostReport, CostRequest
@@ -32,8 +32,13 @@ from worker.tokenize_job import TaskInputs, TokenizerError
 
 log = logging.getLogger(__name__)
 TRACEBACK_LIMIT = 20_000
-LOG_LIMIT = 200_000
 SERVICE_FAULT_MESSAGE = "The service could not finish this evaluation (our fault, not yours); an operator will re-run it."
+GAVE_UP_MESSAGE = "Gave up after {n} attempts (our fault, not yours); an operator will re-run it."
+MODEL_KILLED_MESSAGE = (
+    "Your model stopped its cost worker {n} times while it ran (out of memory, or past the "
+    "time limit), so it was not counted; check its memory use and speed on the task's longest "
+    "inputs"
+)
 
 
 class Outcome:
@@ -68,6 +73,48 @@ def _current(
     return sub
 
 
+def start_attempt(
+    engine: Engine,
+    settings: Settings,
+    submission_id: int,
+    job_id: str,
+    expected: set[SubmissionState],
+    *,
+    skip: Callable[[Submission], bool] | None = None,
+    counts: Callable[[Session, Submission], bool] | None = None,
+) -> bool:
+    """Count one delivery of a stage's task in its own committed transaction, before any work.
+
+    False when there is nothing to do: the job was superseded, the row is in another state,
+    `skip(row)` says so, or this delivery is past `limits.max_attempts` (the submission then
+    fails, as the service's fault: this stage runs only trusted code on bounded inputs).
+    `counts(session, row)` False: run it without counting (it will not do the stage's work).
+    """
+    final: Submission | None = None
+    with transaction(engine) as session:
+        sub = _current(session, submission_id, job_id, expected)
+        if sub is None or (skip is not None and skip(sub)):
+            return False
+        if counts is not None and not counts(session, sub):
+            return True
+        sub.attempts += 1
+        if sub.attempts > settings.limits.max_attempts:
+            set_state(
+                sub,
+                SubmissionState.FAILED,
+                GAVE_UP_MESSAGE.format(n=sub.attempts - 1),
+                failed_stage=sub.state.value,
+                error_detail=f"{sub.state.value}: its worker stopped {sub.attempts - 1} times "
+                "before finishing this stage",
+                fault="service",
+            )
+            final = sub
+    if final is not None:
+        _record_final(final)
+        return False
+    return True
+
+
 def run_scoring(engine: Engine, settings: Settings, submission_id: int, job_id: str) -> str:
     """Stages 1-2 (queue `score`): validate and score; leaves the row in `counting`."""
     started = time.monotonic()
@@ -82,7 +129,6 @@ def run_scoring(engine: Engine, settings: Settings, submission_id: int, job_id: 
         )
         if sub is None:
             return Outcome.STOP
-        sub.attempts += 1
         valid = scoring_stage.validate(session, store, sub, settings)
     if not valid:
         _record_final(sub)
@@ -92,6 +138,7 @@ def run_scoring(engine: Engine, settings: Settings, submission_id: int, job_id: 
         if sub is None:
             return Outcome.STOP
         scoring_stage.score(session, store, sub, settings)
+        sub.attempts = 0  # counting gets its own `max_attempts`
         set_state(
             sub, SubmissionState.COUNTING, "Waiting for a cost worker to count FLOPs and parameters"
         )
@@ -326,8 +373,10 @@ def _finish(
             fault="service",
         )
         return
+    # every redelivery of the cost job was an attempt too
+    sub.attempts += max(report.deliveries - 1, 0)
     # the log is the model's own output: no NUL (PostgreSQL refuses it in text)
-    sub.sandbox_log = report.log[-LOG_LIMIT:].replace("\x00", "\ufffd")
+    sub.sandbox_log = storable(report.log, LOG_LIMIT, tail=True)
     output = report.output
     if report.failure is not None or output is None:
         detail = report.failure or "no output"
@@ -338,9 +387,9 @@ def _finish(
         set_state(
             sub,
             SubmissionState.FAILED,
-            f"Counting failed: {(report.failure or 'no output')[:500]}".replace("\x00", "\ufffd"),
+            f"Counting failed: {(report.failure or 'no output')[:500]}",
             failed_stage="counting",
-            error_detail=detail.replace("\x00", "\ufffd"),
+            error_detail=detail,
             fault="user",
         )
         return

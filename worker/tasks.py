@@ -10,18 +10,24 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
 from celery import Task, signals
+from celery.exceptions import SoftTimeLimitExceeded
+from pydantic import ValidationError
 from sqlalchemy import Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, IntegrityError, OperationalError, StatementError
+from sqlalchemy.orm import Session
 
 from core.db.session import engine_for, transaction
 from core.logging_setup import reset_submission, set_submission
+from core.models import Submission, SubmissionState
 from core.settings import Settings, get_settings
 from core.submissions import cost_queue
-from worker import cost_jobs, metrics, pipeline
+from worker import attempts, metrics, pipeline
+from worker.attempts import Stage, Status
 from worker.celery_app import (
     COST_TASK,
     COUNT_TASK,
@@ -38,10 +44,13 @@ from worker.sandbox import SandboxUnavailableError
 
 log = logging.getLogger(__name__)
 INFRA_ERRORS = (OperationalError, ConnectionError, OSError)
+# The database refused what a stage wrote (a value it cannot store): no retry fixes that.
+REFUSED = (DataError, IntegrityError, StatementError, ValueError)
 RETRY_SECONDS = 30
 MAX_RETRIES = 5
 # Cost jobs and reports carry token ids and per-sample costs: compressed on the wire.
 COMPRESSION = "zlib"
+_SCORING = {SubmissionState.QUEUED, SubmissionState.VALIDATING, SubmissionState.SCORING}
 
 
 def _env() -> tuple[Settings, Engine]:
@@ -58,6 +67,7 @@ def send_score(submission_id: int, job_id: str) -> None:
     """Enqueue stage 1-2 of a submission (call after the row is committed)."""
     from worker.celery_app import get_app
 
+    attempts.mark_queued(get_settings(), submission_id, job_id, Stage.SCORE)
     get_app().send_task(SCORE_TASK, args=[submission_id, job_id], ignore_result=True)
 
 
@@ -65,6 +75,7 @@ def send_count(submission_id: int, job_id: str) -> None:
     """Enqueue stage 3 of a submission: a score worker prepares the cost job and sends it."""
     from worker.celery_app import get_app
 
+    attempts.mark_queued(get_settings(), submission_id, job_id, Stage.COUNT)
     get_app().send_task(COUNT_TASK, args=[submission_id, job_id], ignore_result=True)
 
 
@@ -72,7 +83,7 @@ def send_cost_job(settings: Settings, request: CostRequest) -> None:
     """Send a prepared cost job to the cost queue (`worker.cost_queue`)."""
     from worker.celery_app import get_app
 
-    cost_jobs.mark_sent(settings, request.submission_id, request.job_id)
+    attempts.mark_queued(settings, request.submission_id, request.job_id, Stage.COST)
     get_app().send_task(
         COST_TASK,
         args=[request.submission_id, request.job_id, request.model_dump(mode="json")],
@@ -87,6 +98,7 @@ def send_report(report: CostReport) -> None:
     """Send a cost worker's report back to the score queue."""
     from worker.celery_app import get_app
 
+    attempts.mark_queued(get_settings(), report.submission_id, report.job_id, Stage.REPORT)
     get_app().send_task(
         REPORT_TASK,
         args=[report.submission_id, report.job_id, report.model_dump(mode="json")],
@@ -104,6 +116,10 @@ def _retry_or_fail(
     if task.request.retries < MAX_RETRIES:
         log.warning("submission %s: %s fault, retrying: %s", submission_id, stage, exc)
         raise task.retry(exc=exc, countdown=RETRY_SECONDS)
+    _fail(engine, submission_id, job_id, exc, stage)
+
+
+def _fail(engine: Engine, submission_id: int, job_id: str, exc: Exception, stage: str) -> None:
     pipeline.fail_for_service(
         engine,
         submission_id,
@@ -113,12 +129,60 @@ def _retry_or_fail(
     )
 
 
+def _has_share(settings: Settings) -> Callable[[Session, Submission], bool]:
+    """A count delivery that will only wait for its owner's share is not an attempt."""
+
+    def has(session: Session, sub: Submission) -> bool:
+        return cost_queue.has_share(session, sub, per_user=settings.limits.cost_jobs_per_user)
+
+    return has
+
+
+def _begin_db_stage(
+    settings: Settings,
+    engine: Engine,
+    submission_id: int,
+    job_id: str,
+    stage: Stage,
+    expected: set[SubmissionState],
+) -> attempts.Delivery | None:
+    """Count the delivery in the row (own transaction) and take the stage's lease; None: skip."""
+    if not pipeline.start_attempt(
+        engine,
+        settings,
+        submission_id,
+        job_id,
+        expected,
+        skip=cost_queue.is_sent if stage is Stage.COUNT else None,
+        counts=_has_share(settings) if stage is Stage.COUNT else None,
+    ):
+        return None
+    delivery = attempts.begin(settings, submission_id, job_id, stage, authoritative=True)
+    if delivery.status is not Status.RUN:
+        log.info("submission %s: %s delivery skipped (%s)", submission_id, stage, delivery.status)
+        return None
+    return delivery
+
+
 @app.task(name=SCORE_TASK, bind=True, max_retries=MAX_RETRIES)
 def score_submission(self: Task[Any, Any], submission_id: int, job_id: str) -> None:
     settings, engine = _env()
+    outcome = pipeline.Outcome.STOP
     try:
-        outcome = pipeline.run_scoring(engine, settings, submission_id, job_id)
-    except INFRA_ERRORS as exc:
+        delivery = _begin_db_stage(settings, engine, submission_id, job_id, Stage.SCORE, _SCORING)
+        if delivery is None:
+            return
+        with attempts.lease(settings, delivery) as held:
+            held.phase("scoring")
+            try:
+                outcome = pipeline.run_scoring(engine, settings, submission_id, job_id)
+            except INFRA_ERRORS as exc:
+                _retry_or_fail(self, submission_id, job_id, exc, "scoring")
+                return
+            except REFUSED as exc:  # a database refusal is not retried
+                _fail(engine, submission_id, job_id, exc, "scoring")
+                return
+    except INFRA_ERRORS as exc:  # the database was away when the delivery began
         _retry_or_fail(self, submission_id, job_id, exc, "scoring")
         return
     if outcome == pipeline.Outcome.CONTINUE:
@@ -130,11 +194,41 @@ def prepare_cost_job(self: Task[Any, Any], submission_id: int, job_id: str) -> N
     """Build the cost job from the database and uploads, and send it to a cost worker."""
     settings, engine = _env()
     try:
-        request = pipeline.prepare_counting(engine, settings, submission_id, job_id)
-        if request is not None:
-            send_cost_job(settings, request)
+        delivery = _begin_db_stage(
+            settings, engine, submission_id, job_id, Stage.COUNT, {SubmissionState.COUNTING}
+        )
+        if delivery is None:
+            return
+        with attempts.lease(settings, delivery) as held:
+            held.phase("preparing")
+            try:
+                request = pipeline.prepare_counting(engine, settings, submission_id, job_id)
+                if request is not None:
+                    send_cost_job(settings, request)
+            except INFRA_ERRORS as exc:
+                _retry_or_fail(self, submission_id, job_id, exc, "counting")
+            except REFUSED as exc:
+                _fail(engine, submission_id, job_id, exc, "counting")
     except INFRA_ERRORS as exc:
         _retry_or_fail(self, submission_id, job_id, exc, "counting")
+
+
+def _gave_up_report(delivery: attempts.Delivery, worker: str) -> CostReport:
+    """The report of a cost job whose deliveries kept dying: whose fault it was, and why."""
+    lost = delivery.number - 1
+    base = CostReport(
+        submission_id=delivery.submission_id,
+        job_id=delivery.job_id,
+        device=_device(),
+        worker=worker,
+        deliveries=delivery.number,
+    )
+    if delivery.previous_phase == "model":
+        message = pipeline.MODEL_KILLED_MESSAGE.format(n=lost)
+        return base.model_copy(update={"failure": message, "reason": "worker_lost"})
+    where = delivery.previous_phase or "unknown"
+    detail = f"the cost worker stopped {lost} times while running this job (last in: {where})"
+    return base.model_copy(update={"service_error": detail})
 
 
 @app.task(name=COST_TASK, bind=True, max_retries=MAX_RETRIES)
@@ -148,24 +242,46 @@ def count_submission(
         log.error("cost job %s: its arguments and its body disagree; dropped", job_id)
         return
     worker = socket.gethostname()
-    if self.request.retries == 0 and not cost_jobs.start(settings, submission_id, job_id, worker):
-        log.info("cost job %s superseded by a newer one: skipped", job_id)
+    delivery = attempts.begin(settings, submission_id, job_id, Stage.COST)
+    if delivery.status is not Status.RUN:
+        log.info("cost job %s skipped: %s", job_id, delivery.status)
         return
-    try:
-        report = pipeline.execute_counting(settings, job, device=_device(), worker=worker)
-    except (SandboxUnavailableError, OSError) as exc:
-        if self.request.retries < MAX_RETRIES:
-            log.warning("cost job %s: sandbox fault, retrying: %s", job_id, exc)
-            raise self.retry(exc=exc, countdown=RETRY_SECONDS) from exc
-        metrics.record_cost_job(_device(), "unavailable")
-        report = CostReport(
-            submission_id=submission_id,
-            job_id=job_id,
-            device=_device(),
-            worker=worker,
-            service_error=f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"[:20_000],
-        )
-    send_report(report)
+    if delivery.exhausted(settings):
+        log.warning("cost job %s: delivery %s, giving up", job_id, delivery.number)
+        metrics.record_cost_job(_device(), "worker_lost")
+        send_report(_gave_up_report(delivery, worker))
+        return
+    with attempts.lease(settings, delivery) as held:
+        # From here the submitted model runs (and its capture is read): a worker that dies now
+        # was most likely killed by it (out of memory, time limit).
+        held.phase("model")
+        try:
+            report = pipeline.execute_counting(settings, job, device=_device(), worker=worker)
+        except SoftTimeLimitExceeded:
+            report = CostReport(
+                submission_id=submission_id,
+                job_id=job_id,
+                device=_device(),
+                worker=worker,
+                failure="The cost job took longer than the worker's time limit "
+                f"({settings.limits.task_soft_seconds} s)",
+                reason="timeout",
+            )
+        except (SandboxUnavailableError, OSError) as exc:
+            held.phase("sandbox-unavailable")
+            if self.request.retries < MAX_RETRIES:
+                log.warning("cost job %s: sandbox fault, retrying: %s", job_id, exc)
+                raise self.retry(exc=exc, countdown=RETRY_SECONDS) from exc
+            metrics.record_cost_job(_device(), "unavailable")
+            report = CostReport(
+                submission_id=submission_id,
+                job_id=job_id,
+                device=_device(),
+                worker=worker,
+                service_error=f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"[:20_000],
+            )
+        held.phase("report")
+        send_report(report.model_copy(update={"deliveries": delivery.number}))
 
 
 @app.task(name=REPORT_TASK, bind=True, max_retries=MAX_RETRIES)
@@ -174,12 +290,31 @@ def store_cost_report(
 ) -> None:
     """Check a cost worker's report against the job and store it (or the failure)."""
     settings, engine = _env()
-    parsed = CostReport.model_validate(report)
-    if (parsed.submission_id, parsed.job_id) != (submission_id, job_id):
-        log.error("cost report %s: its arguments and its body disagree; dropped", job_id)
+    delivery = attempts.begin(settings, submission_id, job_id, Stage.REPORT)
+    if delivery.status is not Status.RUN:
+        log.info("cost report %s skipped: %s", job_id, delivery.status)
         return
     try:
-        pipeline.finish_counting(engine, settings, parsed)
+        if delivery.exhausted(settings):
+            detail = f"storing the cost report stopped its worker {delivery.number - 1} times"
+            _fail(engine, submission_id, job_id, RuntimeError(detail), "counting")
+            return
+        with attempts.lease(settings, delivery) as held:
+            held.phase("storing")
+            try:
+                parsed = CostReport.model_validate(report)
+            except ValidationError as exc:  # refused at once: a retry would get the same
+                _fail(engine, submission_id, job_id, _invalid_report(exc), "counting")
+                return
+            if (parsed.submission_id, parsed.job_id) != (submission_id, job_id):
+                log.error("cost report %s: its arguments and its body disagree; dropped", job_id)
+                return
+            try:
+                pipeline.finish_counting(engine, settings, parsed)
+            except INFRA_ERRORS as exc:
+                _retry_or_fail(self, submission_id, job_id, exc, "counting")
+            except REFUSED as exc:
+                _fail(engine, submission_id, job_id, exc, "counting")
     except INFRA_ERRORS as exc:
         _retry_or_fail(self, submission_id, job_id, exc, "counting")
         return
@@ -200,6 +335,13 @@ def release_waiting(settings: Settings, engine: Engine) -> int:
     return len(ready)
 
 
+def _invalid_report(exc: ValidationError) -> ValueError:
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:10]
+    )
+    return ValueError(f"the cost worker sent a report this service cannot store: {problems}")
+
+
 @app.task(name=RECONCILE_TASK)
 def reconcile_submissions() -> int:
     settings, engine = _env()
@@ -208,7 +350,7 @@ def reconcile_submissions() -> int:
         settings,
         send_score=send_score,
         send_count=send_count,
-        cost_job_alive=lambda sid, job: cost_jobs.is_alive(settings, sid, job),
+        records=lambda ids: attempts.read_records(settings, ids),
     )
     release_waiting(settings, engine)
     return len(done)

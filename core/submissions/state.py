@@ -2,8 +2,47 @@
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 from core.db.base import utcnow
 from core.models import Submission, SubmissionState
+
+MESSAGE_LIMIT = 2_000  # state_message and the timeline's messages
+DETAIL_LIMIT = 20_000  # error_detail (tracebacks)
+LOG_LIMIT = 200_000  # sandbox_log (the tail)
+
+
+def storable(text: str, limit: int, *, tail: bool = False) -> str:
+    """Text the database accepts as it is: no NUL (PostgreSQL refuses it), at most `limit` chars.
+
+    Worker-side text (tracebacks, logs, reports) can hold anything; storing it must never fail,
+    or the job would be retried for a fault that no retry fixes.
+    """
+    text = text.replace("\x00", "\ufffd")
+    if len(text) <= limit:
+        return text
+    return ("..." + text[-(limit - 3) :]) if tail else (text[: limit - 3] + "...")
+
+
+def finite_json(value: Any, *, where: str = "") -> Any:
+    """`value` with every string storable and every number finite (ValueError names the first
+    NaN or Infinity): what a JSON column may take from a worker's report."""
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{where or 'the value'} is {value}, not a finite number")
+        return value
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {
+            storable(str(k), 300): finite_json(v, where=f"{where}.{k}" if where else str(k))
+            for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [finite_json(v, where=f"{where}[{i}]") for i, v in enumerate(value)]
+    return value
+
 
 # The happy path, in order (pages draw it as the stage list).
 PIPELINE_STAGES: tuple[SubmissionState, ...] = (
@@ -26,6 +65,9 @@ def set_state(
 ) -> None:
     """Move a submission to `state`, stamping the time and appending to its timeline."""
     now = utcnow()
+    message = storable(message, MESSAGE_LIMIT)
+    if error_detail is not None:
+        error_detail = storable(error_detail, DETAIL_LIMIT, tail=True)
     submission.state = state
     submission.state_message = message
     submission.state_changed_at = now
@@ -39,7 +81,7 @@ def set_state(
     if state.is_final:
         submission.finished_at = now
     if state is SubmissionState.FAILED:
-        submission.failed_stage = failed_stage
+        submission.failed_stage = failed_stage[:32] if failed_stage else failed_stage
         submission.error_detail = error_detail
         submission.fault = fault or "user"
     entry = {"state": state.value, "at": now.isoformat(), "message": message}
