@@ -299,3 +299,12 @@ def test_exit_policy_in_the_graph_is_derived_and_compared(tmp_path: Path) -> Non
     caught = exit_agreement(cheap, lie.derived_exits or [])
     assert caught.status == NOT_REPRODUCED
     assert caught.n - caught.agree == sum(k != 1 for k in policy)
+
+
+def test_nan_outputs_reproduce_nothing() -> None:
+    outputs = [[0.0, 1.0], [1.0, 0.0], [0.0, 0.0]]
+    predicted = np.asarray([1, 0, 0])
+    assert compare(outputs, manifest(2), predicted).agree == 3
+    got = compare(outputs, manifest(2), predicted, nonfinite=[2])
+    assert got.agree == 2
+    assert got.first_diffs == [2]

@@ -66,6 +66,7 @@ class VerifyEntry(_Model):
     outputs: list[list[float]] | None = Field(None, max_length=2_000_000)
     error: str | None = Field(None, max_length=4000)
     latency: list[LatencyPoint] = Field(default_factory=list, max_length=20)
+    nonfinite: list[int] = Field(default_factory=list, max_length=2_000_000)  # NaN/inf outputs
     # early exit: each sample's exit as the model's graph decides it (an integer output)
     derived_exits: list[int] | None = Field(None, max_length=2_000_000)
 
@@ -398,6 +399,8 @@ def compare(outputs: list[list[float]], manifest: TaskManifest, predicted: np.nd
                 f"the output has {values.shape[1]} values per sample; the task has {labels} labels",
             )
     ok &= np.isfinite(values).all(axis=1)
+    if nonfinite:
+        ok[np.asarray([i for i in nonfinite if 0 <= i < n], dtype=np.int64)] = False
     agree = int(ok.sum())
     fraction = agree / n if n else 0.0
     diffs = [int(i) for i in np.flatnonzero(~ok)[:MAX_DIFFS_SHOWN]]

@@ -122,7 +122,7 @@ def store_verification(
             file, task = by_file[(result.task_id, result.point)]
             manifest = manifest_of(task)
             parsed = parse_stored(store, file, task, settings)
-            got = compare(entry.outputs, manifest, parsed.labels)
+            got = compare(entry.outputs, manifest, parsed.labels, list(entry.nonfinite))
             status, agreement = got.status, got.fraction
             details |= {
                 "n": got.n,

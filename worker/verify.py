@@ -429,7 +429,14 @@ def run_entry(
         samples = [_sample_inputs(ids[i], firsts[i], runner.program.device) for i in members]
         values = runner.run_group(module, length, samples, width)
         out[torch.as_tensor(members)] = values
-    result: dict[str, Any] = {"outputs": out.tolist()}
+    # A NaN or infinite output reproduces no prediction: sent as 0 and listed (the report
+    # carries finite numbers only)
+    bad = ~torch.isfinite(out).all(dim=1)
+    out[bad] = 0.0
+    result: dict[str, Any] = {
+        "outputs": out.tolist(),
+        "nonfinite": [int(i) for i in torch.nonzero(bad).flatten().tolist()],
+    }
     if entry.get("targets"):
         derived = _derived_exits(runner, ids, firsts)
         if derived is not None:
