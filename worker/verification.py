@@ -367,8 +367,14 @@ def exit_agreement(declared: list[int], derived: list[int]) -> Agreement:
     )
 
 
-def compare(outputs: list[list[float]], manifest: TaskManifest, predicted: np.ndarray) -> Agreement:
-    """How many samples' platform outputs give the submitted prediction."""
+def compare(
+    outputs: list[list[float]],
+    manifest: TaskManifest,
+    predicted: np.ndarray,
+    nonfinite: list[int] | None = None,
+) -> Agreement:
+    """How many samples' platform outputs give the submitted prediction (a sample whose output
+    was NaN or infinite, `nonfinite`, gives none)."""
     values = np.asarray(outputs, dtype=np.float64)
     n = int(predicted.shape[0])
     if values.ndim != 2 or values.shape[0] != n:
