@@ -7,6 +7,7 @@ sent (a worker must find it); the real broker and worker run in test_submissions
 from __future__ import annotations
 
 import datetime as dt
+import re
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -469,6 +470,10 @@ def test_quota_counts_only_evaluations_not_failed_by_the_service(
         retry = int(refused.headers["Retry-After"])
         assert 86_390 <= retry <= 86_400
         assert refused.json()["error"]["code"] == "quota_exceeded"
+        # a message a person reads: when to try again, as a clock time
+        assert re.search(r"try again after \d\d:\d\d UTC", refused.json()["error"]["message"]), (
+            refused.json()["error"]["message"]
+        )
         [problem] = details(refused)
         assert problem["column"] == "predictions"
         assert problem["problem"].startswith(

@@ -98,8 +98,21 @@ def check_quota(
     if problems:
         retry_after = math.ceil(wait)
         raise QuotaExceededError(
-            f"Daily submission quota reached; retry in {retry_after} seconds", problems, retry_after
+            f"Daily submission quota reached; try again after {_clock(now, retry_after)}",
+            problems,
+            retry_after,
         )
+
+
+def _clock(now: dt.datetime, seconds: int) -> str:
+    """When a wait of `seconds` from `now` ends, as a person reads it: "14:05 UTC" (with the
+    date when it is not today's)."""
+    at = (_aware(now) + dt.timedelta(seconds=seconds)).astimezone(dt.UTC)
+    # rounded up to the minute: trying at the printed time always works
+    if at.second or at.microsecond:
+        at = at.replace(second=0, microsecond=0) + dt.timedelta(minutes=1)
+    same_day = at.date() == _aware(now).astimezone(dt.UTC).date()
+    return at.strftime("%H:%M UTC" if same_day else "%H:%M UTC on %d %b %Y")
 
 
 def check_self_reported_quota(
@@ -124,7 +137,7 @@ def check_self_reported_quota(
     frees_at = times[len(times) - limit] + WINDOW
     retry_after = math.ceil(max(1.0, (frees_at - now).total_seconds()))
     raise QuotaExceededError(
-        f"Daily quota of self-reported entries reached; retry in {retry_after} seconds",
+        f"Daily quota of self-reported entries reached; try again after {_clock(now, retry_after)}",
         [
             Problem(
                 f"{len(times)} self-reported entries in the last 24 hours, the limit is {limit}; "
