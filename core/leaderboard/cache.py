@@ -13,47 +13,98 @@ The rule:
    `version_window` > 0 reuses a read for that many seconds instead.
 3. One's own writes show at once: a session that has flushed a relevant change but not yet
    committed reads under a key of its own (a token renewed at every such flush), computed from
-   what it sees and shared with no one; after its commit the bumped version applies to all.
-4. `max_age` bounds what a write made outside a Session (raw SQL) can leave stale.
+   what it sees and shared with no one; after its commit the bumped version applies to all,
+   and this process computes every board afresh at its next read (never serves it stale).
+4. Stale while revalidating, only for values too slow to make inline, and bounded: when
+   another process committed the change (a worker finishing a submission, another web
+   process) and the value took `sync_budget` seconds or more to make last time (its own time
+   or that of a value it read, e.g. a whole board under a rendered body), the value of the
+   previous version is served while one background thread recomputes it in a session of its
+   own; the new value replaces it when done (values derived from it, `on_replaced`, are made
+   first). A value is served stale for at most `max_stale` seconds after the first request
+   that found it stale; past that, requests wait for the recomputation. Smaller boards are
+   recomputed inline, as in rule 2. With `max_stale` = 0 no stale value is ever served.
+5. `max_age` bounds what a write made outside a Session (raw SQL) can leave unnoticed.
+
+Compute functions take the session to read with (the request's, or the background one's), so
+they must not capture the request's session or its ORM objects.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from core.models.board_version import LOCAL_KEY, board_version, on_committed_bump
 
 T = TypeVar("T")
 Version = tuple[Any, ...]
+Replaced = Callable[[object, object], None]
+
+log = logging.getLogger(__name__)
 
 _IN_COMPUTE = "paretoboard.board_version.computing"  # session.info: key of a computation
+_BACKGROUND = "paretoboard.board_version.background"  # session.info: a background refresh
+_THREAD_PREFIX = "board-refresh"
+_frames = threading.local()  # per thread: a list of costs per computation under way
 
 
 def _database_key(session: Session) -> str:
     return session.get_bind().engine.url.render_as_string(hide_password=True)
 
 
+@dataclass(slots=True)
+class _Entry:
+    version: Version
+    at: float  # when computed (monotonic)
+    epoch: int  # the cache's writer epoch when computed
+    value: Any
+    cost: float  # seconds it took to make, with what it read through the cache
+    stale_since: float | None = None  # the first read that found it stale
+
+
 class LeaderboardCache:
     """A small LRU of computed values, each filed under the board version it was computed at."""
 
     def __init__(
-        self, *, max_entries: int = 128, max_age: float = 300.0, version_window: float = 0.0
+        self,
+        *,
+        max_entries: int = 128,
+        max_age: float = 300.0,
+        version_window: float = 0.0,
+        max_stale: float = 30.0,
+        sync_budget: float = 0.1,
     ) -> None:
         self.max_entries = max_entries
         self.max_age = max_age
         self.version_window = version_window
-        self._entries: OrderedDict[Hashable, tuple[Version, float, Any]] = OrderedDict()
+        self.max_stale = max_stale
+        self.sync_budget = sync_budget
+        self._entries: OrderedDict[Hashable, _Entry] = OrderedDict()
         self._key_locks: dict[Hashable, threading.Lock] = {}
         self._versions: dict[str, tuple[Version, float]] = {}
         self._lock = threading.Lock()
+        self._epoch = 0  # +1 each time this process commits a bump
+        self._refreshing: dict[Hashable, Future[None]] = {}
+        self._executor: ThreadPoolExecutor | None = None
+        self._replaced: list[Replaced] = []
         self.hits = 0
         self.misses = 0
+        self.stale_hits = 0
+
+    def on_replaced(self, callback: Replaced) -> None:
+        """Call `callback(old, new)` in the background thread when a refresh replaces `old`
+        (before `new` is served), so that values derived from `old` can be made from `new`."""
+        self._replaced.append(callback)
 
     def current_version(self, session: Session) -> Version:
         """The key a value computed now is filed under (see the module doc)."""
@@ -76,48 +127,176 @@ class LeaderboardCache:
         local = session.info.get(LOCAL_KEY)
         return version if local is None else (*version, "local", local)
 
-    def get(self, session: Session, key: Hashable, compute: Callable[[], T]) -> T:
-        """The value for `key` if still fresh, else `compute()` (once, even under concurrency)."""
+    def get(self, session: Session, key: Hashable, compute: Callable[[Session], T]) -> T:
+        """The value for `key` if fresh, else `compute(session)` (once, even under
+        concurrency), or the previous value while it is recomputed (rule 4)."""
         current = self.current_version(session)
         full_key: Hashable = (_database_key(session), key)
-        if len(current) > 2:  # uncommitted changes: a slot of their own, not the shared one
+        local = len(current) > 2
+        if local:  # uncommitted changes: a slot of their own, not the shared one
             full_key = (full_key, current[2:])
-        value = self._fresh(full_key, current)
-        if value is not None:
-            return value[0]  # type: ignore[no-any-return]
+        may_be_stale = not local and self._can_refresh(session)
+        found = self._lookup(full_key, current, may_be_stale=may_be_stale)
+        if found is not None:
+            value, fresh = found
+            if not fresh:
+                self._refresh(session, key, full_key, compute)
+            return value  # type: ignore[no-any-return]
         with self._lock:
             key_lock = self._key_locks.setdefault(full_key, threading.Lock())
         with key_lock:
-            value = self._fresh(full_key, current)  # another thread may have just computed it
-            if value is not None:
-                return value[0]  # type: ignore[no-any-return]
-            nested = _IN_COMPUTE in session.info
-            session.info[_IN_COMPUTE] = current
-            try:
-                result = compute()
-            finally:
-                if not nested:
-                    session.info.pop(_IN_COMPUTE, None)
+            found = self._lookup(full_key, current, may_be_stale=False)
+            if found is not None:  # another thread may have just computed it
+                return found[0]  # type: ignore[no-any-return]
             with self._lock:
-                self.misses += 1
-                self._entries[full_key] = (current, time.monotonic(), result)
-                self._entries.move_to_end(full_key)
-                while len(self._entries) > self.max_entries:
-                    old, _ = self._entries.popitem(last=False)
-                    self._key_locks.pop(old, None)
+                epoch = self._epoch
+            result, cost = self._compute(session, current, compute)
+            background = _BACKGROUND in session.info
+            self._store(full_key, current, epoch, result, cost, background=background)
             return result
 
-    def _fresh(self, full_key: Hashable, current: Version) -> tuple[Any] | None:
+    def _can_refresh(self, session: Session) -> bool:
+        """Whether a stale value may be served to this session (rule 4)."""
+        if self.max_stale <= 0 or _IN_COMPUTE in session.info:
+            return False
+        # Only sessions on an engine: a session bound to one connection (tests, a transaction
+        # of a caller's own) may see data that no other session could.
+        return isinstance(session.get_bind(), Engine)
+
+    def _lookup(
+        self, full_key: Hashable, current: Version, *, may_be_stale: bool
+    ) -> tuple[Any, bool] | None:
+        """(value, fresh) for a fresh entry, or a stale one that may be served; else None."""
+        now = time.monotonic()
         with self._lock:
             entry = self._entries.get(full_key)
             if entry is None:
                 return None
-            version, at, value = entry
-            if version != current or time.monotonic() - at > self.max_age:
+            if entry.version == current and now - entry.at <= self.max_age:
+                self.hits += 1
+                self._entries.move_to_end(full_key)
+                self._note_cost(entry.cost)
+                return entry.value, True
+            if not may_be_stale or entry.cost < self.sync_budget:
                 return None
-            self.hits += 1
+            if entry.epoch != self._epoch:
+                return None  # this process wrote since: its next read is fresh (rule 3)
+            if entry.stale_since is None:
+                entry.stale_since = now
+            if now - entry.stale_since > self.max_stale:
+                return None
+            self.stale_hits += 1
+            return entry.value, False
+
+    def _note_cost(self, cost: float) -> None:
+        """Inside a computation, count what a value it read cost (rule 4)."""
+        frame = _frames.stack[-1] if getattr(_frames, "stack", None) else None
+        if frame is not None:
+            frame.append(cost)
+
+    def _compute(
+        self, session: Session, version: Version, compute: Callable[[Session], T]
+    ) -> tuple[T, float]:
+        nested = _IN_COMPUTE in session.info
+        session.info[_IN_COMPUTE] = version
+        if getattr(_frames, "stack", None) is None:
+            _frames.stack = []
+        frame: list[float] = []
+        _frames.stack.append(frame)
+        start = time.perf_counter()
+        try:
+            value = compute(session)
+        finally:
+            _frames.stack.pop()
+            if not nested:
+                session.info.pop(_IN_COMPUTE, None)
+        cost = max(time.perf_counter() - start, *frame) if frame else time.perf_counter() - start
+        self._note_cost(cost)
+        return value, cost
+
+    def _store(
+        self,
+        full_key: Hashable,
+        version: Version,
+        epoch: int,
+        value: Any,
+        cost: float,
+        *,
+        background: bool,
+    ) -> None:
+        with self._lock:
+            old = self._entries.get(full_key)
+        if background and old is not None and old.value is not value:
+            # Derived values for the new one, made before anyone is served it.
+            for callback in self._replaced:
+                try:
+                    callback(old.value, value)
+                except Exception:  # a derived value is only a head start: log it
+                    log.exception("refreshing values derived from %r failed", full_key)
+        with self._lock:
+            self.misses += 1
+            self._entries[full_key] = _Entry(version, time.monotonic(), epoch, value, cost)
             self._entries.move_to_end(full_key)
-            return (value,)
+            while len(self._entries) > self.max_entries:
+                gone, _ = self._entries.popitem(last=False)
+                self._key_locks.pop(gone, None)
+
+    def _refresh(
+        self, session: Session, key: Hashable, full_key: Hashable, compute: Callable[[Session], T]
+    ) -> None:
+        """Recompute `key` in the background thread, once at a time per key."""
+        engine = session.get_bind().engine
+        with self._lock:
+            if full_key in self._refreshing:
+                return
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(1, thread_name_prefix=_THREAD_PREFIX)
+            future = self._executor.submit(self._run_refresh, engine, full_key, compute)
+            self._refreshing[full_key] = future
+
+    def _run_refresh(
+        self, engine: Engine, full_key: Hashable, compute: Callable[[Session], Any]
+    ) -> None:
+        try:
+            with Session(engine, expire_on_commit=False) as session, session.begin():
+                session.info[_BACKGROUND] = True
+                version = self.current_version(session)  # committed: no local key here
+                with self._lock:
+                    epoch = self._epoch
+                    key_lock = self._key_locks.setdefault(full_key, threading.Lock())
+                with key_lock:
+                    found = self._lookup(full_key, version, may_be_stale=False)
+                    if found is None:
+                        value, cost = self._compute(session, version, compute)
+                        self._store(full_key, version, epoch, value, cost, background=True)
+        except Exception:  # the next stale read tries again; past max_stale a request does
+            log.exception("background refresh of %r failed", full_key)
+        finally:
+            with self._lock:
+                self._refreshing.pop(full_key, None)
+
+    def wait_refreshed(self, timeout: float = 60.0) -> bool:
+        """Wait for the background refreshes under way (tests, benchmarks); False on timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                pending = list(self._refreshing.values())
+            if not pending:
+                return True
+            for future in pending:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                try:
+                    future.result(timeout=left)
+                except TimeoutError:
+                    return False
+
+    def writer_committed(self) -> None:
+        """This process committed a bump: its next reads are fresh (rule 3)."""
+        with self._lock:
+            self._versions.clear()
+            self._epoch += 1
 
     def forget_versions(self) -> None:
         """Make the next call read the version (after this process committed a bump)."""
@@ -125,15 +304,16 @@ class LeaderboardCache:
             self._versions.clear()
 
     def clear(self) -> None:
+        self.wait_refreshed()
         with self._lock:
             self._entries.clear()
             self._key_locks.clear()
             self._versions.clear()
-            self.hits = self.misses = 0
+            self.hits = self.misses = self.stale_hits = 0
 
 
 # The process-wide cache the service and the API routes share.
 cache = LeaderboardCache()
 
 
-on_committed_bump(cache.forget_versions)
+on_committed_bump(cache.writer_committed)

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy.orm import Session
 
+from core.leaderboard.cache import cache
 from core.leaderboard.search import NameIndex
 from core.leaderboard.service import overall_leaderboard
 from core.leaderboard.types import (
@@ -27,6 +28,7 @@ from core.leaderboard.types import (
 from core.ranking.tracks import Track
 
 T = TypeVar("T")
+B = TypeVar("B")
 
 DEFAULT_PAGE = 100  # entries per page of a JSON board when no limit is given
 MAX_PAGE = 1000  # the largest page a client may ask for
@@ -37,28 +39,45 @@ class Derived:
 
     The leaderboard cache hands out the same object until the board version changes, then a
     new one; a value here is reused only while it was computed from the very object asked
-    about, so it is exactly as fresh as the leaderboard cache. One value per key, a bounded
-    number of keys.
+    about, so it is exactly as fresh as the leaderboard cache. Per key it keeps the values of
+    the last two objects (the one being served and the one replacing it), a bounded number of
+    keys. When a background refresh replaces a board (`LeaderboardCache.on_replaced`), every
+    value derived from the old one is made from the new one before the new one is served.
     """
 
     def __init__(self, max_entries: int = 256) -> None:
-        self._entries: OrderedDict[Hashable, tuple[object, Any]] = OrderedDict()
+        self._entries: OrderedDict[Hashable, list[tuple[object, Any, Callable[[Any], Any]]]] = (
+            OrderedDict()
+        )
         self._lock = threading.Lock()
         self.max_entries = max_entries
+        cache.on_replaced(self.replaced)
 
-    def get(self, board: object, key: Hashable, compute: Callable[[], T]) -> T:
+    def get(self, board: B, key: Hashable, compute: Callable[[B], T]) -> T:
+        """`compute(board)`, once per board object (`compute` must read only `board`)."""
         with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None and entry[0] is board:
-                self._entries.move_to_end(key)
-                return entry[1]  # type: ignore[no-any-return]
-        value = compute()
+            for held, value, _ in self._entries.get(key, ()):
+                if held is board:
+                    self._entries.move_to_end(key)
+                    return value  # type: ignore[no-any-return]
+        value = compute(board)
+        self._put(key, board, value, compute)
+        return value
+
+    def _put(self, key: Hashable, board: object, value: Any, compute: Callable[[Any], Any]) -> None:
         with self._lock:
-            self._entries[key] = (board, value)
+            kept = [e for e in self._entries.get(key, ()) if e[0] is not board][-1:]
+            self._entries[key] = [*kept, (board, value, compute)]
             self._entries.move_to_end(key)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
-        return value
+
+    def replaced(self, old: object, new: object) -> None:
+        """Make from `new` every value that was derived from `old`."""
+        with self._lock:
+            todo = [(k, fn) for k, held in self._entries.items() for b, _, fn in held if b is old]
+        for key, compute in todo:
+            self._put(key, new, compute(new), compute)
 
 
 derived = Derived()
@@ -71,10 +90,12 @@ def search_entries(
     order; every entry for an empty query."""
     if not query.strip():
         return board.entries
-    index = derived.get(
-        board, ("name-index", board.track), lambda: NameIndex([e.name for e in board.entries])
-    )
+    index = derived.get(board, ("name-index", board.track), _name_index)
     return tuple(board.entries[i] for i in index.search(query))
+
+
+def _name_index(board: OverallLeaderboard) -> NameIndex:
+    return NameIndex([e.name for e in board.entries])
 
 
 def search_overall(session: Session, track: Track | None, query: str) -> tuple[OverallEntry, ...]:
@@ -103,8 +124,8 @@ def _front_points(board: TaskLeaderboard) -> tuple[PointEntry, ...]:
 def task_page(board: TaskLeaderboard, offset: int, limit: int | None) -> TaskPage:
     """Ranked submissions `offset` to `offset + limit` of a task board and their points."""
     key = board.task.name
-    starts = derived.get(board, ("task-point-starts", key), lambda: _point_starts(board))
-    fronts = derived.get(board, ("task-front-points", key), lambda: _front_points(board))
+    starts = derived.get(board, ("task-point-starts", key), _point_starts)
+    fronts = derived.get(board, ("task-front-points", key), _front_points)
     total = len(board.submissions)
     first = min(offset, total)
     last = total if limit is None else min(total, first + limit)

@@ -260,8 +260,15 @@ class _SubInfo:
 
 def task_leaderboard(session: Session, task_name: str) -> TaskLeaderboard:
     """Every listed point on the task, with Pareto flags, baseline deltas and per-entry scores."""
-    task = get_task(session, task_name)
-    return cache.get(session, ("task", task.id), lambda: _task_leaderboard(session, task))
+    task_id = get_task(session, task_name).id
+    return cache.get(session, ("task", task_id), lambda s: _task_leaderboard(s, _task(s, task_id)))
+
+
+def _task(session: Session, task_id: int) -> Task:
+    task = session.get(Task, task_id)
+    if task is None:  # removed since the request looked it up
+        raise NotFoundError(f"Task {task_id} not found")
+    return task
 
 
 def _task_leaderboard(session: Session, task: Task) -> TaskLeaderboard:
@@ -438,7 +445,7 @@ def _task_leaderboard(session: Session, task: Task) -> TaskLeaderboard:
 
 def overall_leaderboard(session: Session, track: Track | None = None) -> OverallLeaderboard:
     """Every listed submission ranked by ELUE score (coverage first), or within a track."""
-    return cache.get(session, ("overall", track), lambda: _overall(session, track))
+    return cache.get(session, ("overall", track), lambda s: _overall(s, track))
 
 
 def _overall(session: Session, track: Track | None) -> OverallLeaderboard:

@@ -309,25 +309,30 @@ def _filtered(
                 and (high is None or e.params <= high)
             ]
     else:
-        by_params = _derived.get(
-            board,
-            ("home-by-params", board.track),
-            lambda: sorted((e for e in board.entries if e.params is not None), key=_params),
-        )
+        by_params = _derived.get(board, ("home-by-params", board.track), _by_params)
         keys = _derived.get(
-            board, ("home-params-keys", board.track), lambda: [_params(e) for e in by_params]
+            board,
+            ("home-params-keys", board.track),
+            lambda b: [
+                _params(e) for e in _derived.get(b, ("home-by-params", b.track), _by_params)
+            ],
         )
         start = 0 if low is None else bisect_left(keys, low)
         end = len(keys) if high is None else bisect_right(keys, high)
         found = by_params[start:end]
     if searching and query.sort == "rank" and query.dir == "asc":
         return found  # already in rank order
+    sort, direction = query.sort, query.dir
     position = _derived.get(
         board,
-        ("home-position", board.track, query.sort, query.dir),
-        lambda: {e.submission_id: i for i, e in enumerate(ordered)},
+        ("home-position", board.track, sort, direction),
+        lambda b: {e.submission_id: i for i, e in enumerate(_ordered(b, sort, direction))},
     )
     return sorted(found, key=lambda e: position[e.submission_id])
+
+
+def _by_params(board: OverallLeaderboard) -> list[OverallEntry]:
+    return sorted((e for e in board.entries if e.params is not None), key=_params)
 
 
 def _params(entry: OverallEntry) -> int:
@@ -419,14 +424,19 @@ def _family_title(family: str) -> str:
         return family
 
 
+def _ordered(board: OverallLeaderboard, sort: str, direction: Direction) -> Sequence[OverallEntry]:
+    """The board's entries in the page's order (once per board, sort and direction)."""
+    return _derived.get(
+        board,
+        ("home", board.track, sort, direction),
+        lambda b: _sorted(b.entries, sort, direction, b.track is not None),
+    )
+
+
 def home_view(session: Session, query: HomeQuery) -> HomeView:
     board = overall_leaderboard(session, query.track)
     track = board.track is not None
-    ordered = _derived.get(
-        board,
-        ("home", query.track, query.sort, query.dir),
-        lambda: _sorted(board.entries, query.sort, query.dir, track),
-    )
+    ordered = _ordered(board, query.sort, query.dir)
     entries = _filtered(board, ordered, query)  # keeps the order
     pager, window = _pager(len(entries), query.page, lambda p: query.url(page=p))
     tabs = [
@@ -606,9 +616,7 @@ def task_view(session: Session, task: Task, *, page: int = 1, papers_page: int =
     board = task_leaderboard(session, task.name)
     manifest = task_service.manifest_of(task)
     base = f"/tasks/{task.name}"
-    measured, papers, front_points = _derived.get(
-        board, ("task", task.name), lambda: _task_parts(board)
-    )
+    measured, papers, front_points = _derived.get(board, ("task", task.name), _task_parts)
 
     def url(measured_page: int, paper_page: int) -> str:
         query = {k: v for k, v in (("page", measured_page), ("papers_page", paper_page)) if v > 1}
@@ -759,6 +767,6 @@ def _plot(board: TaskLeaderboard, everything: bool) -> PlotData:
 
 def task_plot_json(session: Session, task_name: str, *, everything: bool) -> PlotData:
     """The task plots' compact JSON (cached until a result, submission or task changes)."""
-    board = task_leaderboard(session, task_name)
-    key = ("page:task-plot", board.task.name, everything)
-    return cache.get(session, key, lambda: _plot(board, everything))
+    name = task_leaderboard(session, task_name).task.name
+    key = ("page:task-plot", name, everything)
+    return cache.get(session, key, lambda s: _plot(task_leaderboard(s, name), everything))

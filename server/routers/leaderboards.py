@@ -148,7 +148,7 @@ def get_overall_leaderboard(
         rendered = cache.get(  # the first page, the whole CSV: rendered once per version
             session,
             ("overall-body", track, fmt, limit),
-            lambda: _render_overall(session, track, fmt, "", 0, limit),
+            lambda s: _render_overall(s, track, fmt, "", 0, limit),
         )
     else:
         rendered = _render_overall(session, track, fmt, q, offset, limit)
@@ -207,7 +207,7 @@ def get_task_leaderboard(
         rendered = cache.get(
             session,
             ("task-body", task.lower(), fmt, limit),
-            lambda: _render_task(session, task, fmt, 0, limit),
+            lambda s: _render_task(s, task, fmt, 0, limit),
         )
     else:
         rendered = _render_task(session, task, fmt, offset, limit)
