@@ -10,8 +10,9 @@ the app with uvicorn on a loopback port, and prints per page:
 - cold: the first request after the server started (leaderboards computed and cached),
 - after private write: the first request once a private queued submission moved on (the board
   version does not move: served from the cache),
-- after write: the first request once a listed result changed (the board version moved: the
-  boards are recomputed),
+- after write: the first request once a listed result changed (the board version moved: a
+  board quick to make is recomputed inline, a slow one served stale while it is recomputed in
+  the background), and fresh after: seconds until the page changed (polled),
 - warm p50 / p95 over `--requests` requests from `--concurrency` threads (loopback round trip,
   which is the server's time plus well under a millisecond),
 - page weight: the HTML, plus every script, stylesheet and icon it loads, as sent and as gzip
@@ -34,7 +35,14 @@ from pathlib import Path
 import httpx
 from sqlalchemy import select
 
-from bench.bench_leaderboard import _database, _server, _touch_private, _touch_result, populate
+from bench.bench_leaderboard import (
+    _database,
+    _server,
+    _touch_private,
+    _touch_result,
+    populate,
+    settle,
+)
 from core.db import migrate
 from core.db.session import make_engine, transaction
 from core.models import Result, Submission, SubmissionState, Visibility
@@ -48,6 +56,7 @@ class PageTiming:
     cold_ms: float
     after_private_ms: float | None
     after_write_ms: float | None
+    fresh_after_s: float | None
     p50_ms: float
     p95_ms: float
     status: int
@@ -134,23 +143,33 @@ def measure(
     out: dict[str, PageTiming] = {}
     warm = {path: _concurrent(base, path, n, concurrency) for path in paths}
     after: dict[str, float] = {}
+    fresh: dict[str, float] = {}
     after_private: dict[str, float] = {}
     for step, path in enumerate(paths):
         if path not in write_paths:
             continue
+        settle(base, path)  # the previous page's write may still be refreshing this one
         with httpx.Client(base_url=base, timeout=120) as client:
-            _time(client, path)  # recomputed after the previous page's public write
+            before = _time(client, path)[1].content
             _touch_private(url, step)
             after_private[path] = _time(client, path)[0]
         _touch_result(url, 0.01)
+        written = time.perf_counter()
         with httpx.Client(base_url=base, timeout=120) as client:
-            after[path] = _time(client, path)[0]
+            after[path], response = _time(client, path)
+            while response.content == before:
+                if time.perf_counter() - written > 120:
+                    raise RuntimeError(f"{path}: unchanged 120 s after a write (stale cache)")
+                time.sleep(0.05)
+                response = _time(client, path)[1]
+            fresh[path] = time.perf_counter() - written
     for path in paths:
         q = statistics.quantiles(warm[path], n=100, method="inclusive")
         out[path] = PageTiming(
             cold[path][0],
             after_private.get(path),
             after.get(path),
+            fresh.get(path),
             q[49],
             q[94],
             cold[path][1].status_code,
@@ -217,15 +236,16 @@ def main() -> None:
     )
     header = (
         f"{'page':<44} {'status':>6} {'cold':>8} {'after private':>14} {'after write':>12} "
-        f"{'p50':>7} {'p95':>7}"
+        f"{'fresh (s)':>9} {'p50':>7} {'p95':>7}"
     )
     print(header)
     print("-" * len(header))
     for path, t in timings.items():
         after = f"{t.after_write_ms:.1f}" if t.after_write_ms is not None else "-"
         private = f"{t.after_private_ms:.1f}" if t.after_private_ms is not None else "-"
+        fresh_s = f"{t.fresh_after_s:.2f}" if t.fresh_after_s is not None else "-"
         print(
-            f"{path:<44} {t.status:>6} {t.cold_ms:>8.1f} {private:>14} {after:>12} "
+            f"{path:<44} {t.status:>6} {t.cold_ms:>8.1f} {private:>14} {after:>12} {fresh_s:>9} "
             f"{t.p50_ms:>7.1f} {t.p95_ms:>7.1f}"
         )
     worst = max(t.p95_ms for p, t in timings.items() if p in ("/", "/tasks/SST-2"))

@@ -5,6 +5,9 @@
 - `paretoboard_queue_depth{queue}`: messages waiting in each broker queue (read at scrape time).
 - `paretoboard_dependency_up{dependency}`: 1 when the database / the broker answered just now.
 - `paretoboard_submissions{state}`: submissions per state (read at scrape time).
+- `paretoboard_board_refreshes_in_flight`, `paretoboard_board_stale_served`: leaderboards being
+  recomputed in the background, and reads answered from the previous board version meanwhile
+  (`core.leaderboard.cache` rule 4), in the process that answers the scrape.
 
 With several server processes (`paretoboard serve --workers N`), PROMETHEUS_MULTIPROC_DIR is set
 before prometheus_client is imported (the serve command does it): every process writes its
@@ -31,6 +34,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from core.leaderboard.cache import cache
 from core.settings import Settings
 from server import probes
 
@@ -92,6 +96,16 @@ class LiveCollector(Collector):
         up.add_metric(["database"], 1.0 if db.ok else 0.0)
         up.add_metric(["broker"], 1.0 if broker.ok else 0.0)
         yield up
+        yield GaugeMetricFamily(
+            "paretoboard_board_refreshes_in_flight",
+            "Leaderboards being recomputed in the background in this process",
+            value=float(cache.in_flight),
+        )
+        yield GaugeMetricFamily(
+            "paretoboard_board_stale_served",
+            "Reads answered from the previous board version while it was recomputed",
+            value=float(cache.stale_hits),
+        )
         depths = probes.queue_depths(self.settings) if broker.ok else None
         if depths is not None:  # absent, not 0, when the broker cannot say
             depth = GaugeMetricFamily(

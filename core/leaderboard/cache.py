@@ -275,6 +275,12 @@ class LeaderboardCache:
             with self._lock:
                 self._refreshing.pop(full_key, None)
 
+    @property
+    def in_flight(self) -> int:
+        """Background refreshes queued or running."""
+        with self._lock:
+            return len(self._refreshing)
+
     def wait_refreshed(self, timeout: float = 60.0) -> bool:
         """Wait for the background refreshes under way (tests, benchmarks); False on timeout."""
         deadline = time.monotonic() + timeout
