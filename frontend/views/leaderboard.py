@@ -340,6 +340,24 @@ def _params(entry: OverallEntry) -> int:
     return entry.params
 
 
+_ROWS_KEPT = 5_000
+
+
+def _home_rows(board: OverallLeaderboard, entries: Sequence[OverallEntry]) -> list[HomeRow]:
+    """The page's rows, each formatted once per board (whatever the sort, filter or page);
+    at most `_ROWS_KEPT` per board are kept, so a crawl of every page holds little memory."""
+    made: dict[int, HomeRow] = _derived.get(board, ("home-rows", board.track), lambda _: {})
+    if len(made) > _ROWS_KEPT:
+        made.clear()
+    rows = []
+    for entry in entries:
+        row = made.get(entry.submission_id)
+        if row is None:
+            row = made[entry.submission_id] = _home_row(entry, board)
+        rows.append(row)
+    return rows
+
+
 def _home_row(entry: OverallEntry, board: OverallLeaderboard) -> HomeRow:
     track = board.track is not None
     cells: list[Cell] = []
@@ -493,7 +511,7 @@ def home_view(session: Session, query: HomeQuery) -> HomeView:
         families=[FamilyHeader(g.title, len(g.tasks)) for g in board.families],
         columns=columns,
         fixed=fixed,
-        rows=[_home_row(e, board) for e in entries[window]],
+        rows=_home_rows(board, entries[window]),
         pager=pager,
         cards=_cards(session, board),
         ranked_by=(
