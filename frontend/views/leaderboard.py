@@ -596,6 +596,20 @@ class TaskView:
     points_total: int
 
 
+def _task_rows(board: TaskLeaderboard, entries: Sequence[TaskSubmissionEntry]) -> list[TaskRow]:
+    """The page's rows, each formatted once per board (at most `_ROWS_KEPT` kept)."""
+    made: dict[int, TaskRow] = _derived.get(board, ("task-rows", board.task.name), lambda _: {})
+    if len(made) > _ROWS_KEPT:
+        made.clear()
+    rows = []
+    for entry in entries:
+        row = made.get(entry.submission_id)
+        if row is None:
+            row = made[entry.submission_id] = _task_row(entry)
+        rows.append(row)
+    return rows
+
+
 def _task_row(entry: TaskSubmissionEntry) -> TaskRow:
     return TaskRow(
         rank=entry.rank,
@@ -665,9 +679,9 @@ def task_view(session: Session, task: Task, *, page: int = 1, papers_page: int =
             else None
         ),
         note=board.note,
-        measured=[_task_row(s) for s in measured[m_window]],
+        measured=_task_rows(board, measured[m_window]),
         measured_pager=m_pager,
-        papers=[_task_row(s) for s in papers[p_window]],
+        papers=_task_rows(board, papers[p_window]),
         papers_pager=p_pager,
         front=[
             FrontRow(
