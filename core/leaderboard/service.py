@@ -18,6 +18,7 @@ import math
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from math import isfinite
 from typing import Any, TypeVar
 
 import numpy as np
@@ -69,10 +70,6 @@ def listed_submission() -> ColumnElement[bool]:
 def listed_point() -> ColumnElement[bool]:
     """SQL condition: the result is a point with a performance and a cost."""
     return and_(Result.performance.is_not(None), Result.flops_mean > 0)
-
-
-def _finite(*values: float | None) -> bool:
-    return all(v is not None and math.isfinite(v) for v in values)
 
 
 # --- tasks ------------------------------------------------------------------------------------
@@ -300,7 +297,7 @@ def _task_leaderboard(session: Session, task: Task) -> TaskLeaderboard:
     rows: list[_TaskRow] = []
     subs: dict[int, _SubInfo] = {}
     for r in session.execute(query):
-        if not _finite(r[3], r[5]):
+        if r[3] is None or r[5] is None or not (isfinite(r[3]) and isfinite(r[5])):
             continue
         sub = subs.get(r[1])
         if sub is None:
@@ -468,7 +465,7 @@ def _overall(session: Session, track: Track | None) -> OverallLeaderboard:
             Submission.code_url,
         )
         .where(listed_submission())
-        .order_by(Submission.id)
+        .order_by(Submission.id),
     ):
         subs[s[0]] = _SubInfo(s[0], s[1], str(s[2]), s[3], s[4], s[5], s[6])
 
@@ -490,11 +487,11 @@ def _overall(session: Session, track: Track | None) -> OverallLeaderboard:
     )
     incomplete: dict[int, set[str]] = defaultdict(set)
     for sid, tid, f_mean, performance, params, is_incomplete in session.execute(query):
-        if tid not in task_by_id or sid not in subs:
-            continue
         if f_mean is None or performance is None:
             continue
-        if not (math.isfinite(f_mean) and math.isfinite(performance)):
+        if not (isfinite(f_mean) and isfinite(performance)):
+            continue
+        if tid not in task_by_id or sid not in subs:
             continue
         if is_incomplete:  # a lower bound: out of the ELUE score (flagged on the entry)
             incomplete[sid].add(task_by_id[tid].name)
