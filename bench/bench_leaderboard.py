@@ -350,18 +350,30 @@ def _touch_result(url: str, perf_delta: float) -> None:
 def settle(base: str, path: str) -> None:
     """Request `path`, then wait until the server recomputes nothing in the background (its
     `/metrics`), so that the next request is answered from the latest board version."""
-    with httpx.Client(base_url=base, timeout=120) as client:
-        deadline = time.monotonic() + 300
-        for _ in range(2):  # the second request starts any refresh the first one's left stale
-            client.get(path)
-            while True:
-                metrics = client.get("/metrics").text
-                found = re.search(r"^paretoboard_board_refreshes_in_flight (\S+)$", metrics, re.M)
-                if found is None or float(found.group(1)) == 0:
-                    break
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{path}: background refreshes still running after 300 s")
-                time.sleep(0.1)
+    deadline = time.monotonic() + 300
+    for _ in range(2):  # the second request starts any refresh the first one's left stale
+        _retrying(base, path)
+        while True:
+            metrics = _retrying(base, "/metrics").text
+            found = re.search(r"^paretoboard_board_refreshes_in_flight (\S+)$", metrics, re.M)
+            if found is None or float(found.group(1)) == 0:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{path}: background refreshes still running after 300 s")
+            time.sleep(0.2)
+
+
+def _retrying(base: str, path: str) -> httpx.Response:
+    """GET on a new connection, again after a transport error (a loaded machine's keep-alive
+    closes and probe time-outs are not what settling waits for)."""
+    for attempt in range(5):
+        try:
+            return httpx.get(base + path, timeout=120)
+        except httpx.TransportError:
+            if attempt == 4:
+                raise
+            time.sleep(1)
+    raise AssertionError("unreachable")
 
 
 def _fresh_after(client: httpx.Client, path: str, before: str, etag: str, written: float) -> float:
