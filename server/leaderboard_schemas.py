@@ -74,6 +74,7 @@ class OverallLeaderboardRead(_Read):
     total: int = Field(description="Entries matching q, before offset/limit")
     offset: int
     limit: int | None = Field(description="The page size (null: the whole board, CSV only)")
+    verified_only: bool = Field(description="Only verified entries (and the baselines)")
     entries: list[OverallEntryRead]
 
 
@@ -95,7 +96,10 @@ class LeaderboardPointRead(_Read):
     submission_id: int
     submission_name: str
     kind: Literal["measured", "self_reported"]
-    verified: bool
+    verified: bool = Field(
+        description="The platform reproduced this point's predictions by running the counted "
+        "graph with the submitted weights (docs/verification.md)"
+    )
     is_baseline: bool
     point: str = Field(description="The point's label (from <TASK>.<point>.tsv)")
     performance: float = Field(description="The task metric x100")
@@ -161,6 +165,7 @@ class TaskLeaderboardRead(_Read):
     offset: int
     limit: int | None = Field(description="The page size (null: the whole board, CSV only)")
     total_points: int = Field(description="Points on the board, every page")
+    verified_only: bool = Field(description="Only verified points (and the baseline)")
     submissions: list[TaskLeaderboardEntryRead] = Field(
         description="This page of the submissions ranked by task score, then best performance"
     )

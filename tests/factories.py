@@ -88,6 +88,8 @@ def add_points(
             flops_p90=None if mflops is None else mflops * MFLOPS * 1.1,
             params=submission.params if params == -1 else params,
             cost_status="counted" if mflops is not None else "pending",
+            # a verified entry's points are verified (the platform reproduced them)
+            verify_status="verified" if submission.verified and mflops is not None else None,
         )
         session.add(row)
         rows.append(row)

@@ -453,7 +453,7 @@ def test_the_site_in_a_browser(site: Site, chromium: Any, tmp_path: Path) -> Non
     page.goto(f"{site.base}/about")
     shoot(page, "about")
     page.goto(f"{site.base}/login")  # logged in: sent on to the account page
-    page.get_by_role("button", name="Log out").click()
+    page.get_by_role("button", name="Log out", exact=True).click()
     page.wait_for_url(re.compile(r"/$"))
     page.goto(f"{site.base}/login")
     shoot(page, "login")

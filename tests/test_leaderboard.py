@@ -754,3 +754,76 @@ def test_api_bodies_match_the_documented_models(api_board: tuple[Api, Board]) ->
         _same_keys(LeaderboardPointRead, point)
     for entry in body["submissions"]:
         _same_keys(TaskLeaderboardEntryRead, entry)
+
+
+# --- verified only (issue 11) -----------------------------------------------------------------
+
+
+def test_verified_only_boards_rank_verified_entries_among_themselves(
+    session: Session, board: Board
+) -> None:
+    """Only A is verified: the verified boards hold A and the baseline, ranked from 1, with the
+    fronts remade among their points; a point that was not reproduced leaves them."""
+    full = overall_leaderboard(session)
+    only = overall_leaderboard(session, verified_only=True)
+    assert {e.name for e in full.entries} > {e.name for e in only.entries}
+    assert [(e.name, e.rank) for e in only.entries] == [
+        (e.name, r)
+        for r, e in enumerate(
+            (e for e in full.entries if e.name in ("A", "ElasticBERT-base")), start=1
+        )
+    ]
+    by_name = {e.name: e for e in only.entries}
+    assert by_name["A"].verified
+    assert by_name["A"].score == next(e.score for e in full.entries if e.name == "A")
+
+    task = task_leaderboard(session, "SST-2", verified_only=True)
+    assert {p.submission_name for p in task.points} == {"A", "ElasticBERT-base"}
+    assert all(p.verified for p in task.points if p.submission_name == "A")
+    assert [s.rank for s in task.submissions] == list(range(1, len(task.submissions) + 1))
+    # C's 4237 MFLOPs point (88.6) is gone, so A's 5000 MFLOPs point (89.0) keeps the top
+    front = [(p.submission_name, p.flops_mean / 1e6) for p in task.points if p.on_flops_front]
+    assert ("A", 5000) in front
+    assert task.baseline is not None
+
+    # One of A's points not reproduced: it leaves the verified task board
+    session.execute(
+        update(Result)
+        .where(Result.submission_id == board.a.id, Result.flops_mean == 5000 * 1e6)
+        .values(verify_status="not_reproduced")
+    )
+    session.flush()
+    again = task_leaderboard(session, "SST-2", verified_only=True)
+    assert 5000.0 not in {p.flops_mean / 1e6 for p in again.points if p.submission_name == "A"}
+    assert any(
+        p.flops_mean == 5000e6 and not p.verified
+        for p in task_leaderboard(session, "SST-2").points
+        if p.submission_name == "A"
+    )
+
+
+def test_api_pages_and_plots_take_verified_only(api_board: tuple[Api, Board]) -> None:
+    api, _ = api_board
+    body = api.client.get("/api/v1/leaderboard", params={"verified": "true"}).json()
+    assert body["verified_only"] is True
+    assert {e["name"] for e in body["entries"]} == {"A", "ElasticBERT-base"}
+    assert [e["rank"] for e in body["entries"]] == [1, 2]
+    as_csv = api.client.get("/api/v1/leaderboard", params={"verified": "true", "format": "csv"})
+    assert "leaderboard-verified.csv" in as_csv.headers["content-disposition"]
+    rows = list(csv.DictReader(io.StringIO(as_csv.text)))
+    assert {r["name"] for r in rows} == {"A", "ElasticBERT-base"}
+    task = api.client.get("/api/v1/tasks/SST-2/leaderboard", params={"verified": "true"}).json()
+    assert task["verified_only"] is True
+    assert {p["submission_name"] for p in task["points"]} == {"A", "ElasticBERT-base"}
+    assert all(p["verified"] for p in task["points"] if p["submission_name"] == "A")
+    full = api.client.get("/api/v1/tasks/SST-2/leaderboard").json()
+    assert not any(p["verified"] for p in full["points"] if p["submission_name"] == "C")
+    plot = api.client.get("/tasks/SST-2/plot.json", params={"all": 1, "verified": 1}).json()
+    assert {s[1] for s in plot["subs"]} == {"A", "ElasticBERT-base"}
+    assert all(len(p) == 11 for p in plot["points"])
+    home = api.client.get("/", params={"verified": 1}).text
+    assert 'aria-checked="true"' in home
+    assert ">C<" not in home
+    page = api.client.get("/tasks/SST-2", params={"verified": 1}).text
+    assert 'aria-checked="true"' in page
+    assert "/api/v1/tasks/SST-2/leaderboard?verified=true" in page

@@ -227,6 +227,9 @@ def test_validate_stores_nothing_and_uses_no_quota(
             ],
             "rows": 4420,
             "weights": None,
+            # no pre-flight worker runs here (tests/test_verified_e2e.py starts one)
+            "model_check": "not run: no pre-flight worker answered (the model is captured when "
+            "the submission is counted)",
         }
         assert snapshot(api) == before
         assert sent.jobs == []
@@ -636,6 +639,8 @@ def test_results_and_costs_read_back(seeded_api: Api, sent: Sent) -> None:
         "cost_status": "counted",
         "self_reported": False,
         "costs_url": f"/api/v1/submissions/{sid}/costs/{rid}",
+        "verified": False,  # no weights: never verified
+        "verification": None,
     }
     assert public["error_detail"] is None
     assert public["sandbox_log"] is None

@@ -234,6 +234,7 @@ class _TaskRow:
     flops_elue: float | None = None
     incomplete: bool = False  # a lower bound: off the fronts, out of the scores
     disagrees: bool = False
+    verified: bool = False  # reproduced by the platform's run (docs/verification.md)
 
 
 @dataclass(slots=True)
@@ -255,10 +256,17 @@ class _SubInfo:
         return max(self.point_params) if self.point_params else None
 
 
-def task_leaderboard(session: Session, task_name: str) -> TaskLeaderboard:
-    """Every listed point on the task, with Pareto flags, baseline deltas and per-entry scores."""
+def task_leaderboard(
+    session: Session, task_name: str, *, verified_only: bool = False
+) -> TaskLeaderboard:
+    """Every listed point on the task, with Pareto flags, baseline deltas and per-entry scores
+    (`verified_only`: verified points only, with the baseline)."""
     task_id = get_task(session, task_name).id
-    return cache.get(session, ("task", task_id), lambda s: _task_leaderboard(s, _task(s, task_id)))
+    return cache.get(
+        session,
+        ("task", task_id, verified_only),
+        lambda s: _task_leaderboard(s, _task(s, task_id), verified_only=verified_only),
+    )
 
 
 def _task(session: Session, task_id: int) -> Task:
@@ -268,7 +276,11 @@ def _task(session: Session, task_id: int) -> Task:
     return task
 
 
-def _task_leaderboard(session: Session, task: Task) -> TaskLeaderboard:
+def _task_leaderboard(
+    session: Session, task: Task, *, verified_only: bool = False
+) -> TaskLeaderboard:
+    """`verified_only`: only verified points (and the baseline, the fixed reference) are
+    ranked and make the fronts."""
     query = (
         select(
             Result.id,
@@ -289,6 +301,7 @@ def _task_leaderboard(session: Session, task: Task) -> TaskLeaderboard:
             Result.flops_elue_mean,
             Result.cost_incomplete,
             Result.cost_disagrees,
+            Result.verify_status,
         )
         .join(Submission, Submission.id == Result.submission_id)
         .where(Result.task_id == task.id, listed_point(), listed_submission())
@@ -298,6 +311,9 @@ def _task_leaderboard(session: Session, task: Task) -> TaskLeaderboard:
     subs: dict[int, _SubInfo] = {}
     for r in session.execute(query):
         if r[3] is None or r[5] is None or not (isfinite(r[3]) and isfinite(r[5])):
+            continue
+        point_verified = r[18] == "verified"
+        if verified_only and not point_verified and r[1] != task.baseline_submission_id:
             continue
         sub = subs.get(r[1])
         if sub is None:
@@ -318,6 +334,7 @@ def _task_leaderboard(session: Session, task: Task) -> TaskLeaderboard:
                 flops_elue=r[15],
                 incomplete=bool(r[16]),
                 disagrees=bool(r[17]),
+                verified=point_verified,
             )
         )
 
@@ -405,7 +422,7 @@ def _task_leaderboard(session: Session, task: Task) -> TaskLeaderboard:
                     submission_id=row.submission_id,
                     submission_name=entry.name,
                     kind=entry.kind,
-                    verified=entry.verified,
+                    verified=row.verified,
                     is_baseline=entry.is_baseline,
                     point=row.point,
                     performance=row.performance,
@@ -440,9 +457,26 @@ def _task_leaderboard(session: Session, task: Task) -> TaskLeaderboard:
 # --- overall leaderboard ----------------------------------------------------------------------
 
 
-def overall_leaderboard(session: Session, track: Track | None = None) -> OverallLeaderboard:
-    """Every listed submission ranked by ELUE score (coverage first), or within a track."""
+def overall_leaderboard(
+    session: Session, track: Track | None = None, *, verified_only: bool = False
+) -> OverallLeaderboard:
+    """Every listed submission ranked by ELUE score (coverage first), or within a track;
+    `verified_only`: verified entries only (and the baselines), ranked among themselves."""
+    if verified_only:
+        return cache.get(
+            session,
+            ("overall", track, True),
+            lambda s: _verified_board(overall_leaderboard(s, track)),
+        )
     return cache.get(session, ("overall", track), lambda s: _overall(s, track))
+
+
+def _verified_board(full: OverallLeaderboard) -> OverallLeaderboard:
+    """The verified entries (and the baselines) of a board, ranked among themselves: an
+    entry's ELUE score does not depend on the others, so only the ranks change (ties kept)."""
+    kept = [e for e in full.entries if e.verified or e.is_baseline]
+    ranks = _competition_ranks(kept, lambda e: e.rank)
+    return replace(full, entries=tuple(_ranked(e, r) for e, r in zip(kept, ranks, strict=True)))
 
 
 def _overall(session: Session, track: Track | None) -> OverallLeaderboard:

@@ -39,9 +39,11 @@ def home(
     dir: Literal["asc", "desc"] = "asc",
     page: Page = 1,
     partial: bool = False,
+    verified: bool = False,
 ) -> HTMLResponse:
     """The overall leaderboard, or one parameter track; filtered, sorted and paged by query."""
     query = HomeQuery(
+        verified=verified,
         track=track,
         q=q,
         min_params=parse_millions(min_params),
@@ -63,18 +65,22 @@ def task_page(
     user: OptionalUser,
     page: Page = 1,
     papers_page: Page = 1,
+    verified: bool = False,
 ) -> HTMLResponse:
     """A task: what it is, its performance-vs-cost plots, its measured and paper entries."""
     row = get_task(session, task)  # 404 for an unknown task
-    view = task_view(session, row, page=page, papers_page=papers_page)
+    view = task_view(session, row, page=page, papers_page=papers_page, verified=verified)
     return render(request, "task.html", {"view": view}, user=user, active="tasks")
 
 
 @router.get("/tasks/{task}/plot.json")
-def task_plot(task: TaskName, session: SessionDep, all: bool = False) -> Response:
-    """The task plots' compact data: fronts, baseline and top entries (`all=1`: everyone)."""
+def task_plot(
+    task: TaskName, session: SessionDep, all: bool = False, verified: bool = False
+) -> Response:
+    """The task plots' compact data: fronts, baseline and top entries (`all=1`: everyone;
+    `verified=1`: verified points only, with the baseline)."""
     row = get_task(session, task)
-    plot = task_plot_json(session, row.name, everything=all)
+    plot = task_plot_json(session, row.name, everything=all, verified=verified)
     return Response(
         plot.body.encode(),
         media_type="application/json",

@@ -21,7 +21,7 @@
   var COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
     "#17becf", "#bcbd22", "#7f7f7f"];
   var SUB = { id: 0, name: 1, kind: 2, params: 3, score: 4, baseline: 5 };
-  var PT = { sub: 0, mflops: 1, perf: 2, params: 3, pos: 4, flopsFront: 5, paramsFront: 6, incomplete: 7, elueMflops: 8, disagrees: 9 };
+  var PT = { sub: 0, mflops: 1, perf: 2, params: 3, pos: 4, flopsFront: 5, paramsFront: 6, incomplete: 7, elueMflops: 8, disagrees: 9, verified: 10 };
   var POSITION = { b: "below the baseline's FLOPs range", a: "above the baseline's FLOPs range" };
 
   function esc(text) {
@@ -59,6 +59,9 @@
       "ELUE score: " + signed(sub[SUB.score])];
     if (pt[PT.disagrees]) {
       lines.push("<i>fvcore differs by more than 1% (the larger is shown)</i>");
+    }
+    if (pt[PT.verified]) {
+      lines.push("<b>Verified</b>: the platform reproduced these predictions");
     }
     if (POSITION[pt[PT.pos]]) {
       lines.push("<i>" + POSITION[pt[PT.pos]] + "</i>");

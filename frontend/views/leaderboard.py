@@ -156,10 +156,12 @@ class HomeQuery:
     sort: str = "rank"
     dir: Direction = "asc"
     page: int = 1
+    verified: bool = False  # verified entries only (docs/verification.md)
 
     def url(self, **changes: Any) -> str:
         values: dict[str, Any] = {
             "track": self.track.value if self.track else None,
+            "verified": "1" if self.verified else None,
             "q": self.q,
             "min_params": _bound_text(self.min_params),
             "max_params": _bound_text(self.max_params),
@@ -170,6 +172,10 @@ class HomeQuery:
         values.update(changes)
         if values["page"] == 1:
             values["page"] = None
+        if values.get("verified") in (False, "0"):
+            values["verified"] = None
+        elif values.get("verified") is True:
+            values["verified"] = "1"
         query = {k: v for k, v in values.items() if v is not None and v != ""}
         return "/?" + urlencode(query) if query else "/"
 
@@ -257,6 +263,8 @@ class HomeView:
     min_text: str
     max_text: str
     notes: list[str] = field(default_factory=list)
+    verified_only: bool = False
+    verified_url: str = "/?verified=1"
 
 
 def _entry_value(entry: OverallEntry, sort: str, track: bool) -> Any:
@@ -452,7 +460,7 @@ def _ordered(board: OverallLeaderboard, sort: str, direction: Direction) -> Sequ
 
 
 def home_view(session: Session, query: HomeQuery) -> HomeView:
-    board = overall_leaderboard(session, query.track)
+    board = overall_leaderboard(session, query.track, verified_only=query.verified)
     track = board.track is not None
     ordered = _ordered(board, query.sort, query.dir)
     entries = _filtered(board, ordered, query)  # keeps the order
@@ -460,7 +468,12 @@ def home_view(session: Session, query: HomeQuery) -> HomeView:
     tabs = [
         TrackTab(
             "ELUE score",
-            HomeQuery(q=query.q, min_params=query.min_params, max_params=query.max_params).url(),
+            HomeQuery(
+                q=query.q,
+                min_params=query.min_params,
+                max_params=query.max_params,
+                verified=query.verified,
+            ).url(),
             board.track is None,
             "Every entry, ranked by tasks covered, then ELUE score",
         )
@@ -468,7 +481,11 @@ def home_view(session: Session, query: HomeQuery) -> HomeView:
         TrackTab(
             f"\u2264 {t.value}",
             HomeQuery(
-                track=t, q=query.q, min_params=query.min_params, max_params=query.max_params
+                track=t,
+                q=query.q,
+                min_params=query.min_params,
+                max_params=query.max_params,
+                verified=query.verified,
             ).url(),
             board.track is t,
             f"Models with at most {t.limit:,} parameters, ranked by average performance",
@@ -501,7 +518,9 @@ def home_view(session: Session, query: HomeQuery) -> HomeView:
         ),
         "tasks": _column(query, "tasks", "Tasks", "Tasks covered"),
     }
-    api_query = {"track": board.track.value} if board.track else {}
+    api_query: dict[str, str] = {"track": board.track.value} if board.track else {}
+    if query.verified:
+        api_query["verified"] = "true"
     notes = []
     if not any(c.has_baseline for c in board.tasks) and board.tasks:
         notes.append("No task has a baseline yet, so no entry has an ELUE score.")
@@ -524,7 +543,9 @@ def home_view(session: Session, query: HomeQuery) -> HomeView:
         listed=len(board.entries),
         json_url="/api/v1/leaderboard" + ("?" + urlencode(api_query) if api_query else ""),
         csv_url="/api/v1/leaderboard?" + urlencode({**api_query, "format": "csv"}),
-        reset_url=HomeQuery(track=query.track).url(),
+        reset_url=HomeQuery(track=query.track, verified=query.verified).url(),
+        verified_only=query.verified,
+        verified_url=query.url(verified=not query.verified, page=1),
         match_text=(
             f"{len(entries):,} of {len(board.entries):,} entries match."
             if len(entries) != len(board.entries)
@@ -594,6 +615,8 @@ class TaskView:
     plot_shown: int
     plot_total: int
     points_total: int
+    verified_only: bool = False
+    verified_url: str = ""
 
 
 def _task_rows(board: TaskLeaderboard, entries: Sequence[TaskSubmissionEntry]) -> list[TaskRow]:
@@ -644,21 +667,31 @@ def _task_parts(
     return measured, papers, [by_id[r] for r in board.flops_front if r in by_id]
 
 
-def task_view(session: Session, task: Task, *, page: int = 1, papers_page: int = 1) -> TaskView:
-    board = task_leaderboard(session, task.name)
+def task_view(
+    session: Session, task: Task, *, page: int = 1, papers_page: int = 1, verified: bool = False
+) -> TaskView:
+    board = task_leaderboard(session, task.name, verified_only=verified)
     manifest = task_service.manifest_of(task)
     base = f"/tasks/{task.name}"
     measured, papers, front_points = _derived.get(board, ("task", task.name), _task_parts)
 
-    def url(measured_page: int, paper_page: int) -> str:
-        query = {k: v for k, v in (("page", measured_page), ("papers_page", paper_page)) if v > 1}
+    def url(measured_page: int, paper_page: int, only: bool = verified) -> str:
+        query: dict[str, Any] = {
+            k: v for k, v in (("page", measured_page), ("papers_page", paper_page)) if v > 1
+        }
+        if only:
+            query["verified"] = 1
         return base + ("?" + urlencode(query) if query else "")
+
+    api = "?verified=true" if verified else ""
 
     m_pager, m_window = _pager(len(measured), page, lambda p: url(p, papers_page) + "#measured")
     p_pager, p_window = _pager(len(papers), papers_page, lambda p: url(page, p) + "#papers")
     baseline = board.baseline
-    plot = task_plot_json(session, task.name, everything=False)
+    plot = task_plot_json(session, task.name, everything=False, verified=verified)
     return TaskView(
+        verified_only=verified,
+        verified_url=url(1, 1, not verified),
         name=task.name,
         display_name=task.display_name,
         family=_family_title(task.family),
@@ -668,9 +701,10 @@ def task_view(session: Session, task: Task, *, page: int = 1, papers_page: int =
         labels=", ".join(manifest.labels) if manifest.labels else "a real number",
         text_columns=", ".join(manifest.text_columns),
         inputs_url=f"/api/v1/tasks/{task.name}/inputs",
-        json_url=f"/api/v1/tasks/{task.name}/leaderboard",
-        csv_url=f"/api/v1/tasks/{task.name}/leaderboard?format=csv",
-        plot_json_url=f"{base}/plot.json?all=1",
+        json_url=f"/api/v1/tasks/{task.name}/leaderboard{api}",
+        csv_url=f"/api/v1/tasks/{task.name}/leaderboard?format=csv"
+        + ("&verified=true" if verified else ""),
+        plot_json_url=f"{base}/plot.json?all=1" + ("&verified=1" if verified else ""),
         baseline_name=baseline.submission_name if baseline else None,
         baseline_url=page_url(baseline.submission_id) if baseline else None,
         baseline_range=(
@@ -726,7 +760,7 @@ def _plot(board: TaskLeaderboard, everything: bool) -> PlotData:
     Format (arrays keep it small): `subs` rows are [id, name, kind ("m"|"s"), params, score,
     is_baseline]; `points` rows are [sub index, MFLOPs, performance, params, position
     ("b"|"w"|"a"|null), on FLOPs front, on params front, incomplete count (a lower bound),
-    ELUE-convention MFLOPs, fvcore disagrees]; `flops_front` / `params_front` are
+    ELUE-convention MFLOPs, fvcore disagrees, verified]; `flops_front` / `params_front` are
     point indices in cost order; `highlight` is how many of the `subs` (the first ones) are
     drawn one curve each, the rest as one grey trace.
     """
@@ -757,6 +791,7 @@ def _plot(board: TaskLeaderboard, everything: bool) -> PlotData:
                 int(p.cost_incomplete),
                 _round(p.flops_elue_mean / 1e6) if p.flops_elue_mean else None,
                 int(p.cost_disagrees),
+                int(p.verified),
             ]
         )
     baseline = board.baseline
@@ -797,8 +832,14 @@ def _plot(board: TaskLeaderboard, everything: bool) -> PlotData:
     return PlotData(text, len(chosen) if not everything else len(subs), len(board.submissions))
 
 
-def task_plot_json(session: Session, task_name: str, *, everything: bool) -> PlotData:
+def task_plot_json(
+    session: Session, task_name: str, *, everything: bool, verified: bool = False
+) -> PlotData:
     """The task plots' compact JSON (cached until a result, submission or task changes)."""
     name = task_leaderboard(session, task_name).task.name
-    key = ("page:task-plot", name, everything)
-    return cache.get(session, key, lambda s: _plot(task_leaderboard(s, name), everything))
+    key = ("page:task-plot", name, everything, verified)
+    return cache.get(
+        session,
+        key,
+        lambda s: _plot(task_leaderboard(s, name, verified_only=verified), everything),
+    )

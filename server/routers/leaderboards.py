@@ -37,6 +37,14 @@ FormatQuery = Annotated[
     Format, Query(alias="format", description="json (default) or csv (one header row)")
 ]
 OffsetQuery = Annotated[int, Query(ge=0, le=10_000_000, description="Skip this many entries")]
+VerifiedQuery = Annotated[
+    bool,
+    Query(
+        description="Only verified entries and points (the platform reproduced their "
+        "predictions by running the counted graph with their weights; docs/verification.md), "
+        "ranked among themselves, with the baseline"
+    ),
+]
 LimitQuery = Annotated[
     int | None,
     Query(
@@ -102,17 +110,30 @@ def _page_limit(fmt: Format, limit: int | None) -> int | None:
 
 
 def _render_overall(
-    session: Session, track: Track | None, fmt: Format, q: str, offset: int, limit: int | None
+    session: Session,
+    track: Track | None,
+    fmt: Format,
+    q: str,
+    offset: int,
+    limit: int | None,
+    verified: bool = False,
 ) -> _Rendered:
-    board = overall_leaderboard(session, track)
+    board = overall_leaderboard(session, track, verified_only=verified)
     entries = search_entries(board, q)
     end = None if limit is None else offset + limit
     page = entries[offset:end]
     if fmt == "csv":
         name = "leaderboard" if track is None else f"leaderboard-{track.value}"
+        name += "-verified" if verified else ""
         csv_text = overall_csv(dataclasses.replace(board, entries=page))
         return _Rendered.of(csv_text.encode(), CSV, filename=f"{name}.csv")
-    body = {**_fields(board), "total": len(entries), "offset": offset, "limit": limit}
+    body = {
+        **_fields(board),
+        "total": len(entries),
+        "offset": offset,
+        "limit": limit,
+        "verified_only": verified,
+    }
     return _Rendered.of(to_json({**body, "entries": page}), JSON)
 
 
@@ -136,6 +157,7 @@ def get_overall_leaderboard(
     ] = "",
     offset: OffsetQuery = 0,
     limit: LimitQuery = None,
+    verified: VerifiedQuery = False,
 ) -> Response:
     """Listed submissions, a page at a time: per-task ELUE scores, overall score, coverage,
     best performances; `total` counts the entries matching `q` before paging.
@@ -147,11 +169,11 @@ def get_overall_leaderboard(
     if offset == 0 and not q.strip() and limit in (None, DEFAULT_PAGE):
         rendered = cache.get(  # the first page, the whole CSV: rendered once per version
             session,
-            ("overall-body", track, fmt, limit),
-            lambda s: _render_overall(s, track, fmt, "", 0, limit),
+            ("overall-body", track, fmt, limit, verified),
+            lambda s: _render_overall(s, track, fmt, "", 0, limit, verified),
         )
     else:
-        rendered = _render_overall(session, track, fmt, q, offset, limit)
+        rendered = _render_overall(session, track, fmt, q, offset, limit, verified)
     return _respond(request, rendered)
 
 
@@ -159,12 +181,18 @@ def get_overall_leaderboard(
 
 
 def _render_task(
-    session: Session, task_name: str, fmt: Format, offset: int, limit: int | None
+    session: Session,
+    task_name: str,
+    fmt: Format,
+    offset: int,
+    limit: int | None,
+    verified: bool = False,
 ) -> _Rendered:
-    board = task_leaderboard(session, task_name)  # NotFoundError (404) for an unknown task
+    # NotFoundError (404) for an unknown task
+    board = task_leaderboard(session, task_name, verified_only=verified)
     page = task_page(board, offset, limit)
     if fmt == "csv":
-        filename = f"{board.task.name}-leaderboard.csv"
+        filename = f"{board.task.name}-leaderboard{'-verified' if verified else ''}.csv"
         sliced = dataclasses.replace(board, submissions=page.submissions, points=page.points)
         return _Rendered.of(task_csv(sliced).encode(), CSV, filename=filename)
     body = {
@@ -177,6 +205,7 @@ def _render_task(
         "submissions": page.submissions,
         "points": page.points,
         "front_points": page.front_points,
+        "verified_only": verified,
     }
     return _Rendered.of(to_json(body), JSON)
 
@@ -195,6 +224,7 @@ def get_task_leaderboard(
     fmt: FormatQuery = "json",
     offset: OffsetQuery = 0,
     limit: LimitQuery = None,
+    verified: VerifiedQuery = False,
 ) -> Response:
     """Ranked submissions from `offset` (at most `limit`), and every listed point of theirs
     with its delta against the baseline curve at its FLOPs, its position relative to the
@@ -206,9 +236,9 @@ def get_task_leaderboard(
     if offset == 0 and limit in (None, DEFAULT_PAGE):
         rendered = cache.get(
             session,
-            ("task-body", task.lower(), fmt, limit),
-            lambda s: _render_task(s, task, fmt, 0, limit),
+            ("task-body", task.lower(), fmt, limit, verified),
+            lambda s: _render_task(s, task, fmt, 0, limit, verified),
         )
     else:
-        rendered = _render_task(session, task, fmt, offset, limit)
+        rendered = _render_task(session, task, fmt, offset, limit, verified)
     return _respond(request, rendered)

@@ -247,9 +247,8 @@ async def validate_submission(
                 f"captured in the sandbox in {float(answer.get('seconds', 0)):.1f} s"
                 + ("; the weights match its graph" if checked.weights is not None else "")
                 if answer is not None
-                else "not run: no pre-flight worker answered in "
-                f"{settings.limits.preflight_wait_seconds:g} s (the model is captured when "
-                "the submission is counted)"
+                else "not run: no pre-flight worker answered (the model is captured when the "
+                "submission is counted)"
             )
         return summary
 
