@@ -140,6 +140,7 @@ def test_check_shows_line_level_problems(server: Server, tmp_path: Path) -> None
     assert "SST-2.tsv: SST-2, 2,210 rows (simple)" in ok.stdout
 
 
+@pytest.mark.slow  # 10-30 s; the default run keeps the suite under 15 min
 def test_submit_wait_status_results(server: Server, tmp_path: Path) -> None:
     predictions = tmp_path / "SST-2.tsv"
     predictions.write_text(predictions_text("SST-2", seed=6))

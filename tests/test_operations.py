@@ -366,6 +366,7 @@ def _metrics(url: str) -> str:
     return httpx.get(url, timeout=30).text
 
 
+@pytest.mark.slow  # about 30 s; the default run keeps the suite under 15 min
 def test_compose_commands_run_a_submission_through_restarts(stack: Stack, elue_dir: Path) -> None:
     web = stack.web
     email = "operator-test@example.org"

@@ -136,6 +136,7 @@ def _tokenized(elue_dir: Path, task: str) -> list[list[int]]:
     return [tok.encode(line.split("\t")[1]).ids for line in lines]
 
 
+@pytest.mark.slow  # 10-30 s; the default run keeps the suite under 15 min
 def test_rerun_and_redelivery_never_duplicate(env: Env, elue_dir: Path) -> None:
     path, _, _ = _sst2_predictions(env, elue_dir)
     sid = env.submit(MODELS / "tiny_static.py", {"SST-2.tsv": path, "SST-2.b.tsv": path})

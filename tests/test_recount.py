@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from sqlalchemy import select, update
 
 from core.arrays import pack_array, unpack_array
@@ -72,6 +73,7 @@ def test_recount_restores_counts_and_is_idempotent(
     assert again.failed == {}
 
 
+@pytest.mark.slow  # about 30 s; the default run keeps the suite under 15 min
 def test_a_model_that_cannot_be_recounted_is_flagged_incomplete(
     env: Env,  # noqa: F811
     elue_dir: object,

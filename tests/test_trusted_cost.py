@@ -119,7 +119,23 @@ LINEAR_REWRITES: dict[str, Any] = {
 }
 
 
-@pytest.mark.parametrize("name", sorted(LINEAR_REWRITES))
+# The default run keeps one rewrite of each kind (contraction, bilinear form, distance, bag);
+# the rest run with `pytest -m slow` (each is a sandbox run of about 10 s).
+_DEFAULT_REWRITES = {
+    "linear_tensordot.py",
+    "linear_bilinear.py",
+    "linear_cdist.py",
+    "linear_embedding_bag.py",
+}
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=() if n in _DEFAULT_REWRITES else pytest.mark.slow)
+        for n in sorted(LINEAR_REWRITES)
+    ],
+)
 def test_linear_rewrite_counted_in_sandbox(name: str) -> None:
     truth = [LINEAR_REWRITES[name](n) for n in LENGTHS]
     assert_counted(sandbox(name, static()), truth)

@@ -148,6 +148,7 @@ def pb(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+@pytest.mark.slow  # about 30 s; the default run keeps the suite under 15 min
 def test_cli_submit_with_weights(stack: Stack, tmp_path: Path) -> None:
     model = tmp_path / "tiny_static.py"
     model.write_bytes(TINY_MODEL.read_bytes())

@@ -159,6 +159,7 @@ def test_bert_base_on_sst2_through_celery(stack: Stack, elue_dir: Path) -> None:
         assert cost.details["cross_check_agrees"] is True
 
 
+@pytest.mark.slow  # about 30 s; the default run keeps the suite under 15 min
 def test_killed_worker_mid_count_finishes_once(stack: Stack, elue_dir: Path) -> None:
     gold = raw_gold(elue_dir, "SST-2")
     path = write_predictions(stack.tmp / "SST-2.tsv", noisy_predictions(gold, "SST-2", seed=5))

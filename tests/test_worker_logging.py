@@ -85,6 +85,7 @@ def _first_lines(proc: subprocess.Popen[str], until: str, timeout: float = 120) 
     return lines
 
 
+@pytest.mark.slow  # 10-30 s; the default run keeps the suite under 15 min
 def test_worker_without_cuda_says_so() -> None:
     lines = _first_lines(_worker({}, "--queues", "cost"), "ready")
     messages = [json.loads(x)["message"] for x in lines if x.startswith("{")]
@@ -112,6 +113,7 @@ def test_worker_asked_for_cuda_without_it_refuses_to_start() -> None:
     assert "has no CUDA device" in out
 
 
+@pytest.mark.slow  # 10-30 s; the default run keeps the suite under 15 min
 def test_cpu_only_worker_takes_the_cpu_queue() -> None:
     lines = _first_lines(_worker({}, "--queues", "cost", "--cpu-only"), "ready")
     text = "".join(lines)
