@@ -165,6 +165,17 @@ def api_pg_seeded_template(request: pytest.FixtureRequest) -> str:
     return _pg_template(request, seeded=True)
 
 
+def clone_pg(request: pytest.FixtureRequest, *, seeded: bool) -> str:
+    """URL of a new PostgreSQL database copied from the migrated (or seeded) template."""
+    source = request.getfixturevalue("api_pg_seeded_template" if seeded else "api_pg_template")
+    dbs = request.getfixturevalue("pg_databases")
+    name = f"pb_test_{uuid.uuid4().hex[:12]}"
+    with dbs.admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{source}"'))
+    dbs.created.append(name)  # dropped at the end of the run
+    return make_url(dbs.admin.url).set(database=name).render_as_string(hide_password=False)
+
+
 def _fresh_database(request: pytest.FixtureRequest, tmp_path: Path, *, seeded: bool) -> str:
     if request.param == "sqlite":
         template: Path = (
@@ -176,13 +187,7 @@ def _fresh_database(request: pytest.FixtureRequest, tmp_path: Path, *, seeded: b
         db.parent.mkdir()
         shutil.copyfile(template, db)
         return f"sqlite:///{db}"
-    source = request.getfixturevalue("api_pg_seeded_template" if seeded else "api_pg_template")
-    dbs = request.getfixturevalue("pg_databases")
-    name = f"pb_test_{uuid.uuid4().hex[:12]}"
-    with dbs.admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{source}"'))
-    dbs.created.append(name)  # dropped at the end of the run
-    return make_url(dbs.admin.url).set(database=name).render_as_string(hide_password=False)
+    return clone_pg(request, seeded=seeded)
 
 
 @pytest.fixture(params=BACKENDS)

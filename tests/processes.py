@@ -7,6 +7,9 @@ import signal
 import socket
 import subprocess
 import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -41,3 +44,29 @@ def uvicorn_command(port: int, *extra: str) -> list[str]:
         str(port),
         *extra,
     ]
+
+
+def wait_until_up(
+    base: str,
+    procs: Sequence[subprocess.Popen[bytes]],
+    log: Path,
+    *,
+    timeout: float = 60,
+    ready: Callable[[], bool] | None = None,
+) -> None:
+    """Until `base`/healthz answers 200 (and `ready()` holds); fails the test with the log's
+    tail if a process exits or time runs out."""
+    import httpx
+    import pytest
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            up = httpx.get(f"{base}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            up = False
+        if up and (ready is None or ready()):
+            return
+        if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+            pytest.fail(f"the server did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.2)

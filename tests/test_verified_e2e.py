@@ -27,8 +27,7 @@ import pytest
 import redis
 import torch
 from safetensors.torch import save, save_model
-from sqlalchemy import func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select
 
 from core.db.session import make_engine, transaction
 from core.models import Submission, SubmissionFile
@@ -36,7 +35,8 @@ from core.settings import REPO_ROOT
 from core.tasks.files import read_task_folder
 from core.tokenizers import cached_tokenizer, encode
 from core.users import service as user_service
-from tests.processes import free_port, stop, uvicorn_command
+from tests.api_helpers import clone_pg
+from tests.processes import free_port, stop, uvicorn_command, wait_until_up
 from tests.submission_helpers import predictions_text
 
 pytest_plugins = ["tests.api_helpers"]
@@ -63,13 +63,7 @@ class Stack:
 def stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
-    template = request.getfixturevalue("api_pg_seeded_template")
-    dbs = request.getfixturevalue("pg_databases")
-    name = f"pb_test_{uuid.uuid4().hex[:12]}"
-    with dbs.admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    dbs.created.append(name)
-    url = make_url(dbs.admin.url).set(database=name).render_as_string(hide_password=False)
+    url = clone_pg(request, seeded=True)
     engine = make_engine(url)
     with transaction(engine) as session:
         user = user_service.create_user(
@@ -115,19 +109,14 @@ def stack(
     ]
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 90
         client = redis.Redis.from_url(broker)
-        while True:
-            try:
-                up = httpx.get(f"{base}/healthz", timeout=1).status_code == 200
-            except httpx.HTTPError:
-                up = False
-            announced = any(client.scan_iter(match="paretoboard:preflight-worker:*"))
-            if up and announced:
-                break
-            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
-                pytest.fail(f"the stack did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.3)
+        wait_until_up(
+            base,
+            procs,
+            log,
+            timeout=90,
+            ready=lambda: any(client.scan_iter(match="paretoboard:preflight-worker:*")),
+        )
         yield Stack(base, url, {"Authorization": f"Bearer {token}"}, log)
     finally:
         for p in procs:

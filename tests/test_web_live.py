@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from sqlalchemy.engine import make_url
 from core.db.session import make_engine, transaction
 from core.settings import REPO_ROOT
 from core.users import service as user_service
-from tests.processes import free_port, stop, uvicorn_command
+from tests.processes import free_port, stop, uvicorn_command, wait_until_up
 from tests.tcp_proxy import TcpProxy
 
 pytest_plugins = ["tests.api_helpers"]
@@ -75,16 +74,7 @@ def live(
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                pytest.fail(f"the server did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
+        wait_until_up(base, [proc], log)
         yield Live(base, direct.render_as_string(hide_password=False), proxy, log)
     finally:
         stop(proc)

@@ -12,23 +12,21 @@ import os
 import re
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 import redis
-from sqlalchemy import select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import select
 
 from core.db.session import make_engine, transaction
 from core.models import Submission, SubmissionWeights
 from core.settings import REPO_ROOT
 from core.users import service as user_service
-from tests.processes import free_port, stop, uvicorn_command
+from tests.api_helpers import clone_pg
+from tests.processes import free_port, stop, uvicorn_command, wait_until_up
 from tests.submission_helpers import TINY_MODEL, predictions_text
 from tests.weights_helpers import pickled_weights, tiny_weights
 
@@ -56,13 +54,7 @@ class Stack:
 def stack(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
-    template = request.getfixturevalue("api_pg_seeded_template")
-    dbs = request.getfixturevalue("pg_databases")
-    name = f"pb_test_{uuid.uuid4().hex[:12]}"
-    with dbs.admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
-    dbs.created.append(name)
-    url = make_url(dbs.admin.url).set(database=name).render_as_string(hide_password=False)
+    url = clone_pg(request, seeded=True)
     email = f"weights-{uuid.uuid4().hex[:8]}@example.org"
     engine = make_engine(url)
     with transaction(engine) as session:
@@ -94,16 +86,7 @@ def stack(
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or web.poll() is not None:
-                pytest.fail(f"the server did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.2)
+        wait_until_up(base, [web], log)
         client_env = {
             **base_env,
             "XDG_CONFIG_HOME": str(tmp / "config"),
