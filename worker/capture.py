@@ -641,13 +641,19 @@ def main(argv: Sequence[str]) -> int:
             },
         }
         code = 3
-    # After a marker: whatever reached this descriptor before (a model that found it and
-    # wrote there) comes before the last marker and is ignored by the reader.
-    data = memoryview(CAPTURE_MARKER + json.dumps(payload, separators=(",", ":")).encode())
+    emit(out_fd, CAPTURE_MARKER, payload)
+    return code
+
+
+def emit(out_fd: int, marker: bytes, payload: dict[str, Any]) -> None:
+    """Write `payload` as JSON after `marker` on the descriptor saved as stdout, then close it.
+
+    Whatever reached that descriptor before (a model that found it and wrote there) comes
+    before the last marker and is ignored by the reader."""
+    data = memoryview(marker + json.dumps(payload, separators=(",", ":")).encode())
     while data:
         data = data[os.write(out_fd, data) :]
     os.close(out_fd)
-    return code
 
 
 if __name__ == "__main__":

@@ -63,6 +63,7 @@ class CostJob:
     verify_entries: list[dict[str, Any]] = field(default_factory=list)
     task_inputs: dict[str, TaskInputs] = field(default_factory=dict)  # task name -> inputs
     task_width: dict[str, int] = field(default_factory=dict)
+    parsed: dict[int, ParsedPredictions] = field(default_factory=dict)  # result id -> its file
 
 
 def _tokenizer(
@@ -166,6 +167,7 @@ def build_job(
         width = 1 if manifest.label_kind is LabelKind.REGRESSION else max(1, len(manifest.labels))
         job.task_width[task.name] = width
         job.kinds[result.id] = parsed.format.value
+        job.parsed[result.id] = parsed
         if parsed.format is PredictionFormat.SIMPLE:
             key = f"static:{task.name}"
             if key not in job.sizes:

@@ -121,7 +121,8 @@ def store_verification(
         else:
             file, task = by_file[(result.task_id, result.point)]
             manifest = manifest_of(task)
-            parsed = parse_stored(store, file, task, settings)
+            # parsed once by build_job for this report; again only for a job built without it
+            parsed = job.parsed.get(result.id) or parse_stored(store, file, task, settings)
             got = compare(entry.outputs, manifest, parsed.labels, list(entry.nonfinite))
             status, agreement = got.status, got.fraction
             details |= {

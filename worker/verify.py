@@ -35,6 +35,7 @@ from typing import Any
 
 import torch
 
+from worker.capture import emit
 from worker.graphcount.count import graph_calls, map_module_calls
 from worker.graphcount.graph import Capture, CaptureFormatError, Graph, decode, dtype_of, resolve
 
@@ -555,10 +556,7 @@ def main(argv: Sequence[str]) -> int:
             },
         }
         code = 3
-    data = memoryview(VERIFY_MARKER + json.dumps(payload, separators=(",", ":")).encode())
-    while data:
-        data = data[os.write(out_fd, data) :]
-    os.close(out_fd)
+    emit(out_fd, VERIFY_MARKER, payload)
     return code
 
 
