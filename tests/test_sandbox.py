@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import typer
 
 if shutil.which("bwrap") is None:
     pytest.skip(
@@ -29,6 +30,8 @@ if shutil.which("bwrap") is None:
         allow_module_level=True,
     )
 
+from cli.worker_commands import _check_sandbox_totals
+from core.settings import LimitsSettings, Settings
 from worker.sandbox import (
     Bind,
     SandboxLimits,
@@ -579,6 +582,11 @@ def test_without_a_cgroup_the_worker_warns_and_can_refuse(
         assert "CPU time unbounded" in warned[0]
         with pytest.raises(SandboxUnavailableError, match="sandbox_require_cgroup is set"):
             cgroup.startup_report(require=True)
+        # `paretoboard worker`: refuses to start a sandboxing worker; a score worker starts
+        strict = Settings(limits=LimitsSettings(sandbox_require_cgroup=True))
+        with pytest.raises(typer.Exit):
+            _check_sandbox_totals(strict, ["score", "preflight"])
+        _check_sandbox_totals(strict, ["score"])
         required = SandboxLimits(**{**SMALL.__dict__, "require_cgroup": True})
         with pytest.raises(SandboxUnavailableError, match="requires a cgroup: nothing ran"):
             run_py(job, "print('RAN')", required)
@@ -928,8 +936,6 @@ def test_argv_starts_inside_the_run_cgroup() -> None:
 
 
 def test_limits_for_each_sandboxed_program() -> None:
-    from core.settings import LimitsSettings, Settings
-
     settings = Settings(
         limits=LimitsSettings(
             sandbox_wall_seconds=100,

@@ -285,13 +285,16 @@ class RunGroup:
         """The `cgset -r` values: the totals of `limits`."""
         memory = self.limits.memory_total
         values: list[str] = []
+        # swap accounting is a kernel option: where it is off, swap is not a way out either
         if self.support.version == 1:
             if "memory" in self.support.mounts:
                 values.append(f"memory.limit_in_bytes={memory}")
-                if (self.path("memory").parent / "memory.memsw.limit_in_bytes").exists():
-                    values.append(f"memory.memsw.limit_in_bytes={memory}")  # no swap way out
+                if (self.path("memory") / "memory.memsw.limit_in_bytes").exists():
+                    values.append(f"memory.memsw.limit_in_bytes={memory}")
         elif "memory" in self.support.mounts:
-            values += [f"memory.max={memory}", "memory.swap.max=0", "memory.oom.group=1"]
+            values += [f"memory.max={memory}", "memory.oom.group=1"]
+            if (self.path("memory") / "memory.swap.max").exists():
+                values.append("memory.swap.max=0")
         if "pids" in self.support.mounts:
             values.append(f"pids.max={self.limits.processes_total}")
         return values

@@ -547,14 +547,16 @@ def _supervise(
         returncode = None
     elif returncode is not None and 128 < returncode <= 128 + 64:
         killed_reason = "signal:" + _signal_name(returncode - 128)
-    # A total exceeded at the very end, or the OOM killer took a process (pid 1: exit 137)
-    # while the program went on: the group's own counters say so, whatever the exit status.
+    # The OOM killer took a process of the group between two polls (pid 1: exit 137, or a child
+    # while the program went on): the group's own counter says so, whatever the exit status.
+    # (CPU time past the total is only ever found while it runs: a per-process limit equal to
+    # the total, whose SIGKILL comes first, stays the reason.)
     if (
         group is not None
         and (killed_reason is None or killed_reason.startswith("signal:"))
-        and (exceeded := group.exceeded())
+        and group.oom_kills()
     ):
-        killed_reason, returncode = exceeded, None
+        killed_reason, returncode = "sandbox_memory", None
     return SandboxResult(
         returncode=returncode,
         stdout=out.value(),
