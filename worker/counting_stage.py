@@ -350,7 +350,7 @@ def _stop_reason(result: SandboxResult, limits: SandboxLimits) -> str | None:
         )
     if reason == "sandbox_cpu":
         return (
-            f"the sandbox as a whole used more than {limits.cpu_total:g} s of CPU time "
+            f"the sandbox as a whole used more than the CPU-time limit of {limits.cpu_total:g} s "
             "(the limit for all its processes together)"
         )
     if reason is None or not reason.startswith("signal:"):
