@@ -965,6 +965,64 @@ def test_limits_for_each_sandboxed_program() -> None:
     assert SandboxLimits.for_("verify", strict).require_cgroup
 
 
+def test_cgroup_v2_and_hybrid_hosts_are_read_right(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Values, counters and fallback limits on a cgroup v2 host (files laid out as the kernel's
+    cgroupfs: this machine has v1, where the tests above run real groups)."""
+    root = tmp_path / "cgroup"
+    root.mkdir()
+    (root / "cgroup.controllers").write_text("cpu io memory pids\n")
+    (root / "memory.max").write_text("25769803776\n")
+    (root / "pids.max").write_text("512\n")
+    monkeypatch.setattr(cgroup, "_mounts_table", lambda: [(str(root), "cgroup2", {"rw"})])
+    monkeypatch.setattr(cgroup, "_own_cgroups", lambda: {"": "/"})
+    version, mounts = cgroup.find_hierarchies()
+    assert version == 2
+    assert mounts == {"memory": root, "pids": root, "cpu": root}
+    support = cgroup.CgroupSupport(2, mounts, {"cgexec": "/usr/bin/cgexec"})
+    assert support.usable
+    assert support.unbounded == []
+    assert support.controllers() == "memory,pids"  # cpu.stat needs no controller
+    group = cgroup.RunGroup(support, TOTALS)
+    folder = root / group.name
+    folder.mkdir(parents=True)
+    (folder / "memory.swap.max").write_text("max\n")
+    assert group.settings() == [
+        f"memory.max={256 * 2**20}",
+        "memory.oom.group=1",
+        "memory.swap.max=0",
+        "pids.max=32",
+    ]
+    assert group.exec_argv() == ["/usr/bin/cgexec", "-g", f"memory,pids:{group.name}", "--sticky"]
+    (folder / "cpu.stat").write_text("usage_usec 2500000\nuser_usec 2400000\n")
+    (folder / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 0\n")
+    (folder / "pids.events").write_text("max 7\n")
+    assert group.cpu_seconds() == 2.5
+    assert group.pids_refused() == 7
+    assert group.exceeded() == "sandbox_cpu"  # 2.5 s > 2 s
+    (folder / "memory.events").write_text("oom 2\noom_kill 1\n")
+    assert group.exceeded() == "sandbox_memory"
+    said = cgroup.container_limits()
+    assert (said["memory"], said["pids"]) == ("24 GiB", "512 processes")
+    assert said["cpu"].startswith("unbounded")
+    # a hybrid host (v1 controllers, an empty v2 `unified`) is v1
+    monkeypatch.setattr(
+        cgroup,
+        "_mounts_table",
+        lambda: [
+            ("/sys/fs/cgroup/unified", "cgroup2", {"rw"}),
+            ("/sys/fs/cgroup/memory", "cgroup", {"rw", "memory"}),
+            ("/sys/fs/cgroup/pids", "cgroup", {"rw", "pids"}),
+            ("/sys/fs/cgroup/cpu,cpuacct", "cgroup", {"rw", "cpu", "cpuacct"}),
+        ],
+    )
+    version, mounts = cgroup.find_hierarchies()
+    assert version == 1
+    assert mounts["cpu"] == Path("/sys/fs/cgroup/cpu,cpuacct")
+    assert cgroup.CgroupSupport(1, mounts).controllers() == "cpuacct,memory,pids"
+
+
 def test_argv_without_root_has_no_setpriv() -> None:
     argv = build_command(spec(gpu=False, switch=False))
     assert "/usr/bin/setpriv" not in argv
