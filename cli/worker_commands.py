@@ -48,6 +48,7 @@ def worker(
         # Before anything imports prometheus_client: pool processes write their values there.
         fresh_metrics_dir("paretoboard-worker-metrics-")
     _check_cost_device(s, wanted, concurrency)
+    _check_sandbox_totals(s, wanted)
 
     from celery import signals
 
@@ -81,6 +82,21 @@ def worker(
 
         announce(s)  # the web waits for a pre-flight check only while one of these is alive
     get_app().worker_main(argv)
+
+
+def _check_sandbox_totals(s: Settings, queues: list[str]) -> None:
+    """Workers that run sandboxes: say which whole-sandbox totals no cgroup bounds here."""
+    from worker.celery_app import COST_QUEUES, PREFLIGHT_QUEUE
+    from worker.sandbox import SandboxUnavailableError
+    from worker.sandbox.cgroup import startup_report
+
+    if not set(queues) & {*COST_QUEUES, PREFLIGHT_QUEUE}:
+        return
+    try:
+        startup_report(require=s.limits.sandbox_require_cgroup)
+    except SandboxUnavailableError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(code=1) from exc
 
 
 def _check_cost_device(s: Settings, queues: list[str], concurrency: int) -> None:

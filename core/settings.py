@@ -73,6 +73,15 @@ class LimitsSettings(BaseModel):
     sandbox_cpu_seconds: int = 1800
     sandbox_memory_bytes: int = 8 * 1024**3
     sandbox_threads: int = 2  # torch threads inside the sandbox
+    # Whole-sandbox limits (docs/deploy.md, "Sandbox limits"): one cgroup per sandboxed run
+    # bounds all its processes together: memory (`sandbox_total_memory_bytes`, default the
+    # per-process `sandbox_memory_bytes`), processes and threads (`sandbox_processes`, also
+    # each run's RLIMIT_NPROC) and CPU time (each program's CPU-time limit). Without a usable
+    # cgroup (cgroup-tools, root, a writable cgroup hierarchy) the worker logs at start-up which
+    # totals are unbounded and runs on; `sandbox_require_cgroup` makes it refuse instead.
+    sandbox_total_memory_bytes: int | None = Field(None, ge=64 * 1024**2)
+    sandbox_processes: int = Field(256, ge=16)
+    sandbox_require_cgroup: bool = False
     # Verification (weights given): the trusted runner's wall-clock limit per weights file,
     # inside the cost job (docs/verification.md)
     # (BERT-base on the five ELUE test sets: about 1,560 s on a 2-core CPU, bench_verify)

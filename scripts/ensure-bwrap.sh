@@ -1,11 +1,14 @@
 #!/bin/sh
-# Install bubblewrap (the worker sandbox, see worker/sandbox/) only if `bwrap` is absent, and
-# libseccomp2 (loaded by pyseccomp) only if its library is missing. Idempotent; needs root (or
+# Install bubblewrap (the worker sandbox, see worker/sandbox/) only if `bwrap` is absent,
+# libseccomp2 (loaded by pyseccomp) only if its library is missing, and libcgroup's tools
+# (cgroup-tools: cgcreate/cgset/cgexec/cgdelete, one cgroup per sandbox run for the whole-sandbox
+# limits, worker/sandbox/cgroup.py) only if `cgcreate` is absent. Idempotent; needs root (or
 # sudo) and apt. prlimit and setpriv come with util-linux, which Debian always has.
 set -eu
 
 need=""
 command -v bwrap >/dev/null 2>&1 || need="bubblewrap"
+command -v cgcreate >/dev/null 2>&1 || need="$need cgroup-tools"
 if ! /sbin/ldconfig -p 2>/dev/null | grep -q 'libseccomp\.so\.2'; then
     need="$need libseccomp2"
 fi

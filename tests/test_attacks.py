@@ -11,6 +11,7 @@ the sandbox's uid pool left behind.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -38,7 +39,7 @@ from tests.helpers import noisy_predictions, raw_gold, write_predictions
 from tests.test_pipeline import Env
 from worker import pipeline
 from worker.counting_stage import _stop_reason
-from worker.sandbox import SandboxLimits, SandboxResult
+from worker.sandbox import SandboxLimits, SandboxResult, cgroup
 from worker.sandbox.identity import is_root, pool_uids, processes_of_uid
 
 MODELS = Path(__file__).parent / "models"
@@ -62,7 +63,12 @@ def private_uid_range() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PARETOBOARD_SANDBOX_UID_BASE", str(61000 + (os.getpid() % 200) * 16))
         mp.setenv("PARETOBOARD_SANDBOX_UID_COUNT", "4")
+        mp.setenv("PARETOBOARD_SANDBOX_CGROUP", f"paretoboard-attack-test-{os.getpid()}")
         yield
+        _, mounts = cgroup.find_hierarchies()
+        for mount in set(mounts.values()):
+            with contextlib.suppress(OSError):
+                (mount / cgroup.parent()).rmdir()
 
 
 def leftover_processes() -> list[tuple[int, str]]:
@@ -161,6 +167,7 @@ class Lab:
             assert os.getcwd() == cwd
             assert sentinel.poll() is None
             assert leftover_processes() == []
+            assert cgroup.leftover_groups() == []  # the run's cgroup is gone with it
             # The database: integrity checked, every table no evaluation writes unchanged.
             assert set(after_tables) == set(tables)
             for name, digest in tables.items():
@@ -346,7 +353,9 @@ CASES = {
     ),
     "busy_loop": Case(
         "attack_busy_loop.py",
-        message=("The cost job was stopped: it was killed by SIGKILL", "CPU-time limit of 4 s"),
+        # the kernel's SIGKILL at the per-process limit, or the runner at the sandbox's total
+        # (the same 4 s, which also counts bubblewrap's own CPU time): whichever comes first
+        message=("The cost job was stopped: ", "the CPU-time limit of 4 s"),
         limits={"sandbox_cpu_seconds": 4, "sandbox_wall_seconds": 30},
     ),
     "sleep_forever": Case(
@@ -434,6 +443,12 @@ def test_attack_fails_cleanly(lab: Lab, name: str) -> None:
         ("signal:SIGXFSZ", "it wrote a file larger than the limit of 64 MiB"),
         ("signal:SIGABRT", "it crashed with SIGABRT (in native code; this often follows a failed"),
         ("signal:SIGTERM", "it was killed by SIGTERM"),
+        (
+            "sandbox_memory",
+            "the sandbox as a whole used more than 3 GiB of memory (the limit for all its "
+            "processes together)",
+        ),
+        ("sandbox_cpu", "the sandbox as a whole used more than the CPU-time limit of 15 s"),
         (None, None),
     ],
 )
@@ -455,3 +470,41 @@ def test_stop_reasons_in_plain_words(reason: str | None, expected: str | None) -
     else:
         assert said is not None
         assert expected in said
+
+
+# --------------------------------------------------------------------------------------
+# whole-sandbox totals: children each under the per-process limits, together past the totals
+
+TOTALS = {
+    "children_memory": Case(
+        "attack_children_memory.py",
+        message=(
+            "The cost job was stopped: the sandbox as a whole used more than 1 GiB of memory",
+        ),
+        absent=("nothing stopped them",),
+        # 400 MiB per child, far under the 3 GiB per process
+        limits={"sandbox_total_memory_bytes": GIB},
+    ),
+    "children_cpu": Case(
+        "attack_children_cpu.py",
+        message=(
+            "The cost job was stopped: the sandbox as a whole used more than the CPU-time limit "
+            "of 8 s",
+        ),
+        # four children share the 8 s: none reaches the per-process 8 s first
+        limits={"sandbox_cpu_seconds": 8, "sandbox_wall_seconds": 60},
+    ),
+}
+
+
+@pytest.mark.slow  # each one imports torch in the sandbox; the default run keeps 15 min
+@pytest.mark.parametrize("name", list(TOTALS))
+def test_totals_stop_the_sandbox_as_a_whole(lab: Lab, name: str) -> None:
+    if cgroup.probe().unbounded:
+        pytest.skip(f"no cgroup per sandbox run on this host: {cgroup.probe().problem}")
+    case = TOTALS[name]
+    attack = lab.run(MODELS / case.model, **case.limits)
+    for part in case.message:
+        assert part in attack.message, (attack.message, attack.detail)
+    for part in case.absent:
+        assert part not in attack.detail, attack.detail

@@ -7,6 +7,7 @@ real interpreter (torch importable). Skipped as a whole only where `bwrap` is no
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import os
@@ -21,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import typer
 
 if shutil.which("bwrap") is None:
     pytest.skip(
@@ -28,11 +30,14 @@ if shutil.which("bwrap") is None:
         allow_module_level=True,
     )
 
+from cli.worker_commands import _check_sandbox_totals
+from core.settings import LimitsSettings, Settings
 from worker.sandbox import (
     Bind,
     SandboxLimits,
     SandboxResult,
     SandboxUnavailableError,
+    cgroup,
     check_sandbox,
     make_job_dir,
     run_sandboxed,
@@ -63,7 +68,33 @@ def private_uid_range() -> Iterator[None]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PARETOBOARD_SANDBOX_UID_BASE", str(60000 + (os.getpid() % 240) * 16))
         mp.setenv("PARETOBOARD_SANDBOX_UID_COUNT", "8")
+        # and a cgroup folder of their own, for the same reason (the groups left behind)
+        mp.setenv("PARETOBOARD_SANDBOX_CGROUP", f"paretoboard-sandbox-test-{os.getpid()}")
         yield
+        remove_cgroup_parent()
+
+
+def remove_cgroup_parent() -> None:
+    """The (empty) folder of this session's run groups, in each hierarchy."""
+    _, mounts = cgroup.find_hierarchies()
+    for mount in set(mounts.values()):
+        with contextlib.suppress(OSError):
+            (mount / cgroup.parent()).rmdir()
+
+
+@pytest.fixture(autouse=True)
+def no_cgroup_left() -> Iterator[None]:
+    """Every run's cgroup is removed once its last process is gone."""
+    yield
+    assert cgroup.leftover_groups() == []
+
+
+@pytest.fixture
+def cgroups() -> cgroup.CgroupSupport:
+    support = cgroup.probe()
+    if not support.usable:
+        pytest.skip(f"no cgroup per sandbox run on this host: {support.problem}")
+    return support
 
 
 @pytest.fixture(scope="module")
@@ -425,6 +456,149 @@ def test_fork_bomb_is_contained(job: Path) -> None:
     assert subprocess.run(["/bin/true"], check=False).returncode == 0  # the host still forks
 
 
+# --------------------------------------------------------------------------------------
+# whole-sandbox totals (the run's cgroup): small limits, so that they are quick
+
+TOTALS = SandboxLimits(
+    **{
+        **SMALL.__dict__,
+        "total_memory_bytes": 256 * 2**20,
+        "total_cpu_seconds": 2.0,
+        "total_processes": 32,
+    }
+)
+
+
+def test_children_together_past_the_memory_total_are_killed(
+    job: Path, cgroups: cgroup.CgroupSupport
+) -> None:
+    # each child holds 100 MiB, far under the 2 GiB per-process limit; 400 MiB in all
+    result = run_py(
+        job,
+        """
+        import os, time
+        children = []
+        for _ in range(4):
+            pid = os.fork()
+            if pid == 0:
+                block = b"\\x01" * 100 * 2**20
+                time.sleep(30)
+                os._exit(0)
+            children.append(pid)
+        for pid in children:
+            os.waitpid(pid, 0)
+        print("ALL HELD")
+        """,
+        TOTALS,
+    )
+    assert result.killed_reason == "sandbox_memory", result
+    assert result.returncode is None
+    assert "ALL HELD" not in out(result)
+    assert result.memory_peak_bytes is not None
+    assert result.memory_peak_bytes <= TOTALS.memory_total
+    assert leftover_processes() == []
+
+
+@pytest.mark.slow  # a few seconds of CPU on a shared machine
+def test_children_together_past_the_cpu_total_are_killed(
+    job: Path, cgroups: cgroup.CgroupSupport
+) -> None:
+    # 4 spinning children: each far under the 15 s per-process limit, 2 s in all
+    result = run_py(
+        job,
+        """
+        import os
+        for _ in range(3):
+            if os.fork() == 0:
+                break
+        while True:
+            pass
+        """,
+        TOTALS,
+    )
+    assert result.killed_reason == "sandbox_cpu", result
+    assert result.returncode is None
+    assert not result.timed_out
+    assert result.cpu_seconds_total is not None
+    assert TOTALS.cpu_total < result.cpu_seconds_total < SMALL.cpu_seconds
+    assert leftover_processes() == []
+
+
+@pytest.mark.slow  # hundreds of forks on a shared machine
+def test_fork_bomb_is_bounded_by_the_group_even_as_root(
+    job: Path, cgroups: cgroup.CgroupSupport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Host root is exempt from RLIMIT_NPROC; the group's pids.max still holds."""
+    if "pids" not in cgroups.mounts or not is_root():
+        pytest.skip("needs the pids controller and a root worker")
+
+    @contextlib.contextmanager
+    def as_root() -> Iterator[HostIdentity]:
+        yield HostIdentity(uid=0, gid=0, switch=False)  # no setpriv: host root, mapped
+
+    monkeypatch.setattr(runner_module, "acquire_identity", as_root)
+    # Self-limiting (a binary tree of 9 generations: at most 511 children without a bound):
+    # every child adds a byte to a file, then waits for pid 1 to end the namespace.
+    result = run_py(
+        job,
+        """
+        import os, time
+        for _ in range(9):
+            try:
+                if os.fork() == 0:
+                    with open("/tmp/count", "ab") as f:
+                        f.write(b"x")
+            except OSError:
+                pass
+        if os.getpid() != 1:
+            time.sleep(60)
+        time.sleep(2)
+        print("host uid 0:", os.getuid(), "children", os.path.getsize("/tmp/count"))
+        """,
+        TOTALS,
+    )
+    assert result.returncode == 0, result
+    said = out(result).split()
+    children = int(said[said.index("children") + 1])
+    # pids.max counts the bwrap monitor and pid 1 too
+    assert 0 < children <= TOTALS.processes_total - 2, out(result)
+    assert result.forks_refused > 0
+
+
+def test_without_a_cgroup_the_worker_warns_and_can_refuse(
+    job: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(cgroup, "_TOOL_PATH", str(tmp_path))  # no cgroup-tools here
+    try:
+        support = cgroup.probe(refresh=True)
+        assert not support.usable
+        assert support.unbounded == ["memory", "pids", "cpu"]
+        with caplog.at_level("WARNING", logger=cgroup.__name__):
+            cgroup.startup_report(require=False)
+        warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert len(warned) == 1
+        assert "memory, process count, CPU time of all of a sandbox's processes" in warned[0]
+        assert "cgcreate, cgset, cgexec, cgdelete not found" in warned[0]
+        assert "CPU time unbounded" in warned[0]
+        with pytest.raises(SandboxUnavailableError, match="sandbox_require_cgroup is set"):
+            cgroup.startup_report(require=True)
+        # `paretoboard worker`: refuses to start a sandboxing worker; a score worker starts
+        strict = Settings(limits=LimitsSettings(sandbox_require_cgroup=True))
+        with pytest.raises(typer.Exit):
+            _check_sandbox_totals(strict, ["score", "preflight"])
+        _check_sandbox_totals(strict, ["score"])
+        required = SandboxLimits(**{**SMALL.__dict__, "require_cgroup": True})
+        with pytest.raises(SandboxUnavailableError, match="requires a cgroup: nothing ran"):
+            run_py(job, "print('RAN')", required)
+        # the fallback: runs, bounded per process only (and by the worker's own cgroup)
+        result = run_py(job, "print('RAN')")
+        assert out(result) == "RAN\n"
+        assert result.cpu_seconds_total is None
+    finally:
+        monkeypatch.undo()
+        cgroup.probe(refresh=True)
+
+
 def test_huge_allocation_fails(job: Path) -> None:
     result = run_py(
         job,
@@ -443,7 +617,8 @@ def test_huge_allocation_fails(job: Path) -> None:
 def test_busy_loop_hits_cpu_limit(job: Path) -> None:
     limits = SandboxLimits(**{**SMALL.__dict__, "cpu_seconds": 1, "wall_seconds": 20})
     result = run_py(job, "while True:\n    pass\n", limits)
-    assert result.killed_reason in ("signal:SIGXCPU", "signal:SIGKILL"), result
+    # the per-process limit, or the sandbox's total (the same 1 s, bubblewrap's CPU included)
+    assert result.killed_reason in ("signal:SIGXCPU", "signal:SIGKILL", "sandbox_cpu"), result
     assert not result.timed_out
     assert result.wall_seconds < 15
 
@@ -752,6 +927,100 @@ def test_argv_gpu_binds_devices_before_dev_is_read_only_and_bounds_data() -> Non
     assert len(binds) == 3
     assert all(dev < i < ro for i in binds)
     assert argv[binds[0] : binds[0] + 3] == ["--dev-bind", "/dev/nvidia0", "/dev/nvidia0"]
+
+
+def test_argv_starts_inside_the_run_cgroup() -> None:
+    argv = build_command(
+        CommandSpec(**{**spec(gpu=False).__dict__, "cgroup_exec": ["/usr/bin/cgexec", "-g", "x"]})
+    )
+    assert argv[:4] == ["/usr/bin/cgexec", "-g", "x", "/usr/bin/prlimit"]
+
+
+def test_limits_for_each_sandboxed_program() -> None:
+    settings = Settings(
+        limits=LimitsSettings(
+            sandbox_wall_seconds=100,
+            sandbox_cpu_seconds=150,
+            sandbox_memory_bytes=3 * 2**30,
+            sandbox_threads=2,
+            preflight_seconds=60,
+            verify_wall_seconds=200,
+            sandbox_processes=64,
+        )
+    )
+    capture = SandboxLimits.for_("capture", settings)
+    preflight = SandboxLimits.for_("preflight", settings)
+    verify = SandboxLimits.for_("verify", settings)
+    assert (capture.wall_seconds, capture.cpu_total) == (100, 150)
+    assert (preflight.wall_seconds, preflight.cpu_total) == (60, 130)
+    assert (verify.wall_seconds, verify.cpu_total) == (200, 460)
+    for limits in (capture, preflight, verify):
+        assert limits.memory_total == limits.memory_bytes == 3 * 2**30
+        assert limits.processes_total == limits.nproc == 64
+        assert not limits.require_cgroup
+    strict = Settings(
+        limits=LimitsSettings(sandbox_total_memory_bytes=2**30, sandbox_require_cgroup=True)
+    )
+    assert SandboxLimits.for_("verify", strict).memory_total == 2**30
+    assert SandboxLimits.for_("verify", strict).require_cgroup
+
+
+def test_cgroup_v2_and_hybrid_hosts_are_read_right(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Values, counters and fallback limits on a cgroup v2 host (files laid out as the kernel's
+    cgroupfs: this machine has v1, where the tests above run real groups)."""
+    root = tmp_path / "cgroup"
+    root.mkdir()
+    (root / "cgroup.controllers").write_text("cpu io memory pids\n")
+    (root / "memory.max").write_text("25769803776\n")
+    (root / "pids.max").write_text("512\n")
+    monkeypatch.setattr(cgroup, "_mounts_table", lambda: [(str(root), "cgroup2", {"rw"})])
+    monkeypatch.setattr(cgroup, "_own_cgroups", lambda: {"": "/"})
+    version, mounts = cgroup.find_hierarchies()
+    assert version == 2
+    assert mounts == {"memory": root, "pids": root, "cpu": root}
+    support = cgroup.CgroupSupport(2, mounts, {"cgexec": "/usr/bin/cgexec"})
+    assert support.usable
+    assert support.unbounded == []
+    assert support.controllers() == "memory,pids"  # cpu.stat needs no controller
+    group = cgroup.RunGroup(support, TOTALS)
+    folder = root / group.name
+    folder.mkdir(parents=True)
+    (folder / "memory.swap.max").write_text("max\n")
+    assert group.settings() == [
+        f"memory.max={256 * 2**20}",
+        "memory.oom.group=1",
+        "memory.swap.max=0",
+        "pids.max=32",
+    ]
+    assert group.exec_argv() == ["/usr/bin/cgexec", "-g", f"memory,pids:{group.name}", "--sticky"]
+    (folder / "cpu.stat").write_text("usage_usec 2500000\nuser_usec 2400000\n")
+    (folder / "memory.events").write_text("low 0\nhigh 0\nmax 3\noom 1\noom_kill 0\n")
+    (folder / "pids.events").write_text("max 7\n")
+    assert group.cpu_seconds() == 2.5
+    assert group.pids_refused() == 7
+    assert group.exceeded() == "sandbox_cpu"  # 2.5 s > 2 s
+    (folder / "memory.events").write_text("oom 2\noom_kill 1\n")
+    assert group.exceeded() == "sandbox_memory"
+    said = cgroup.container_limits()
+    assert (said["memory"], said["pids"]) == ("24 GiB", "512 processes")
+    assert said["cpu"].startswith("unbounded")
+    # a hybrid host (v1 controllers, an empty v2 `unified`) is v1
+    monkeypatch.setattr(
+        cgroup,
+        "_mounts_table",
+        lambda: [
+            ("/sys/fs/cgroup/unified", "cgroup2", {"rw"}),
+            ("/sys/fs/cgroup/memory", "cgroup", {"rw", "memory"}),
+            ("/sys/fs/cgroup/pids", "cgroup", {"rw", "pids"}),
+            ("/sys/fs/cgroup/cpu,cpuacct", "cgroup", {"rw", "cpu", "cpuacct"}),
+        ],
+    )
+    version, mounts = cgroup.find_hierarchies()
+    assert version == 1
+    assert mounts["cpu"] == Path("/sys/fs/cgroup/cpu,cpuacct")
+    assert cgroup.CgroupSupport(1, mounts).controllers() == "cpuacct,memory,pids"
 
 
 def test_argv_without_root_has_no_setpriv() -> None:

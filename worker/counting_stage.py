@@ -273,16 +273,8 @@ def build_verify_request(
 
 
 def sandbox_limits(settings: Settings) -> SandboxLimits:
-    lim = settings.limits
-    return SandboxLimits(
-        wall_seconds=lim.sandbox_wall_seconds,
-        cpu_seconds=lim.sandbox_cpu_seconds,
-        memory_bytes=lim.sandbox_memory_bytes,
-        # the capture: a graph without weights (BERT-base: 150 KB); one graph per length for
-        # models whose length does not export, up to 600 of them
-        stdout_bytes=64 * 1024 * 1024,
-        stderr_bytes=1024 * 1024,
-    )
+    """The capture's limits (`SandboxLimits.for_("capture", settings)`)."""
+    return SandboxLimits.for_("capture", settings)
 
 
 @dataclass(frozen=True)
@@ -317,6 +309,8 @@ def failure_reason(result: SandboxResult) -> str:
         return "stdout_limit"
     if result.stderr_truncated or reason == "stderr_limit":
         return "stderr_limit"
+    if reason in ("sandbox_memory", "sandbox_cpu"):
+        return reason.replace("sandbox_", "total_")  # total_memory, total_cpu
     name = (reason or "").removeprefix("signal:")
     return {
         "SIGKILL": "killed",
@@ -348,6 +342,16 @@ def _stop_reason(result: SandboxResult, limits: SandboxLimits) -> str | None:
         return (
             f"it printed more than {_size(limits.stderr_bytes)} of log (the limit on its "
             "standard error and print() output)"
+        )
+    if reason == "sandbox_memory":
+        return (
+            f"the sandbox as a whole used more than {_size(limits.memory_total)} of memory "
+            "(the limit for all its processes together)"
+        )
+    if reason == "sandbox_cpu":
+        return (
+            f"the sandbox as a whole used more than the CPU-time limit of {limits.cpu_total:g} s "
+            "(the limit for all its processes together)"
         )
     if reason is None or not reason.startswith("signal:"):
         return None if reason is None else f"it was stopped ({reason})"

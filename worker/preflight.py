@@ -72,13 +72,7 @@ def run_preflight(request: PreflightRequest, settings: Settings, *, device: str)
 
     start = time.monotonic()
     lim = settings.limits
-    limits = SandboxLimits(
-        wall_seconds=lim.preflight_seconds,
-        cpu_seconds=int(lim.preflight_seconds * max(1, lim.sandbox_threads)) + 10,
-        memory_bytes=lim.sandbox_memory_bytes,
-        stdout_bytes=64 * 1024 * 1024,
-        stderr_bytes=256 * 1024,
-    )
+    limits = SandboxLimits.for_("preflight", settings)
     spec: dict[str, Any] = {
         "model": "/job/model.py",
         "threads": lim.sandbox_threads,

@@ -219,7 +219,7 @@ def run_verification(
 ) -> VerifyRun:
     """Check the weights against the graph, then run `worker.verify` in the sandbox per file."""
     from core.storage import BlobStore
-    from worker.counting_stage import JOB_TARGET, _sandbox_env
+    from worker.counting_stage import JOB_TARGET, _sandbox_env, _stop_reason
     from worker.sandbox import Bind, SandboxLimits, make_job_dir, run_sandboxed, sandbox_python
     from worker.verify import VERIFY_MARKER
 
@@ -247,13 +247,7 @@ def run_verification(
         return VerifyRun(VerifyOutput(ok=False, problems=problems[:500]), "")
 
     lim = settings.limits
-    limits = SandboxLimits(
-        wall_seconds=lim.verify_wall_seconds,
-        cpu_seconds=int(lim.verify_wall_seconds * max(1, lim.sandbox_threads) + 60),
-        memory_bytes=lim.sandbox_memory_bytes,
-        stdout_bytes=256 * 1024 * 1024,
-        stderr_bytes=1024 * 1024,
-    )
+    limits = SandboxLimits.for_("verify", settings)
     base = settings.storage.sandbox_jobs_dir
     base.mkdir(parents=True, exist_ok=True)
     entries: dict[str, VerifyEntry] = {}
@@ -313,6 +307,8 @@ def run_verification(
                 else (
                     f"the run was stopped after {lim.verify_wall_seconds:g} s"
                     if result.timed_out
+                    else f"the run was stopped: {stopped}"
+                    if (stopped := _stop_reason(result, limits))
                     else f"the runner exited with code {result.returncode} and no result"
                 )
             )

@@ -1,4 +1,5 @@
-"""Sandbox for untrusted code: bubblewrap + seccomp + rlimits, bounded time and output.
+"""Sandbox for untrusted code: bubblewrap + seccomp + rlimits + a cgroup per run, bounded time
+and output (rlimits bound each process; the run's cgroup bounds all of them together).
 
     check_sandbox()                      # at worker start: SandboxUnavailableError if unusable
     job = make_job_dir(Path("/srv/paretoboard/jobs"))
@@ -9,7 +10,8 @@
     )
 
 See worker/sandbox/runner.py (running), command.py (argv), seccomp.py (filter), identity.py
-(host uid, process sweep) and runtime.py (the Python environment inside).
+(host uid, process sweep), cgroup.py (whole-sandbox limits) and runtime.py (the Python
+environment inside).
 """
 
 from worker.sandbox.errors import SandboxUnavailableError

@@ -1,4 +1,4 @@
-"""The command line that starts a sandbox: prlimit, then setpriv (root only), then bwrap.
+"""The command line that starts a sandbox: [cgexec], prlimit, then setpriv (root only), bwrap.
 
 Pure: everything host-dependent (tool paths, file descriptor numbers, device nodes, host
 identity, mounts) comes in through `CommandSpec`, so the argv can be unit-tested.
@@ -48,6 +48,8 @@ class CommandSpec:
     marker_fd: int
     gpu: bool = False
     gpu_devices: Sequence[str] = field(default_factory=tuple)
+    cgroup_exec: Sequence[str] = field(default_factory=tuple)
+    """`cgexec -g ...:GROUP --sticky`: the first words, so every process is in the run's cgroup."""
 
 
 def prlimit_argv(tools: Tools, limits: SandboxLimits, *, gpu: bool) -> list[str]:
@@ -140,9 +142,10 @@ def bwrap_argv(spec: CommandSpec) -> list[str]:
 
 
 def build_command(spec: CommandSpec) -> list[str]:
-    """prlimit ... -- [setpriv ... --] bwrap ... -- bash -c SHIM sandbox ARGV..."""
+    """[cgexec ...] prlimit ... -- [setpriv ... --] bwrap ... -- bash -c SHIM sandbox ARGV..."""
     return (
-        prlimit_argv(spec.tools, spec.limits, gpu=spec.gpu)
+        list(spec.cgroup_exec)
+        + prlimit_argv(spec.tools, spec.limits, gpu=spec.gpu)
         + setpriv_argv(spec.tools, spec.identity)
         + bwrap_argv(spec)
     )

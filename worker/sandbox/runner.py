@@ -17,6 +17,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import IO
 
+from worker.sandbox import cgroup
 from worker.sandbox.command import SANDBOX_GID, SANDBOX_UID, CommandSpec, Tools, build_command
 from worker.sandbox.errors import SandboxUnavailableError
 from worker.sandbox.identity import (
@@ -109,6 +110,7 @@ def check_sandbox() -> None:
         _check_userns()
         check_pool()
         seccomp_bpf()
+        cgroup.probe()
         python = sandbox_python()
         probe = (
             "import sys, os; "
@@ -237,7 +239,12 @@ def _run(
             raise ValueError(f"invalid environment variable {key!r}")
     tools = _tools()
     bpf = seccomp_bpf()
-    with acquire_identity() as identity:
+    support = cgroup.probe()
+    if limits.require_cgroup and support.unbounded:
+        raise SandboxUnavailableError(
+            cgroup.fallback_message(support) + " This run requires a cgroup: nothing ran."
+        )
+    with acquire_identity() as identity, _run_group(support, limits) as group:
         runtime = runtime_for(identity)
         sandbox_env.update(runtime.env())
         sandbox_env.update(env or {})
@@ -274,9 +281,26 @@ def _run(
                 marker_fd=fds.pipe_for_child("marker"),
                 gpu=gpu,
                 gpu_devices=gpu_device_nodes() if gpu else (),
+                cgroup_exec=group.exec_argv() if group is not None else (),
             )
             command = build_command(spec)
-            return _supervise(command, fds, limits, stdin)
+            return _supervise(command, fds, limits, stdin, group)
+
+
+@contextlib.contextmanager
+def _run_group(
+    support: cgroup.CgroupSupport, limits: SandboxLimits
+) -> Iterator[cgroup.RunGroup | None]:
+    """The run's own cgroup (None where the host has none), removed after its last process."""
+    if not support.usable:
+        yield None
+        return
+    group = cgroup.RunGroup(support, limits)
+    group.create()
+    try:
+        yield group
+    finally:
+        group.remove()
 
 
 def _system_binds() -> list[tuple[str, str]]:
@@ -432,7 +456,11 @@ class _Capture:
 
 
 def _supervise(
-    command: list[str], fds: _Fds, limits: SandboxLimits, stdin: bytes | None
+    command: list[str],
+    fds: _Fds,
+    limits: SandboxLimits,
+    stdin: bytes | None,
+    group: cgroup.RunGroup | None = None,
 ) -> SandboxResult:
     start = time.monotonic()
     deadline = start + limits.wall_seconds
@@ -462,7 +490,10 @@ def _supervise(
                 if remaining <= 0:
                     killed_reason = "wall_timeout"
                     break
-                for key, _ in sel.select(remaining):
+                if group is not None and (killed_reason := group.exceeded()):
+                    break
+                poll = min(remaining, cgroup.POLL_SECONDS) if group is not None else remaining
+                for key, _ in sel.select(poll):
                     fd = key.fd
                     name = key.data
                     if name == "stdin":
@@ -489,11 +520,15 @@ def _supervise(
                         break
                 if killed_reason:
                     break
-        if killed_reason is None:
-            try:
-                proc.wait(max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
+        while killed_reason is None and proc.poll() is None:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
                 killed_reason = "wall_timeout"
+            elif group is not None and (killed_reason := group.exceeded()):
+                break
+            else:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    proc.wait(min(remaining, cgroup.POLL_SECONDS) if group else remaining)
     finally:
         if proc.poll() is None:
             killer.kill()
@@ -512,6 +547,16 @@ def _supervise(
         returncode = None
     elif returncode is not None and 128 < returncode <= 128 + 64:
         killed_reason = "signal:" + _signal_name(returncode - 128)
+    # The OOM killer took a process of the group between two polls (pid 1: exit 137, or a child
+    # while the program went on): the group's own counter says so, whatever the exit status.
+    # (CPU time past the total is only ever found while it runs: a per-process limit equal to
+    # the total, whose SIGKILL comes first, stays the reason.)
+    if (
+        group is not None
+        and (killed_reason is None or killed_reason.startswith("signal:"))
+        and group.oom_kills()
+    ):
+        killed_reason, returncode = "sandbox_memory", None
     return SandboxResult(
         returncode=returncode,
         stdout=out.value(),
@@ -521,6 +566,9 @@ def _supervise(
         stderr_truncated=err.truncated,
         killed_reason=killed_reason,
         wall_seconds=elapsed,
+        cpu_seconds_total=group.cpu_seconds() if group is not None else None,
+        memory_peak_bytes=group.memory_peak() if group is not None else None,
+        forks_refused=group.pids_refused() if group is not None else 0,
     )
 
 
