@@ -1,3 +1,19 @@
+/* Submission page: its own curve per task against the baseline and the front (plots.js). */
+(function () {
+  "use strict";
+  if (!window.Plotly || !window.ParetoPlots) {
+    return;
+  }
+  Array.prototype.forEach.call(document.querySelectorAll(".own-plot .plot"), function (div) {
+    var source = document.getElementById(div.getAttribute("data-source"));
+    if (!source) {
+      return;
+    }
+    window.ParetoPlots.draw(div, JSON.parse(source.textContent), div.getAttribute("data-axis"));
+    window.ParetoPlots.openOnClick(div);
+  });
+})();
+
 /* Submission page: follow the evaluation live, without reloading.
    While the submission is queued or running, its state is polled from the API every couple of
    seconds; the elapsed time ticks every second. When the state changes, the server-rendered
