@@ -19,7 +19,7 @@ import pytest
 
 from core.errors import InvalidInputError
 from core.models import Result, Submission, SubmissionState, Task, Visibility
-from frontend.views.colours import PALETTE, entry_colour
+from frontend.views.colours import BASELINE_COLOUR, PALETTE, colour_of, entry_colour
 from frontend.views.compare import (
     MAX_ENTRIES,
     CompareQuery,
@@ -98,6 +98,8 @@ def test_entry_colours_are_a_stable_function_of_the_id() -> None:
     # Any 11 consecutive ids (entries submitted around the same time) get 11 colours.
     for start in (1, 97, 4_000, 123_456):
         assert len({entry_colour(i) for i in range(start, start + MAX_ENTRIES)}) == MAX_ENTRIES
+    assert colour_of(5, is_baseline=True) == BASELINE_COLOUR  # the baseline: black everywhere
+    assert colour_of(5, is_baseline=False) == entry_colour(5)
     assert "#7f7f7f" not in PALETTE
     assert "#111111" not in PALETTE
 
@@ -265,6 +267,7 @@ def test_task_ranks_start_at_one_and_boards_show_owner_affiliation_date(api: Api
     set_baseline(api, admin, base)
     below = _measured(api, owner, "below the baseline", [(1200.0, 80.0)])
     client = browser(api, owner)
+    assert "Uni X" not in client.get("/tasks/SST-2").text  # the board is cached from here on
     csrf = csrf_of(client.get("/account").text)
     saved = client.post("/account/profile", data={"affiliation": "Uni X", "csrf_token": csrf})
     assert saved.status_code == 303

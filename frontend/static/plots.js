@@ -127,8 +127,8 @@
     for (var h = 0; h < Math.min(data.highlight, data.subs.length); h++) {
       var sub = data.subs[h];
       var indices = byCost(data, bySub[h] || [], axis, opts);
-      if (!indices.length || (axis === "flops" && sub[SUB.baseline] && data.baseline)) {
-        continue; // the baseline curve is drawn in its own style
+      if (!indices.length || (sub[SUB.baseline] && data.baseline)) {
+        continue; // the baseline is drawn in its own style, below
       }
       var color = sub[SUB.colour] || "#1f77b4";
       above.push({
@@ -162,6 +162,27 @@
         line: { color: BASELINE, width: 1.5, dash: "dash" },
         marker: { color: BASELINE, size: 6, symbol: "square" }
       });
+    }
+    if (axis === "params" && data.baseline) {
+      // The baseline's points against parameters (sent among the subs, drawn or not).
+      for (var bs = 0; bs < data.subs.length; bs++) {
+        if (data.subs[bs][SUB.id] !== data.baseline.id) {
+          continue;
+        }
+        var bsub = data.subs[bs];
+        var bidx = byCost(data, bySub[bs] || [], axis, opts);
+        if (bidx.length) {
+          below.push({
+            type: "scatter", mode: "markers", name: "baseline: " + esc(bsub[SUB.name]), legendrank: 1001,
+            x: bidx.map(function (i) { return xOf(data.points[i], axis, opts); }),
+            y: bidx.map(function (i) { return data.points[i][PT.perf]; }),
+            text: bidx.map(function (i) { return hover(bsub, data.points[i]) + "<br>(baseline)"; }),
+            customdata: bidx.map(function () { return bsub[SUB.id]; }),
+            hovertemplate: "%{text}<extra></extra>",
+            marker: { color: BASELINE, size: 7, symbol: "square" }
+          });
+        }
+      }
     }
     var front = axis === "flops" ? data.flops_front : data.params_front;
     if (front && front.length) {

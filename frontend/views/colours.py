@@ -39,3 +39,9 @@ def entry_colour(submission_id: int) -> str:
     """The colour of an entry on every plot (stable across pages, processes and releases)."""
     mixed = (submission_id * _FIBONACCI) & 0xFFFFFFFF
     return PALETTE[(mixed * len(PALETTE)) >> 32]
+
+
+def colour_of(submission_id: int, *, is_baseline: bool) -> str:
+    """An entry's colour where it is drawn: the task's baseline is always drawn in black (its
+    own style on every plot); every other entry in its `entry_colour`."""
+    return BASELINE_COLOUR if is_baseline else entry_colour(submission_id)

@@ -29,7 +29,7 @@ from core.models import Result, SubmissionKind, Task
 from core.submissions.queries import page_url
 from core.text import csv_cell
 from frontend.views import format as fmt
-from frontend.views.colours import entry_colour
+from frontend.views.colours import colour_of
 from frontend.views.leaderboard import plot_body
 
 MAX_ENTRIES = 11  # as ELUE's plots
@@ -210,7 +210,7 @@ def compare_table(
         rows.append(
             TableRow(
                 submission_id=p.submission_id,
-                colour=entry_colour(p.submission_id),
+                colour=colour_of(p.submission_id, is_baseline=entry.is_baseline),
                 url=page_url(p.submission_id),
                 text={
                     "entry": entry.name,
@@ -246,7 +246,13 @@ def compare_view(session: Session, task: Task, query: CompareQuery) -> CompareVi
     missing = [i for i in query.ids if i not in on_board]
     chosen = {e.submission_id for e in entries}
     front_ids = {p.submission_id for p in board.points if p.on_flops_front or p.on_params_front}
-    front_only = [e for e in board.submissions if e.submission_id in front_ids - chosen]
+    # Front members and the baseline are sent too (not drawn as entries): the fronts and the
+    # baseline on the parameters plot use their points.
+    front_only = [
+        e
+        for e in board.submissions
+        if e.submission_id not in chosen and (e.submission_id in front_ids or e.is_baseline)
+    ]
     plot = plot_body(board, [*entries, *front_only], highlight=len(entries), others=False)
     offered = list(board.submissions[:PICK_LIST]) + [
         e for e in entries if e not in board.submissions[:PICK_LIST]
@@ -275,7 +281,7 @@ def compare_view(session: Session, task: Task, query: CompareQuery) -> CompareVi
                 id=e.submission_id,
                 label=f"{e.rank}. {e.name} (#{e.submission_id})",
                 checked=e.submission_id in chosen,
-                colour=entry_colour(e.submission_id),
+                colour=colour_of(e.submission_id, is_baseline=e.is_baseline),
             )
             for e in offered
         ],

@@ -36,7 +36,7 @@ from core.submissions.queries import page_url
 from core.tasks import service as task_service
 from core.tasks.manifest import Family, family_title
 from frontend.views import format as fmt
-from frontend.views.colours import entry_colour
+from frontend.views.colours import colour_of
 
 T = TypeVar("T")
 PER_PAGE = 100
@@ -875,7 +875,7 @@ def plot_body(
                 s.params,
                 None if s.score is None else round(s.score, 3),
                 int(s.is_baseline),
-                entry_colour(s.submission_id),
+                colour_of(s.submission_id, is_baseline=s.is_baseline),
             ]
             for s in ordered
         ],

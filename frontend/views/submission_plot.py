@@ -85,10 +85,10 @@ def own_plots(session: Session, submission: Submission, read: SubmissionRead) ->
             continue
         front_ids = {p.submission_id for p in board.points if p.on_flops_front or p.on_params_front}
         mine = next((e for e in board.submissions if e.submission_id == submission.id), None)
-        others = [
+        others = [  # not drawn as entries: the fronts and the baseline use their points
             e
             for e in board.submissions
-            if e.submission_id in front_ids and e.submission_id != submission.id
+            if e.submission_id != submission.id and (e.submission_id in front_ids or e.is_baseline)
         ]
         if mine is not None:
             data = plot_body(board, [mine, *others], highlight=1, others=False)
