@@ -1,17 +1,22 @@
-/* Submission page: its own curve per task against the baseline and the front (plots.js). */
+/* Submission page: its own curve per task against the baseline and the front (plots.js), drawn
+   on load and again whenever the live panel that holds them is swapped in. */
 (function () {
   "use strict";
-  if (!window.Plotly || !window.ParetoPlots) {
-    return;
-  }
-  Array.prototype.forEach.call(document.querySelectorAll(".own-plot .plot"), function (div) {
-    var source = document.getElementById(div.getAttribute("data-source"));
-    if (!source) {
+  function drawOwnPlots() {
+    if (!window.Plotly || !window.ParetoPlots) {
       return;
     }
-    window.ParetoPlots.draw(div, JSON.parse(source.textContent), div.getAttribute("data-axis"));
-    window.ParetoPlots.openOnClick(div);
-  });
+    Array.prototype.forEach.call(document.querySelectorAll(".own-plot .plot"), function (div) {
+      var source = document.getElementById(div.getAttribute("data-source"));
+      if (!source) {
+        return;
+      }
+      window.ParetoPlots.draw(div, JSON.parse(source.textContent), div.getAttribute("data-axis"));
+      window.ParetoPlots.openOnClick(div);
+    });
+  }
+  window.paretoDrawOwnPlots = drawOwnPlots;
+  drawOwnPlots();
 })();
 
 /* Submission page: follow the evaluation live, without reloading.
@@ -104,6 +109,9 @@
       .then(function (html) {
         live.innerHTML = html;
         read();
+        if (window.paretoDrawOwnPlots) {
+          window.paretoDrawOwnPlots();
+        }
         var label = document.getElementById("state-label");
         var message = document.getElementById("state-message");
         announce.textContent = "Status: " + (label ? label.textContent : state) +

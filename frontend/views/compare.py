@@ -88,7 +88,9 @@ def parse_compare_query(
         )
     if problems:
         raise InvalidInputError("Cannot show this comparison", problems)
-    return CompareQuery(task=task, ids=tuple(chosen), scale=scale, unit=unit)  # type: ignore[arg-type]
+    return CompareQuery(
+        task=task, ids=tuple(chosen), scale="linear" if scale == "linear" else "log", unit=unit
+    )
 
 
 # --- the table ------------------------------------------------------------------------------
