@@ -260,6 +260,11 @@ class _SubInfo:
     affiliation: str | None = None
     submitted_at: dt.datetime | None = None
 
+    def __post_init__(self) -> None:
+        # Stored times are UTC; SQLite hands them back without a zone.
+        if self.submitted_at is not None and self.submitted_at.tzinfo is None:
+            self.submitted_at = self.submitted_at.replace(tzinfo=dt.UTC)
+
     @property
     def model_params(self) -> int | None:
         """The submission's parameter count, else the largest its points report."""
