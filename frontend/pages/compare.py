@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from core.errors import InvalidInputError
-from core.tasks.service import get_task, list_tasks
+from core.tasks.service import get_task
 from frontend.templating import render
 from frontend.views.compare import (
     compare_view,
@@ -46,7 +46,6 @@ def compare_page(
             "error": exc,
             "task_name": row.name,
             "display_name": row.display_name,
-            "tasks": [t.name for t in list_tasks(session)],
         }
         return render(request, "compare.html", context, user=user, status_code=400)
     view = compare_view(session, row, query)
