@@ -3,7 +3,8 @@
 Templates only print what the views (`frontend/views/`) prepared; autoescaping is on for every
 `.html` template, so names and descriptions always come out escaped. Page responses carry a
 Content-Security-Policy that allows scripts and styles from this origin only (Plotly adds inline
-styles, hence `style-src 'unsafe-inline'`; no inline script is allowed).
+styles, hence `style-src 'unsafe-inline'`; its PNG export draws the figure from a `blob:` image,
+hence `img-src blob:`; no inline script is allowed).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ templates.env.lstrip_blocks = True
 
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:; connect-src 'self'; font-src 'self'; object-src 'none'; "
+    "img-src 'self' data: blob:; connect-src 'self'; font-src 'self'; object-src 'none'; "
     "base-uri 'self'; form-action 'self'; frame-ancestors 'none'"
 )
 PAGE_HEADERS = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -63,6 +64,11 @@ class OverallEntryRead(_Read):
         description="Tasks with a point whose FLOPs count is incomplete (a lower bound: the "
         "count met an operator no rule covers); such points are not scored",
     )
+    owner: str | None = Field(
+        None, description="The owner's display name (null: an operator entry)"
+    )
+    affiliation: str | None = Field(None, description="The owner's affiliation (profile field)")
+    submitted_at: dt.datetime | None = Field(None, description="When the entry was submitted")
 
 
 class OverallLeaderboardRead(_Read):
@@ -154,6 +160,11 @@ class TaskLeaderboardEntryRead(_Read):
     incomplete_points: int = Field(
         0, description="Points whose FLOPs count is incomplete (lower bounds, not scored)"
     )
+    owner: str | None = Field(
+        None, description="The owner's display name (null: an operator entry)"
+    )
+    affiliation: str | None = Field(None, description="The owner's affiliation (profile field)")
+    submitted_at: dt.datetime | None = Field(None, description="When the entry was submitted")
 
 
 class TaskLeaderboardRead(_Read):

@@ -326,6 +326,23 @@ def test_the_site_in_a_browser(site: Site, chromium: Any, tmp_path: Path) -> Non
     assert page.locator("table.breakdown").count() >= 2
     assert page.locator(".owner ul.files a").count() == 2  # the owner's files
     page.locator("details.cost").first.evaluate("d => d.open = true")
+    # Side-by-side breakdown tables keep their own height: a grid item stretched to the tallest
+    # one spread a short table's rows into large empty cells.
+    heights = page.evaluate(
+        """() => [...document.querySelectorAll('.breakdowns')].map(grid => [
+            getComputedStyle(grid).alignItems,
+            [...grid.querySelectorAll(':scope > table')].map(t => t.getBoundingClientRect().height)
+        ])"""
+    )
+    assert heights
+    assert all(align == "start" for align, _ in heights), heights
+    # Its own curve on the plots, drawn when the live panel swapped in the results.
+    page.locator("#own-flops-1 .main-svg").first.wait_for()
+    assert page.evaluate(
+        "(sid) => document.getElementById('own-flops-1').data"
+        ".some(t => (t.customdata || []).includes(sid))",
+        sid,
+    )
     shoot(page, "submission")
 
     # --- the admin makes the paper entry SST-2's baseline ------------------------------------

@@ -820,7 +820,7 @@ def test_api_pages_and_plots_take_verified_only(api_board: tuple[Api, Board]) ->
     assert not any(p["verified"] for p in full["points"] if p["submission_name"] == "C")
     plot = api.client.get("/tasks/SST-2/plot.json", params={"all": 1, "verified": 1}).json()
     assert {s[1] for s in plot["subs"]} == {"A", "ElasticBERT-base"}
-    assert all(len(p) == 11 for p in plot["points"])
+    assert all(len(p) == 12 for p in plot["points"])  # ..., verified, point name
     home = api.client.get("/", params={"verified": 1}).text
     assert 'aria-checked="true"' in home
     assert ">C<" not in home

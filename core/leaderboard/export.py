@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 from collections.abc import Iterable, Sequence
 
@@ -32,6 +33,15 @@ def _csv(header: Sequence[str], rows: Iterable[Sequence[Cell]]) -> str:
     return out.getvalue()
 
 
+def _date(value: dt.datetime | None) -> str | None:
+    """A submission time as ISO 8601 in UTC (stored times are UTC; SQLite drops the zone)."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC).isoformat(timespec="seconds")
+
+
 def overall_csv(board: OverallLeaderboard) -> str:
     """One row per entry: rank, identity, flags, scores, then per-task score and best columns."""
     names = [t.name for t in board.tasks]
@@ -52,6 +62,9 @@ def overall_csv(board: OverallLeaderboard) -> str:
         *(f"best_{n}" for n in names),
         "out_of_range_tasks",
         "incomplete_tasks",
+        "owner",
+        "affiliation",
+        "submitted_at",
     ]
     rows = (
         [
@@ -71,6 +84,9 @@ def overall_csv(board: OverallLeaderboard) -> str:
             *(e.best_performance.get(n) for n in names),
             " ".join(e.out_of_range_tasks),
             " ".join(e.incomplete_tasks),
+            e.owner,
+            e.affiliation,
+            _date(e.submitted_at),
         ]
         for e in board.entries
     )
@@ -103,6 +119,9 @@ def task_csv(board: TaskLeaderboard) -> str:
         "flops_elue_mean",
         "cost_incomplete",
         "cost_disagrees",
+        "owner",
+        "affiliation",
+        "submitted_at",
     ]
     rows = (
         [
@@ -128,6 +147,9 @@ def task_csv(board: TaskLeaderboard) -> str:
             p.flops_elue_mean,
             p.cost_incomplete,
             p.cost_disagrees,
+            score[p.submission_id].owner,
+            score[p.submission_id].affiliation,
+            _date(score[p.submission_id].submitted_at),
         ]
         for p in board.points
     )

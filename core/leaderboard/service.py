@@ -14,6 +14,7 @@ computed here at read time from the current curve; `Result.baseline_delta` is no
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Sequence
@@ -39,7 +40,15 @@ from core.leaderboard.types import (
     TaskLeaderboard,
     TaskSubmissionEntry,
 )
-from core.models import Result, Submission, SubmissionKind, SubmissionState, Task, Visibility
+from core.models import (
+    Result,
+    Submission,
+    SubmissionKind,
+    SubmissionState,
+    Task,
+    User,
+    Visibility,
+)
 from core.ranking.fronts import front_mask
 from core.ranking.score import (
     BaselineCurve,
@@ -247,6 +256,14 @@ class _SubInfo:
     paper_url: str | None
     code_url: str | None
     point_params: list[int] = field(default_factory=list)
+    owner: str | None = None
+    affiliation: str | None = None
+    submitted_at: dt.datetime | None = None
+
+    def __post_init__(self) -> None:
+        # Stored times are UTC; SQLite hands them back without a zone.
+        if self.submitted_at is not None and self.submitted_at.tzinfo is None:
+            self.submitted_at = self.submitted_at.replace(tzinfo=dt.UTC)
 
     @property
     def model_params(self) -> int | None:
@@ -302,8 +319,12 @@ def _task_leaderboard(
             Result.cost_incomplete,
             Result.cost_disagrees,
             Result.verify_status,
+            User.display_name,
+            User.affiliation,
+            Submission.created_at,
         )
         .join(Submission, Submission.id == Result.submission_id)
+        .outerjoin(User, User.id == Submission.owner_id)
         .where(Result.task_id == task.id, listed_point(), listed_submission())
         .order_by(Result.submission_id, Result.flops_mean, Result.id)
     )
@@ -317,7 +338,9 @@ def _task_leaderboard(
             continue
         sub = subs.get(r[1])
         if sub is None:
-            sub = subs[r[1]] = _SubInfo(r[1], r[9], str(r[10]), r[11], r[12], r[13], r[14])
+            sub = subs[r[1]] = _SubInfo(
+                r[1], r[9], str(r[10]), r[11], r[12], r[13], r[14], [], r[19], r[20], r[21]
+            )
         if r[8] is not None:
             sub.point_params.append(r[8])
         rows.append(
@@ -408,6 +431,9 @@ def _task_leaderboard(
                 best_performance=best,
                 out_of_range=any(positions[i] not in (None, "within") for i in indices),
                 incomplete_points=sum(1 for i in indices if rows[i].incomplete),
+                owner=sub.owner,
+                affiliation=sub.affiliation,
+                submitted_at=sub.submitted_at,
             )
         )
 
@@ -497,11 +523,15 @@ def _overall(session: Session, track: Track | None) -> OverallLeaderboard:
             Submission.params,
             Submission.paper_url,
             Submission.code_url,
+            User.display_name,
+            User.affiliation,
+            Submission.created_at,
         )
+        .outerjoin(User, User.id == Submission.owner_id)
         .where(listed_submission())
         .order_by(Submission.id),
     ):
-        subs[s[0]] = _SubInfo(s[0], s[1], str(s[2]), s[3], s[4], s[5], s[6])
+        subs[s[0]] = _SubInfo(s[0], s[1], str(s[2]), s[3], s[4], s[5], s[6], [], s[7], s[8], s[9])
 
     # Per task: parallel lists of submission id, FLOPs, performance.
     per_task: dict[int, tuple[list[int], list[float], list[float]]] = defaultdict(
@@ -611,6 +641,9 @@ def _overall(session: Session, track: Track | None) -> OverallLeaderboard:
                 best_performance=best_perf,
                 average_performance=_mean(list(best_perf.values())) if best_perf else None,
                 incomplete_tasks=tuple(n for n in names if n in incomplete.get(sid, ())),
+                owner=sub.owner,
+                affiliation=sub.affiliation,
+                submitted_at=sub.submitted_at,
             )
         )
     return OverallLeaderboard(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -95,6 +96,9 @@ class TaskSubmissionEntry:
     best_performance: float
     out_of_range: bool  # some point lies outside the baseline's FLOPs range
     incomplete_points: int = 0  # points whose count is a lower bound (not scored)
+    owner: str | None = None  # the owner's display name (None: an operator entry)
+    affiliation: str | None = None  # the owner's affiliation, as their profile gives it
+    submitted_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +136,9 @@ class OverallEntry:
     average_performance: float | None  # mean of best_performance (the track ranking)
     # tasks whose points all or partly have an incomplete (lower-bound) count: not scored
     incomplete_tasks: tuple[str, ...] = ()
+    owner: str | None = None  # the owner's display name (None: an operator entry)
+    affiliation: str | None = None
+    submitted_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,7 +17,8 @@ The rule (the leaderboard cache, `core.leaderboard.cache`, keys on this row):
     nothing; its becoming done while public, or public while done, does;
   - a result: a change of a column the boards read (performance, metrics, FLOPs, params,
     point, task, submission) while its submission is listed;
-  - a deleted user (the database cascades to their submissions).
+  - a deleted user (the database cascades to their submissions), or a change of a user's
+    display name or affiliation (the boards show them next to the owner's entries).
   ORM-enabled `insert()`, `update()` and `delete()` statements run through `session.execute`
   cannot be inspected row by row: on results, submissions and tasks they bump, unless an
   `update()` sets no column the boards read. Writes outside a Session (a bare Connection,
@@ -125,6 +126,8 @@ _RESULT_COLUMNS = frozenset(
         "verify_status",
     }
 )
+# The owner's name and affiliation are shown next to every entry.
+_USER_COLUMNS = frozenset({"display_name", "affiliation"})
 _UPDATE_COLUMNS: dict[str, frozenset[str] | None] = {
     "submissions": _SUBMISSION_COLUMNS,
     "results": _RESULT_COLUMNS,
@@ -207,7 +210,7 @@ def _flush_matters(session: Session) -> bool:
             elif isinstance(obj, Result):
                 if _result_matters(session, obj, new=new, deleted=deleted):
                     return True
-            elif isinstance(obj, User) and deleted:
+            elif isinstance(obj, User) and (deleted or (not new and _changed(obj, _USER_COLUMNS))):
                 return True
     return False
 

@@ -22,6 +22,7 @@ class User(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(String(320), unique=True)  # stored lower-cased
     display_name: Mapped[str] = mapped_column(String(100))
+    affiliation: Mapped[str | None] = mapped_column(String(200))  # shown on the boards
     password_hash: Mapped[str] = mapped_column(String(255))
     role: Mapped[UserRole] = mapped_column(
         Enum(

@@ -31,7 +31,7 @@ def name_taken(session: Session, *, owner_id: int | None, name: str, exclude: in
 
 
 def update_submission(session: Session, submission: Submission, changes: SubmissionUpdate) -> None:
-    """Rename, re-describe or change the visibility of a submission (flushed)."""
+    """Rename, re-describe, re-link or change the visibility of a submission (flushed)."""
     if changes.name is not None:
         name = normalise_name(changes.name)  # the schema has refused invisible characters
         if not name or len(name) > 200:
@@ -48,6 +48,15 @@ def update_submission(session: Session, submission: Submission, changes: Submiss
         submission.description = changes.description
     if changes.visibility is not None:
         submission.visibility = changes.visibility
+    if changes.paper_url is not None:
+        if not changes.paper_url and submission.kind is SubmissionKind.SELF_REPORTED:
+            raise InvalidInputError(
+                "Invalid paper link",
+                [Problem("a self-reported entry needs its paper link", column="paper_url")],
+            )
+        submission.paper_url = str(changes.paper_url)[:500] or None
+    if changes.code_url is not None:
+        submission.code_url = str(changes.code_url)[:500] or None
     session.flush()
 
 

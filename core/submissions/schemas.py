@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
@@ -264,6 +264,9 @@ class SubmissionUpdate(BaseModel):
     name: SafeName | None = Field(None, min_length=1, max_length=200)
     description: SafeMultiline | None = Field(None, max_length=10_000)
     visibility: Visibility | None = None
+    # None: unchanged; "": removed (a self-reported entry keeps its paper link)
+    paper_url: HttpUrl | Literal[""] | None = None
+    code_url: HttpUrl | Literal[""] | None = None
 
 
 class PaperPoint(BaseModel):

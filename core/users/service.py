@@ -85,6 +85,32 @@ def create_user(
     return user
 
 
+MAX_AFFILIATION = 200
+
+
+def set_affiliation(session: Session, *, user: User, affiliation: str) -> None:
+    """Set (or with an empty text, clear) the affiliation shown next to the user's entries."""
+    text = normalise_name(affiliation)
+    if text:
+        if (problem := name_problem(text)) is not None:
+            raise InvalidInputError(
+                "Invalid affiliation", [Problem(f"affiliation: {problem}", column="affiliation")]
+            )
+        if len(text) > MAX_AFFILIATION or not _NAME.match(text):
+            raise InvalidInputError(
+                "Invalid affiliation",
+                [
+                    Problem(
+                        f"affiliation must be at most {MAX_AFFILIATION} characters, without "
+                        "control characters",
+                        column="affiliation",
+                    )
+                ],
+            )
+    user.affiliation = text or None
+    session.flush()
+
+
 def list_users(session: Session) -> list[User]:
     return list(session.scalars(select(User).order_by(User.id)))
 

@@ -201,6 +201,7 @@ def _account_context(
         "account": {
             "email": user.email,
             "name": user.display_name,
+            "affiliation": user.affiliation or "",
             "role": user.role.value,
             "since": fmt.when(user.created_at),
         },
@@ -305,6 +306,20 @@ def revoke_token(
     session.commit()
     flash(request, "The token was revoked; it no longer works.")
     return RedirectResponse("/account#tokens", status_code=303)
+
+
+@router.post("/account/profile", response_model=None)
+async def update_profile(request: Request, session: SessionDep, user: WriterUser) -> Response:
+    """The profile shown on the boards next to the user's entries: the affiliation."""
+    form = await request.form()
+    try:
+        users.set_affiliation(session, user=user, affiliation=_text(form, "affiliation", 1000))
+        session.commit()
+        flash(request, "Your affiliation was saved.")
+    except InvalidInputError as exc:
+        session.rollback()
+        flash(request, "Not saved: " + "; ".join(p.problem for p in exc.problems))
+    return RedirectResponse("/account#profile", status_code=303)
 
 
 @router.post("/account/sessions/end-all", response_model=None)

@@ -1,3 +1,24 @@
+/* Submission page: its own curve per task against the baseline and the front (plots.js), drawn
+   on load and again whenever the live panel that holds them is swapped in. */
+(function () {
+  "use strict";
+  function drawOwnPlots() {
+    if (!window.Plotly || !window.ParetoPlots) {
+      return;
+    }
+    Array.prototype.forEach.call(document.querySelectorAll(".own-plot .plot"), function (div) {
+      var source = document.getElementById(div.getAttribute("data-source"));
+      if (!source) {
+        return;
+      }
+      window.ParetoPlots.draw(div, JSON.parse(source.textContent), div.getAttribute("data-axis"));
+      window.ParetoPlots.openOnClick(div);
+    });
+  }
+  window.paretoDrawOwnPlots = drawOwnPlots;
+  drawOwnPlots();
+})();
+
 /* Submission page: follow the evaluation live, without reloading.
    While the submission is queued or running, its state is polled from the API every couple of
    seconds; the elapsed time ticks every second. When the state changes, the server-rendered
@@ -88,6 +109,9 @@
       .then(function (html) {
         live.innerHTML = html;
         read();
+        if (window.paretoDrawOwnPlots) {
+          window.paretoDrawOwnPlots();
+        }
         var label = document.getElementById("state-label");
         var message = document.getElementById("state-message");
         announce.textContent = "Status: " + (label ? label.textContent : state) +

@@ -8,11 +8,12 @@ cached with the leaderboards, under the same board-version rule.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, TypeVar
 from urllib.parse import urlencode
 
@@ -35,6 +36,7 @@ from core.submissions.queries import page_url
 from core.tasks import service as task_service
 from core.tasks.manifest import Family, family_title
 from frontend.views import format as fmt
+from frontend.views.colours import colour_of
 
 T = TypeVar("T")
 PER_PAGE = 100
@@ -95,6 +97,27 @@ def badges(
             )
         )
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class EntryMeta:
+    """Who submitted an entry and when (the boards' owner, affiliation and date columns)."""
+
+    owner: str
+    affiliation: str
+    submitted: str  # the date
+    submitted_title: str  # the full time
+
+
+def entry_meta(
+    owner: str | None, affiliation: str | None, submitted: dt.datetime | None
+) -> EntryMeta:
+    return EntryMeta(
+        owner=owner or "operator",
+        affiliation=affiliation or fmt.DASH,
+        submitted=fmt.when(submitted)[:10] if submitted else fmt.DASH,
+        submitted_title=fmt.when(submitted),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +229,7 @@ class HomeRow:
     covered: str
     paper_url: str | None
     code_url: str | None
+    meta: EntryMeta | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -408,6 +432,7 @@ def _home_row(entry: OverallEntry, board: OverallLeaderboard) -> HomeRow:
         covered=covered,
         paper_url=entry.paper_url,
         code_url=entry.code_url,
+        meta=entry_meta(entry.owner, entry.affiliation, entry.submitted_at),
     )
 
 
@@ -574,6 +599,8 @@ class TaskRow:
     out_of_range: bool
     paper_url: str | None
     code_url: str | None
+    submission_id: int = 0
+    meta: EntryMeta | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -652,7 +679,20 @@ def _task_row(entry: TaskSubmissionEntry) -> TaskRow:
         out_of_range=entry.out_of_range,
         paper_url=entry.paper_url,
         code_url=entry.code_url,
+        submission_id=entry.submission_id,
+        meta=entry_meta(entry.owner, entry.affiliation, entry.submitted_at),
     )
+
+
+def _reranked(entries: list[TaskSubmissionEntry]) -> list[TaskSubmissionEntry]:
+    """Ranks 1, 2, ... within one table (the board ranks measured and paper entries together,
+    so a table of one kind would otherwise start at 2 under a paper entry); equal board ranks
+    stay equal ("1, 2, 2, 4")."""
+    out: list[TaskSubmissionEntry] = []
+    for index, entry in enumerate(entries):
+        tied = bool(out) and entries[index - 1].rank == entry.rank
+        out.append(replace(entry, rank=out[-1].rank if tied else index + 1))
+    return out
 
 
 def _task_parts(
@@ -660,8 +700,8 @@ def _task_parts(
 ) -> tuple[list[TaskSubmissionEntry], list[TaskSubmissionEntry], list[PointEntry]]:
     """Measured entries, paper entries, and the FLOPs front's points (cheapest first)."""
     self_reported = SubmissionKind.SELF_REPORTED.value
-    measured = [s for s in board.submissions if s.kind != self_reported]
-    papers = [s for s in board.submissions if s.kind == self_reported]
+    measured = _reranked([s for s in board.submissions if s.kind != self_reported])
+    papers = _reranked([s for s in board.submissions if s.kind == self_reported])
     on_front = set(board.flops_front)
     by_id = {p.result_id: p for p in board.points if p.result_id in on_front}
     return measured, papers, [by_id[r] for r in board.flops_front if r in by_id]
@@ -757,12 +797,13 @@ _POSITION = {"below": "b", "within": "w", "above": "a"}
 def _plot(board: TaskLeaderboard, everything: bool) -> PlotData:
     """The plots' data: the Pareto fronts, the baseline, and the top entries (or everyone).
 
-    Format (arrays keep it small): `subs` rows are [id, name, kind ("m"|"s"), params, score,
-    is_baseline]; `points` rows are [sub index, MFLOPs, performance, params, position
-    ("b"|"w"|"a"|null), on FLOPs front, on params front, incomplete count (a lower bound),
-    ELUE-convention MFLOPs, fvcore disagrees, verified]; `flops_front` / `params_front` are
-    point indices in cost order; `highlight` is how many of the `subs` (the first ones) are
-    drawn one curve each, the rest as one grey trace.
+    Format (arrays keep it small; `plot_body` writes it): `subs` rows are [id, name, kind
+    ("m"|"s"), params, score, is_baseline, colour]; `points` rows are [sub index, MFLOPs,
+    performance, params, position ("b"|"w"|"a"|null), on FLOPs front, on params front,
+    incomplete count (a lower bound), ELUE-convention MFLOPs, fvcore disagrees, verified, point
+    name], each entry's points cheapest first; `flops_front` / `params_front` are point indices
+    in cost order; `highlight` is how many of the `subs` (the first ones) are drawn one curve
+    each, the rest as one grey trace (`others` false: not drawn, only the front uses them).
     """
     front_subs = {p.submission_id for p in board.points if p.on_flops_front or p.on_params_front}
     chosen: list[TaskSubmissionEntry] = []
@@ -771,13 +812,37 @@ def _plot(board: TaskLeaderboard, everything: bool) -> PlotData:
         keep = rank_index < PLOT_TOP or entry.is_baseline or entry.submission_id in front_subs
         (chosen if keep else rest).append(entry)
     subs = chosen + (rest if everything else [])
-    index = {s.submission_id: i for i, s in enumerate(subs)}
+    text = plot_body(board, subs, highlight=len(chosen), everything=everything)
+    return PlotData(text, len(chosen) if not everything else len(subs), len(board.submissions))
+
+
+def plot_body(
+    board: TaskLeaderboard,
+    subs: Sequence[TaskSubmissionEntry],
+    *,
+    highlight: int,
+    everything: bool = False,
+    others: bool = True,
+    extra: Sequence[tuple[TaskSubmissionEntry, Sequence[PointEntry]]] = (),
+) -> str:
+    """The plots' compact JSON (see `_plot`) for `subs` of `board` (the first `highlight` drawn
+    one curve each) and the board's baseline and fronts; `extra`: entries not on the board (a
+    private or unfinished submission on its own page), drawn one curve each after `subs`'s
+    highlighted ones. Safe to embed in a <script type="application/json">."""
+    extra_ids = {entry.submission_id for entry, _ in extra}
+    drawn = [s for s in subs[:highlight] if s.submission_id not in extra_ids]
+    drawn += [e for e, _ in extra]
+    ordered = drawn + [s for s in subs[highlight:] if s.submission_id not in extra_ids]
+    index = {s.submission_id: i for i, s in enumerate(ordered)}
     points: list[list[Any]] = []
     point_index: dict[int, int] = {}
-    for p in board.points:
-        si = index.get(p.submission_id)
-        if si is None:
-            continue
+    own_points = [(p, index[p.submission_id]) for e, ps in extra for p in ps]
+    board_points = [
+        (p, index[p.submission_id])
+        for p in board.points
+        if p.submission_id in index and p.submission_id not in extra_ids
+    ]
+    for p, si in [*board_points, *own_points]:
         point_index[p.result_id] = len(points)
         points.append(
             [
@@ -792,14 +857,16 @@ def _plot(board: TaskLeaderboard, everything: bool) -> PlotData:
                 _round(p.flops_elue_mean / 1e6) if p.flops_elue_mean else None,
                 int(p.cost_disagrees),
                 int(p.verified),
+                p.point,
             ]
         )
     baseline = board.baseline
     body = {
         "task": board.task.name,
         "all": everything,
+        "others": others,
         "total": len(board.submissions),
-        "highlight": len(chosen),
+        "highlight": len(drawn),
         "subs": [
             [
                 s.submission_id,
@@ -808,8 +875,9 @@ def _plot(board: TaskLeaderboard, everything: bool) -> PlotData:
                 s.params,
                 None if s.score is None else round(s.score, 3),
                 int(s.is_baseline),
+                colour_of(s.submission_id, is_baseline=s.is_baseline),
             ]
-            for s in subs
+            for s in ordered
         ],
         "points": points,
         "baseline": (
@@ -828,8 +896,7 @@ def _plot(board: TaskLeaderboard, everything: bool) -> PlotData:
     }
     text = json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     # Inside <script type="application/json">: no "</script>" or "<!--" can appear.
-    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    return PlotData(text, len(chosen) if not everything else len(subs), len(board.submissions))
+    return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def task_plot_json(

@@ -32,12 +32,14 @@ from core.models import (
     Visibility,
 )
 from core.ranking.score import BaselineCurve
-from core.submissions.access import is_admin, sees_private_details
+from core.submissions.access import is_admin, is_owner, sees_private_details
+from core.submissions.manage import baseline_of
 from core.submissions.queries import baseline_curve, read_submission
 from core.submissions.schemas import CostQueueRead, PointRead, SubmissionRead
 from core.submissions.state import PIPELINE_STAGES
 from frontend.views import format as fmt
 from frontend.views.leaderboard import Badge
+from frontend.views.submission_plot import OwnPlot, own_plots
 
 STAGES = tuple(stage.value for stage in PIPELINE_STAGES)
 STAGE_TEXT = {
@@ -51,6 +53,19 @@ STAGE_TEXT = {
 }
 BINS = 30
 BREAKDOWN_ROWS = 25
+
+
+@dataclass(frozen=True, slots=True)
+class OwnerActions:
+    """What the owner's forms on the page are filled with."""
+
+    name: str
+    description: str
+    paper_url: str
+    code_url: str
+    public: bool
+    self_reported: bool
+    baseline_of: list[str]  # tasks it is the baseline of: it cannot be withdrawn
 
 
 # --- cost summaries (cached) ------------------------------------------------------------------
@@ -431,6 +446,8 @@ class SubmissionView:
     notes: list[str] = field(default_factory=list)
     verification: VerificationView | None = None
     weights: list[WeightsView] = field(default_factory=list)
+    plots: list[OwnPlot] = field(default_factory=list)  # its curve per task vs. the board
+    owner_actions: OwnerActions | None = None  # the owner's forms (not withdrawn)
 
 
 def _status(read: SubmissionRead) -> Status:
@@ -786,6 +803,24 @@ def submission_view(
         baseline_tasks=_baseline_candidates(session, submission) if admin else [],
         notes=notes,
         verification=_verification_view(read),
+        plots=own_plots(session, submission, read),
+        owner_actions=_owner_actions(session, submission, viewer),
+    )
+
+
+def _owner_actions(
+    session: Session, submission: Submission, viewer: User | None
+) -> OwnerActions | None:
+    if not is_owner(submission, viewer) or submission.state is SubmissionState.WITHDRAWN:
+        return None
+    return OwnerActions(
+        name=submission.name,
+        description=submission.description or "",
+        paper_url=submission.paper_url or "",
+        code_url=submission.code_url or "",
+        public=submission.visibility is Visibility.PUBLIC,
+        self_reported=submission.kind is SubmissionKind.SELF_REPORTED,
+        baseline_of=baseline_of(session, submission),
     )
 
 
