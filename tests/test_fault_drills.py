@@ -531,6 +531,10 @@ def test_database_cut_under_traffic(drill: Drill) -> None:
     assert any(code == 503 for _, code, _ in during_cut)
     assert answers[-1][1] in (200, 404)  # pages answer again
     subs = drill.wait_final(accepted, timeout=400)
+    refused_pages = sum(1 for _, code, _ in during_cut if code == 503)
+    print(
+        f"\nDRILL PostgreSQL cut: {len(during_cut)} page/API answers while cut, {refused_pages} 503"
+    )
     _report("PostgreSQL cut under traffic -> upload accepted after restore", recovered)
     for sub in subs.values():
         drill.check_once(sub, SubmissionState.DONE)
@@ -539,3 +543,57 @@ def test_database_cut_under_traffic(drill: Drill) -> None:
     assert ids == set(accepted)  # the refused uploads left no row
     assert refused == 4
     assert drill.leftovers() == ([], 0)
+
+
+def test_data_folder_full(drill: Drill) -> None:
+    """The data folder (a 16 MiB tmpfs mounted here) fills up: an upload answers 507 with a
+    clear message and leaves nothing; once there is room again the same upload is accepted and
+    done exactly once."""
+    data = drill.settings.storage.data_dir
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(data)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.strip()}")
+    try:
+        drill.start("score")
+        drill.start("cost")
+        base = drill.start_web()
+        headers = drill.token("full@example.org")
+        st = os.statvfs(data)
+        filler = data / "filler"
+        with filler.open("wb") as out:
+            left = st.f_bavail * st.f_frsize - 4096
+            while left > 0:
+                left -= out.write(b"\0" * min(left, 1 << 20))
+        with httpx.Client(base_url=base, timeout=60) as client:
+            full = drill.upload(client, headers, "full")
+            assert full.status_code == 507, full.text
+            assert full.json()["error"]["code"] == "insufficient_storage"
+            assert "storage is full" in full.json()["error"]["message"]
+            assert drill.leftovers() == ([], 0)
+            with transaction(drill.engine) as session:
+                assert session.scalar(select(func.count()).select_from(Submission)) == 0
+            filler.unlink()
+            freed = time.monotonic()
+            again = drill.upload(client, headers, "full")
+        assert again.status_code == 202, again.text
+        accepted = time.monotonic() - freed
+        sid = again.json()["id"]
+        sub = drill.wait_final([sid], timeout=300)[sid]
+        _report("data folder full -> upload accepted once there is room", accepted)
+        _report("data folder full -> that upload done", time.monotonic() - freed)
+        drill.check_once(sub, SubmissionState.DONE)
+        assert drill.leftovers() == ([], 0)
+    finally:
+        for kind in list(drill.workers):
+            stop(drill.workers.pop(kind))
+        if drill.web is not None:
+            stop(drill.web)
+            drill.web = None
+        subprocess.run(["umount", "-l", str(data)], check=False)

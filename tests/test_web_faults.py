@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -184,6 +185,10 @@ def test_cookie_upload_refused_by_the_upload_parser_in_bounded_memory(
         _parts(boundary, made.json()["csrf_token"], files, each),
     )
     grown = _peak_rss(proc.pid) - before
+    print(
+        f"\nMEASURE {files} x {each // MIB} MiB cookie upload: {code} after {sent / MIB:.0f} MiB "
+        f"sent, peak RSS +{grown / MIB:.1f} MiB"
+    )
     assert code == status, body[:500]
     assert b"Too many files" in body if status == 422 else b"larger than the limit" in body
     assert sent < 300 * MIB  # refused while streaming, not after the whole body
@@ -349,3 +354,40 @@ def test_leftovers_of_killed_uploads_are_cleaned(seeded_api: Api) -> None:
     assert store.exists(fresh)
     assert all(p.is_file() for p in used)
     assert clean_staging(staging).staging == []  # nothing more to do
+
+
+@pytest.mark.slow  # a subprocess of the CLI (seconds of imports)
+def test_reconcile_command_removes_and_lists_leftovers(
+    sqlite_seeded_template: Path, tmp_path: Path
+) -> None:
+    db = tmp_path / "paretoboard.db"
+    shutil.copyfile(sqlite_seeded_template, db)
+    data = tmp_path / "var"
+    dead = data / "staging" / "upload-killed"
+    dead.mkdir(parents=True)
+    (dead / OWNED_MARK).touch()
+    store = BlobStore(data / "uploads")
+    orphan, _ = store.put_bytes(b"never committed")
+    os.utime(store.path(orphan), (time.time() - 600, time.time() - 600))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARETOBOARD_")}
+    redis_url = os.environ.get("PARETOBOARD_TEST_REDIS_URL", "redis://127.0.0.1:6379")
+    env.update(
+        PARETOBOARD_DB__URL=f"sqlite:///{db}",
+        PARETOBOARD_STORAGE__DATA_DIR=str(data),
+        PARETOBOARD_BROKER__URL=f"{redis_url}/15",
+    )
+    pb = Path(sys.executable).with_name("paretoboard")
+    done = subprocess.run(
+        [str(pb), "reconcile", "--orphans-older-than", "60"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "removed staging folder upload-killed" in done.stdout
+    assert f"removed orphan blob {orphan}" in done.stdout
+    assert "leftovers: 1 staging folder(s), 1 orphan blob(s)" in done.stdout
+    assert not dead.exists()
+    assert not store.exists(orphan)
