@@ -213,6 +213,18 @@ def test_cookie_upload_parsed_with_the_upload_limits(seeded_api: Api) -> None:
     )
     assert big.status_code == 422, big.text
     assert "Part exceeded maximum size of 64KB" in big.text
+    boundary = "b0undary"
+    long_header = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="name"\r\n'
+        f"X-Padding: {'x' * 100_000}\r\n\r\nname\r\n--{boundary}--\r\n"
+    )
+    padded = browser.post(
+        "/api/v1/submissions",
+        headers={"X-CSRF-Token": csrf, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+        content=long_header.encode(),
+    )
+    assert padded.status_code == 422, padded.text  # python-multipart bounds part headers
+    assert padded.json()["error"]["message"] == "The upload could not be read"
 
 
 def test_page_forms_take_no_files_and_few_fields(seeded_api: Api) -> None:
