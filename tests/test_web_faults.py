@@ -310,6 +310,19 @@ def test_full_data_folder_gives_507_and_keeps_nothing(
         assert "nothing was stored" in error["message"]
         with api.db() as session:
             assert footprint(session, small_disk) == before
+        if where == "staging":  # the no-JavaScript form: the page again, with the message
+            browser = api.login(alice)
+            csrf = browser.headers.pop("X-CSRF-Token")
+            page = browser.post(
+                "/submit",
+                headers={"Accept": "text/html"},
+                data={"name": "full", "csrf_token": csrf},
+                files=files,
+            )
+            assert page.status_code == 507, page.text
+            assert "storage is full" in page.text
+        with api.db() as session:
+            assert footprint(session, small_disk) == before
         assert not list((small_disk / "uploads").glob(".incoming-*"))
         assert list((small_disk / "staging").iterdir()) == []
         assert sent == []
