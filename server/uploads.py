@@ -254,14 +254,19 @@ async def staged_upload(request: Request, settings: Settings) -> AsyncIterator[S
     """Read the upload into a private staging folder, removed when the block ends (a folder
     left by a killed process is removed at the next start, `core.leftovers`). A full disk:
     507, nothing kept."""
+    staging = staging_folder(settings.storage.data_dir / "staging")
     try:
-        with staging_folder(settings.storage.data_dir / "staging") as folder:
+        # made, locked and removed in a thread: none of it blocks the event loop
+        folder = await run_in_threadpool(staging.__enter__)
+        try:
             try:
                 form = await read_form(request)
                 staged = await run_in_threadpool(_stage, form, folder, settings)
             finally:
                 await close_form(request)  # the spooled files go now, not at the request's end
             yield staged
+        finally:
+            await run_in_threadpool(staging.__exit__, None, None, None)
     except OSError as exc:
         if is_disk_full(exc):
             raise StorageFullError(STORAGE_FULL_MESSAGE) from exc
