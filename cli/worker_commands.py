@@ -167,10 +167,19 @@ def evaluate(
 
 def reconcile(
     older_than: int = typer.Option(0, help="seconds unchanged before re-enqueueing (0: settings)"),
+    orphans_older_than: float | None = typer.Option(
+        None,
+        min=0,
+        help="seconds before an unreferenced blob is removed (default: "
+        "storage.orphan_grace_seconds)",
+    ),
 ) -> None:
-    """Re-enqueue submissions stuck in an active state (run periodically, or use --beat)."""
+    """Re-enqueue submissions stuck in an active state (run periodically, or use --beat); remove
+    the staging folders and orphan blobs that killed uploads left."""
     import datetime as dt
 
+    from core.leftovers import clean_leftovers
+    from core.storage import BlobStore
     from worker import attempts
     from worker.reconcile import reconcile as run
     from worker.tasks import send_count, send_score
@@ -190,6 +199,20 @@ def reconcile(
         typer.echo(f"submission {r.submission_id} ({r.state.value}): {what}")
     if not done:
         typer.echo("nothing stuck")
+    # What killed uploads left: staging folders of dead requests, blobs no submission uses.
+    cleaned = clean_leftovers(
+        s.storage.data_dir,
+        engine_for(s.database_url),
+        BlobStore(s.storage.uploads_dir),
+        grace_seconds=s.storage.orphan_grace_seconds
+        if orphans_older_than is None
+        else orphans_older_than,
+    )
+    for name in cleaned.staging:
+        typer.echo(f"removed staging folder {name}")
+    for sha in cleaned.blobs:
+        typer.echo(f"removed orphan blob {sha}")
+    typer.echo(f"leftovers: {cleaned.summary()} removed" if cleaned else "no leftovers")
 
 
 def recount(

@@ -73,3 +73,16 @@ class TaskDataError(InvalidInputError):
 class TooLargeError(ParetoboardError):
     status_code = 413
     code = "too_large"
+
+
+class StorageFullError(ParetoboardError):
+    """The data folder (or the database's disk) is full: nothing was stored."""
+
+    status_code = 507
+    code = "insufficient_storage"
+
+
+STORAGE_FULL_MESSAGE = (
+    "The server's storage is full, so the upload could not be kept; nothing was stored. "
+    "Try again later (the operators have been told)."
+)

@@ -42,6 +42,9 @@ class StorageSettings(BaseModel):
     # Per-job folders handed to the sandbox; it and every folder above it must be
     # traversable (o+x) by the sandbox's unprivileged uid. Default: <data_dir>/jobs.
     jobs_dir: Path | None = None
+    # Blobs no submission references (and half-written ones) older than this are removed at
+    # web start and by `paretoboard reconcile` (core/leftovers.py); uploads in flight are safe.
+    orphan_grace_seconds: float = Field(3600.0, ge=0)
 
     @property
     def uploads_dir(self) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import os
@@ -20,6 +21,7 @@ class BlobStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self.written: list[str] = []  # the hashes this instance stored (new or deduplicated)
 
     def path(self, sha256: str) -> Path:
         """Where the blob with this hash lives (it may not exist)."""
@@ -46,10 +48,12 @@ class BlobStore:
             target = self.path(sha)
             if target.is_file():
                 os.unlink(tmp_name)
+                os.utime(target)  # in use again: not an orphan for another grace period
             else:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 os.chmod(tmp_name, 0o644)
                 os.replace(tmp_name, target)
+            self.written.append(sha)
             return sha, size
         except BaseException:
             if os.path.exists(tmp_name):
@@ -68,6 +72,23 @@ class BlobStore:
 
     def copy_to(self, sha256: str, target: Path) -> None:
         shutil.copyfile(self.path(sha256), target)
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """Whether an error (or one it wraps) says the disk or the quota is full: an `OSError`
+    ENOSPC or EDQUOT, SQLite's "database or disk is full", PostgreSQL's disk_full (53100)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if getattr(current, "sqlstate", None) == "53100":
+            return True
+        if "database or disk is full" in str(current):
+            return True
+        current = getattr(current, "orig", None) or current.__cause__ or current.__context__
+    return False
 
 
 def sha256_bytes(data: bytes) -> str:

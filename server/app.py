@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
 from fastapi import Depends, FastAPI
@@ -9,12 +13,16 @@ from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
 import frontend
+from core.db.session import engine_for
+from core.leftovers import clean_orphan_blobs, clean_staging
 from core.settings import Settings, get_settings
+from core.storage import BlobStore
 from frontend.pages.errors import error_page
 from frontend.routes import router as pages_router
 from server.api_docs import install_api_docs
 from server.deps import refuse_control_characters
 from server.errors import install_error_handlers
+from server.forms import UPLOAD_PATHS
 from server.limits import BodySizeLimitMiddleware
 from server.metrics import MetricsMiddleware
 from server.routers import health, leaderboards, papers, submissions, tasks
@@ -22,16 +30,42 @@ from server.routers import session as session_routes
 from server.routers import tokens as token_routes
 from server.routers import users as user_routes
 
-# Submission uploads, which may carry model weights besides the request limit's worth of files.
-UPLOAD_PATHS = frozenset(
-    ("/api/v1/submissions", "/api/v1/submissions/validate", "/submit", "/submit/check")
-)
+log = logging.getLogger(__name__)
+
+
+def _clean_leftovers(settings: Settings) -> None:
+    """Orphan blobs of uploads killed before their commit (the database may be away: logged,
+    and `paretoboard reconcile` does it later)."""
+    try:
+        clean_orphan_blobs(
+            engine_for(settings.database_url),
+            BlobStore(settings.storage.uploads_dir),
+            grace_seconds=settings.storage.orphan_grace_seconds,
+            report=True,
+        )
+    except Exception as exc:
+        log.warning("could not look for orphan blobs at start: %s", exc)
+
+
+def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Staging folders of killed requests go before the first request (cheap); the blob
+        # store is walked in the background, so a large one does not delay the start.
+        clean_staging(settings.storage.data_dir / "staging", report=True)
+        threading.Thread(
+            target=_clean_leftovers, args=(settings,), name="leftovers", daemon=True
+        ).start()
+        yield
+
+    return lifespan
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app; tests pass their own settings."""
     settings = settings or get_settings()
     app = FastAPI(
+        lifespan=_lifespan(settings),
         title="paretoboard",
         version="0.1.0",
         docs_url=None,  # served by server/api_docs.py, with no CDN

@@ -18,6 +18,7 @@ from core.models import User, UserRole, UserSession
 from core.users import sessions as user_sessions
 from core.users.service import user_for_token
 from server.deps import SessionDep
+from server.forms import read_form
 
 SESSION_KEY = "sid"  # the server-side session's key, inside the signed cookie
 
@@ -121,7 +122,7 @@ async def check_csrf(request: Request) -> None:
     if sent is None and request.headers.get("content-type", "").startswith(
         ("application/x-www-form-urlencoded", "multipart/form-data")
     ):
-        form = await request.form()
+        form = await read_form(request)  # the one parser, with the service's limits
         value = form.get(CSRF_FORM_FIELD)
         sent = value if isinstance(value, str) else None
     if not isinstance(expected, str) or sent is None or not secrets.compare_digest(expected, sent):

@@ -14,7 +14,8 @@ from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from core.errors import ParetoboardError
+from core.errors import STORAGE_FULL_MESSAGE, ParetoboardError, StorageFullError
+from core.storage import is_disk_full
 
 log = logging.getLogger(__name__)
 DATABASE_RETRY_AFTER = 5  # seconds, on a 503 while the database is away
@@ -108,6 +109,8 @@ def install_error_handlers(app: FastAPI, html_page: HtmlErrorPage | None = None)
     @app.exception_handler(sa_exc.DisconnectionError)
     @app.exception_handler(sa_exc.TimeoutError)
     async def _database_away(request: Request, exc: Exception) -> Response:
+        if is_disk_full(exc):  # SQLite's "database or disk is full", PostgreSQL's disk_full
+            return storage_full(request, exc)
         # The database is unreachable, restarting, or (SQLite) busy past its timeout: the
         # request's transaction was rolled back, so the client may simply try again.
         log.warning("database unavailable: %s", type(exc).__name__)
@@ -120,7 +123,14 @@ def install_error_handlers(app: FastAPI, html_page: HtmlErrorPage | None = None)
             {"Retry-After": str(DATABASE_RETRY_AFTER)},
         )
 
+    def storage_full(request: Request, exc: BaseException) -> Response:
+        # The transaction was rolled back and the request's files removed on the way out.
+        log.error("storage full: %s: %s", type(exc).__name__, exc)
+        return respond(request, 507, StorageFullError.code, STORAGE_FULL_MESSAGE)
+
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:
+        if is_disk_full(exc):  # ENOSPC or EDQUOT wherever it was raised
+            return storage_full(request, exc)
         log.exception("unhandled error", exc_info=exc)
         return respond(request, 500, "internal_error", "Internal server error")

@@ -1,14 +1,12 @@
 """Receiving a submission's multipart upload: streamed to disk, staged under neutral names.
 
-Starlette's multipart parser writes every file part to a `SpooledTemporaryFile`; ours keeps at
-most 64 KiB of each in memory (Starlette's default is 1 MiB per file, which a request of many
-small files would multiply), and the total body is capped by the app's `max_body_size` while it
-streams (413): at most `limits.request_bytes`, plus `limits.max_weights_bytes` for the `weights`
-part (the other parts are counted while they stream and cut off at the request limit). Each
-file is then copied in 1 MiB chunks into a private staging folder under the
-data folder, named by its position (`0`, `1`, ...; a zip's entries `zip-0.tsv`, ...): user-supplied
-names are only shown, never used as paths. The folder is removed when the request ends, whatever
-happened.
+The body is parsed by `server.forms.read_form`, the one parser with the one set of limits for
+every upload path, whether the caller sent a token or a cookie (whose CSRF check reads the same
+parse). Each file is then copied in 1 MiB chunks into a private staging folder under the data
+folder (`core.leftovers.staging_folder`), named by its position (`0`, `1`, ...; a zip's entries
+`zip-0.tsv`, ...): user-supplied names are only shown, never used as paths. The folder is
+removed when the request ends, whatever happened, and at the next start if the process was
+killed. A full disk on the way answers 507 with nothing kept.
 """
 
 from __future__ import annotations
@@ -16,7 +14,6 @@ from __future__ import annotations
 import filecmp
 import re
 import shutil
-import tempfile
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -26,29 +23,17 @@ from typing import Any
 from fastapi import Request
 from fastapi.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, UploadFile
-from starlette.formparsers import MultiPartException, MultiPartParser
 
-from core.errors import InvalidInputError, Problem, TooLargeError
+from core.errors import STORAGE_FULL_MESSAGE, Problem, StorageFullError
+from core.leftovers import staging_folder
 from core.models import Visibility
 from core.settings import Settings
+from core.storage import is_disk_full
 from core.submissions.archive import extract_zip, is_model_name, is_weights_name, is_zip_name
 from core.submissions.service import SubmissionDraft, UploadedFile
 from core.text import has_control
-from server.auth import CSRF_HEADER
-from server.limits import too_large_message
+from server.forms import FILE_FIELDS, TEXT_FIELDS, close_form, read_form
 
-WEIGHTS_FIELD = "weights"  # may go past the request limit, up to limits.max_weights_bytes
-FILE_FIELDS = ("model", "predictions", "tokenizer", WEIGHTS_FIELD)
-TEXT_FIELDS = (
-    "name",
-    "description",
-    "paper_url",
-    "code_url",
-    "visibility",
-    "tokenizer_name",
-    "csrf_token",
-)
-TEXT_FIELD_BYTES = 64 * 1024
 URL_MAX = 500
 _CHUNK = 1024 * 1024
 _URL = re.compile(r"^https?://[^\s/$.?#][^\s]*$", re.IGNORECASE)
@@ -119,61 +104,10 @@ class StagedUpload:
     predictions_refused: bool = False  # prediction files came but were refused (problems say why)
 
 
-class _PartsTooLarge(MultiPartException):
-    """The parts other than the weights went past the request limit."""
-
-
-class _DiskSpooledParser(MultiPartParser):
-    """Spools at most 64 KiB of a file in memory; counts every part but the weights against
-    `other_max_bytes` (the request limit) while the body streams in."""
-
-    spool_max_size = 64 * 1024
-
-    def __init__(self, *args: Any, other_max_bytes: int, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.other_max_bytes = other_max_bytes
-        self.other_bytes = 0
-
-    def on_part_data(self, data: bytes, start: int, end: int) -> None:
-        if self._current_part.field_name != WEIGHTS_FIELD:
-            self.other_bytes += end - start
-            if self.other_bytes > self.other_max_bytes:
-                raise _PartsTooLarge(too_large_message(self.other_max_bytes))
-        super().on_part_data(data, start, end)
-
-
 def display_name(filename: str | None) -> str:
     """The user's file name for display: last path component, no control characters."""
     base = (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
     return _UNSAFE.sub("", base).strip()[:255]
-
-
-async def _read_form(request: Request, settings: Settings) -> FormData:
-    content_type = request.headers.get("content-type", "")
-    if not content_type.lower().startswith("multipart/form-data"):
-        raise InvalidInputError(
-            "Expected a multipart/form-data upload",
-            [Problem(f"content type is {content_type or 'missing'!r}", column="content-type")],
-        )
-    if getattr(request.state, "auth", None) == "cookie" and CSRF_HEADER not in request.headers:
-        # The CSRF check already parsed the form to read its token field: reuse that parse.
-        return await request.form()
-    parser = _DiskSpooledParser(
-        request.headers,
-        request.stream(),
-        max_files=settings.limits.max_prediction_files + len(FILE_FIELDS) - 1,
-        max_fields=len(TEXT_FIELDS) + 5,
-        max_part_size=TEXT_FIELD_BYTES,
-        other_max_bytes=settings.limits.request_bytes,
-    )
-    try:
-        return await parser.parse()
-    except _PartsTooLarge as exc:
-        raise TooLargeError(exc.message) from exc
-    except MultiPartException as exc:
-        raise InvalidInputError(
-            "The upload could not be read", [Problem(exc.message, column="body")]
-        ) from exc
 
 
 def _copy(upload: UploadFile, target: Path) -> None:
@@ -182,23 +116,7 @@ def _copy(upload: UploadFile, target: Path) -> None:
         shutil.copyfileobj(upload.file, out, _CHUNK)
 
 
-def _other_bytes(form: FormData) -> int:
-    """The size of every part but the weights (files as spooled, text fields as sent)."""
-    total = 0
-    for key, value in form.multi_items():
-        if key == WEIGHTS_FIELD:
-            continue
-        if isinstance(value, UploadFile):
-            total += value.size or 0
-        else:
-            total += len(value.encode())
-    return total
-
-
 def _stage(form: FormData, folder: Path, settings: Settings) -> StagedUpload:
-    # The form may have been parsed by the CSRF check, which knows no weights allowance.
-    if _other_bytes(form) > settings.limits.request_bytes:
-        raise TooLargeError(too_large_message(settings.limits.request_bytes))
     staged = StagedUpload(folder)
     counter = 0
     for key, value in form.multi_items():
@@ -333,21 +251,26 @@ def _take_zip_weights(staged: StagedUpload, weights: list[UploadedFile], zip_nam
 
 @asynccontextmanager
 async def staged_upload(request: Request, settings: Settings) -> AsyncIterator[StagedUpload]:
-    """Read the upload into a private staging folder, removed when the block ends."""
-    root = settings.storage.data_dir / "staging"
-    root.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix="upload-", dir=root))
-    form: FormData | None = None
+    """Read the upload into a private staging folder, removed when the block ends (a folder
+    left by a killed process is removed at the next start, `core.leftovers`). A full disk:
+    507, nothing kept."""
+    staging = staging_folder(settings.storage.data_dir / "staging")
     try:
-        form = await _read_form(request, settings)
-        staged = await run_in_threadpool(_stage, form, folder, settings)
-        await form.close()  # the spooled temporary files go now, not at the end of the request
-        form = None
-        yield staged
-    finally:
-        if form is not None:
-            await form.close()
-        await run_in_threadpool(shutil.rmtree, folder, True)
+        # made, locked and removed in a thread: none of it blocks the event loop
+        folder = await run_in_threadpool(staging.__enter__)
+        try:
+            try:
+                form = await read_form(request)
+                staged = await run_in_threadpool(_stage, form, folder, settings)
+            finally:
+                await close_form(request)  # the spooled files go now, not at the request's end
+            yield staged
+        finally:
+            await run_in_threadpool(staging.__exit__, None, None, None)
+    except OSError as exc:
+        if is_disk_full(exc):
+            raise StorageFullError(STORAGE_FULL_MESSAGE) from exc
+        raise
 
 
 def draft_from(fields: dict[str, str], problems: list[Problem]) -> SubmissionDraft:

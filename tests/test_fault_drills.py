@@ -3,6 +3,8 @@
 Each drill runs a score worker (with the reconciler schedule) and a cost worker on default
 recovery settings, breaks something, and checks that every accepted submission reaches done or
 a clear failed state exactly once. The recovery time of each is printed (`-s` shows it).
+The web drills add the web process (uvicorn), which reaches PostgreSQL through a TCP proxy the
+test can cut (tests/tcp_proxy.py; the shared server itself is never stopped).
 """
 
 from __future__ import annotations
@@ -19,21 +21,26 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 from celery import Celery
 from sqlalchemy import Engine, func, select, text
+from sqlalchemy.engine import make_url
 
 from core.db import migrate
 from core.db.session import make_engine, transaction
-from core.models import Result, ResultCost, Submission, SubmissionState
-from core.settings import BrokerSettings, LimitsSettings, Settings, StorageSettings
+from core.models import Result, ResultCost, Submission, SubmissionFile, SubmissionState
+from core.settings import REPO_ROOT, BrokerSettings, LimitsSettings, Settings, StorageSettings
 from core.storage import BlobStore
 from core.submissions.service import SubmissionDraft, UploadedFile, create_submission
 from core.tasks import service as task_service
 from core.tokenizers import registered_tokenizers
+from core.users import service as user_service
 from tests.helpers import noisy_predictions, raw_gold, write_predictions
-from tests.processes import free_port, stop
+from tests.processes import free_port, stop, uvicorn_command, wait_until_up
+from tests.submission_helpers import blob_files
+from tests.tcp_proxy import TcpProxy
 from worker import attempts
 from worker.celery_app import SCORE_TASK, configure
 from worker.pipeline import queue_submission
@@ -96,6 +103,54 @@ class Drill:
     redis: RedisServer
     predictions: Path
     workers: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    web: subprocess.Popen[bytes] | None = None
+    web_port: int = 0
+    proxy: TcpProxy | None = None
+
+    def start_web(self) -> str:
+        """uvicorn on the drill's database through a TCP proxy; returns its base URL."""
+        url = make_url(self.env["PARETOBOARD_DB__URL"])
+        if self.proxy is None:
+            self.proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
+            self.web_port = free_port()
+        proxied = url.set(host="127.0.0.1", port=self.proxy.port)
+        env = {**self.env, "PARETOBOARD_DB__URL": proxied.render_as_string(hide_password=False)}
+        log = self.tmp / "web.log"
+        self.web = subprocess.Popen(
+            uvicorn_command(self.web_port, "--log-level", "warning"),
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        base = f"http://127.0.0.1:{self.web_port}"
+        wait_until_up(base, [self.web], log)
+        return base
+
+    def token(self, email: str) -> dict[str, str]:
+        with transaction(self.engine) as session:
+            user = user_service.create_user(
+                session, email=email, display_name="Drill", password="correct horse battery"
+            )
+            _, token = user_service.create_token(session, user=user, name="drill")
+        return {"Authorization": f"Bearer {token}"}
+
+    def upload(self, client: httpx.Client, headers: dict[str, str], name: str) -> httpx.Response:
+        files = [
+            ("model", ("tiny_static.py", (MODELS / "tiny_static.py").read_bytes())),
+            ("predictions", ("SST-2.tsv", self.predictions.read_bytes())),
+        ]
+        return client.post("/api/v1/submissions", headers=headers, data={"name": name}, files=files)
+
+    def leftovers(self) -> tuple[list[str], int]:
+        """Staging folders, and blobs no submission row names."""
+        staging = self.settings.storage.data_dir / "staging"
+        folders = sorted(p.name for p in staging.iterdir()) if staging.is_dir() else []
+        with transaction(self.engine) as session:
+            named = set(session.scalars(select(SubmissionFile.sha256)))
+        blobs = blob_files(self.settings.storage.uploads_dir)
+        return folders, sum(1 for b in blobs if b.name not in named)
 
     def start(self, kind: str) -> None:
         """Start the `score` worker (with the reconciler schedule) or the `cost` worker."""
@@ -216,6 +271,10 @@ def drill(
     finally:
         for proc in d.workers.values():
             stop(proc)
+        if d.web is not None:
+            stop(d.web)
+        if d.proxy is not None:
+            d.proxy.cut()
         if server.proc is not None:
             stop(server.proc)
         engine.dispose()
@@ -315,3 +374,226 @@ def test_poison_job_fails_after_n_attempts(drill: Drill) -> None:
     assert sub.attempts > max_attempts  # every delivery counted
     good = drill.submit("tiny_static.py", "after-poison")
     drill.check_once(drill.wait_final([good], timeout=300)[good], SubmissionState.DONE)
+
+
+def _body(
+    model: bytes, predictions: bytes, boundary: str, stall: threading.Event
+) -> Iterator[bytes]:
+    """A multipart upload that sends its files, then stalls inside a last part until `stall`."""
+    for field_name, filename, data in (
+        ("model", "tiny_static.py", model),
+        ("predictions", "SST-2.tsv", predictions),
+    ):
+        yield (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{field_name}"; '
+                f'filename="{filename}"\r\n\r\n'
+            ).encode()
+            + data
+            + b"\r\n"
+        )
+    yield f'--{boundary}\r\nContent-Disposition: form-data; name="description"\r\n\r\n'.encode()
+    while not stall.wait(0.2):
+        yield b"still uploading "
+
+
+def test_web_killed_mid_upload(drill: Drill) -> None:
+    """SIGKILL of the web process while an upload streams in: the request's staging folder is
+    left; the restarted process removes it before serving (and orphan blobs past the grace
+    period, planted here as a process killed while storing would leave them); no row; the
+    retried upload is accepted and done exactly once."""
+    drill.start("score")
+    drill.start("cost")
+    base = drill.start_web()
+    headers = drill.token("killed@example.org")
+    boundary = "drill" + os.urandom(8).hex()
+    stall = threading.Event()
+    body = _body(
+        (MODELS / "tiny_static.py").read_bytes(), drill.predictions.read_bytes(), boundary, stall
+    )
+    staging = drill.settings.storage.data_dir / "staging"
+
+    def send() -> None:
+        with contextlib.suppress(httpx.HTTPError):
+            httpx.post(
+                f"{base}/api/v1/submissions",
+                headers={**headers, "Content-Type": f"multipart/form-data; boundary={boundary}"},
+                content=body,
+                timeout=120,
+            )
+
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    deadline = time.monotonic() + 60
+    while not (staging.is_dir() and any(staging.iterdir())):
+        assert time.monotonic() < deadline, "the upload never reached its staging folder"
+        time.sleep(0.1)
+    time.sleep(1)  # well into the body
+    assert drill.web is not None
+    stop(drill.web, signal.SIGKILL)
+    killed = time.monotonic()
+    stall.set()
+    sender.join(timeout=30)
+    left, _ = drill.leftovers()
+    assert left, "the killed request left no staging folder (the drill did not hit mid-upload)"
+    # What a process killed while storing blobs leaves (older than the grace period).
+    store = BlobStore(drill.settings.storage.uploads_dir)
+    orphan, _ = store.put_bytes(b"a blob whose submission was never committed")
+    partial = store.root / ".incoming-killed"
+    partial.write_bytes(b"half a blob")
+    for path in (store.path(orphan), partial):
+        os.utime(path, (time.time() - 7200, time.time() - 7200))
+    drill.start_web()
+    assert drill.leftovers()[0] == []  # staging cleaned before the first request is served
+    deadline = time.monotonic() + 60
+    while store.exists(orphan) or partial.exists():  # the blob store is walked in the background
+        assert time.monotonic() < deadline, "orphan blobs not removed after the restart"
+        time.sleep(0.1)
+    cleaned = time.monotonic() - killed
+    with transaction(drill.engine) as session:
+        assert session.scalar(select(func.count()).select_from(Submission)) == 0
+    with httpx.Client(base_url=base, timeout=60) as client:
+        retried = drill.upload(client, headers, "retried")
+    assert retried.status_code == 202, retried.text
+    sid = retried.json()["id"]
+    accepted = time.monotonic() - killed
+    sub = drill.wait_final([sid], timeout=300)[sid]
+    _report("web SIGKILL mid-upload -> restarted, leftovers removed", cleaned)
+    _report("web SIGKILL mid-upload -> retried upload accepted", accepted)
+    _report("web SIGKILL mid-upload -> retried upload done", time.monotonic() - killed)
+    drill.check_once(sub, SubmissionState.DONE)
+    with transaction(drill.engine) as session:
+        assert session.scalar(select(func.count()).select_from(Submission)) == 1
+    assert drill.leftovers() == ([], 0)
+
+
+def test_database_cut_under_traffic(drill: Drill) -> None:
+    """PostgreSQL unreachable from the web process (its proxy cut) under page, API and upload
+    traffic: every answer is a page or a 503 with Retry-After (no 500, no dropped connection);
+    uploads refused meanwhile leave nothing; the ones accepted are each done exactly once."""
+    drill.start("score")
+    drill.start("cost")
+    base = drill.start_web()
+    assert drill.proxy is not None
+    headers = drill.token("traffic@example.org")
+    answers: list[tuple[str, int, str | None]] = []
+    errors: list[str] = []
+    stop_traffic = threading.Event()
+    paths = ["/", "/tasks/SST-2", "/api/v1/tasks", "/api/v1/leaderboard", "/submissions/1"]
+
+    def traffic() -> None:
+        with httpx.Client(base_url=base, timeout=30) as client:
+            while not stop_traffic.is_set():
+                for path in paths:
+                    try:
+                        reply = client.get(path, headers={"Accept": "text/html"})
+                    except httpx.HTTPError as exc:
+                        errors.append(f"{path}: {type(exc).__name__}: {exc}")
+                        continue
+                    answers.append((path, reply.status_code, reply.headers.get("retry-after")))
+                time.sleep(0.05)
+
+    reader = threading.Thread(target=traffic, daemon=True)
+    reader.start()
+    accepted: list[int] = []
+    refused = 0
+    with httpx.Client(base_url=base, timeout=60) as client:
+        first = drill.upload(client, headers, "before the cut")
+        assert first.status_code == 202, first.text
+        accepted.append(first.json()["id"])
+        time.sleep(1)
+        drill.proxy.cut()
+        cut_at = len(answers)
+        for i in range(4):
+            during = drill.upload(client, headers, f"during the cut {i}")
+            assert during.status_code == 503, during.text
+            assert int(during.headers["retry-after"]) >= 1
+            refused += 1
+            time.sleep(1)
+        during_cut = answers[cut_at:]
+        drill.proxy.restore()
+        restored = time.monotonic()
+        while True:
+            after = drill.upload(client, headers, "after the cut")
+            if after.status_code == 202:
+                break
+            assert after.status_code == 503, after.text
+            assert time.monotonic() - restored < 60, "uploads not accepted after the restore"
+            time.sleep(0.2)
+        recovered = time.monotonic() - restored
+        accepted.append(after.json()["id"])
+    stop_traffic.set()
+    reader.join(timeout=60)
+    assert errors == []
+    assert during_cut, "no page was asked for while the database was away"
+    assert {code for _, code, _ in answers} <= {200, 404, 503}, answers
+    assert all(int(ra or 0) >= 1 for _, code, ra in answers if code == 503)
+    assert any(code == 503 for _, code, _ in during_cut)
+    assert answers[-1][1] in (200, 404)  # pages answer again
+    subs = drill.wait_final(accepted, timeout=400)
+    refused_pages = sum(1 for _, code, _ in during_cut if code == 503)
+    print(
+        f"\nDRILL PostgreSQL cut: {len(during_cut)} page/API answers while cut, {refused_pages} 503"
+    )
+    _report("PostgreSQL cut under traffic -> upload accepted after restore", recovered)
+    for sub in subs.values():
+        drill.check_once(sub, SubmissionState.DONE)
+    with transaction(drill.engine) as session:
+        ids = set(session.scalars(select(Submission.id)))
+    assert ids == set(accepted)  # the refused uploads left no row
+    assert refused == 4
+    assert drill.leftovers() == ([], 0)
+
+
+def test_data_folder_full(drill: Drill) -> None:
+    """The data folder (a 16 MiB tmpfs mounted here) fills up: an upload answers 507 with a
+    clear message and leaves nothing; once there is room again the same upload is accepted and
+    done exactly once."""
+    data = drill.settings.storage.data_dir
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(data)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {made.stderr.strip()}")
+    try:
+        drill.start("score")
+        drill.start("cost")
+        base = drill.start_web()
+        headers = drill.token("full@example.org")
+        st = os.statvfs(data)
+        filler = data / "filler"
+        with filler.open("wb") as out:
+            left = st.f_bavail * st.f_frsize - 4096
+            while left > 0:
+                left -= out.write(b"\0" * min(left, 1 << 20))
+        with httpx.Client(base_url=base, timeout=60) as client:
+            full = drill.upload(client, headers, "full")
+            assert full.status_code == 507, full.text
+            assert full.json()["error"]["code"] == "insufficient_storage"
+            assert "storage is full" in full.json()["error"]["message"]
+            assert drill.leftovers() == ([], 0)
+            with transaction(drill.engine) as session:
+                assert session.scalar(select(func.count()).select_from(Submission)) == 0
+            filler.unlink()
+            freed = time.monotonic()
+            again = drill.upload(client, headers, "full")
+        assert again.status_code == 202, again.text
+        accepted = time.monotonic() - freed
+        sid = again.json()["id"]
+        sub = drill.wait_final([sid], timeout=300)[sid]
+        _report("data folder full -> upload accepted once there is room", accepted)
+        _report("data folder full -> that upload done", time.monotonic() - freed)
+        drill.check_once(sub, SubmissionState.DONE)
+        assert drill.leftovers() == ([], 0)
+    finally:
+        for kind in list(drill.workers):
+            stop(drill.workers.pop(kind))
+        if drill.web is not None:
+            stop(drill.web)
+            drill.web = None
+        subprocess.run(["umount", "-l", str(data)], check=False)

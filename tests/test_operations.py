@@ -480,8 +480,9 @@ def test_compose_commands_run_a_submission_through_restarts(stack: Stack, elue_d
             line
             for line in lines
             if line["logger"].startswith(("worker.", "celery.app.trace", "celery.worker.strategy"))
-            # the reconciler's own runs are about no submission
+            # the reconciler's and the leftovers' own runs are about no submission
             and "paretoboard.reconcile" not in line["message"]
+            and "paretoboard.leftovers" not in line["message"]
             and not line["logger"].startswith("worker.reconcile")
         ]
         assert about_tasks, name

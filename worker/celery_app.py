@@ -23,6 +23,8 @@ COUNT_TASK = "paretoboard.count"  # prepare a cost job and send it to a cost que
 COST_TASK = "paretoboard.cost"  # run a cost job in the sandbox (cost queues)
 REPORT_TASK = "paretoboard.cost_report"  # store a cost worker's report (score queue)
 RECONCILE_TASK = "paretoboard.reconcile"
+LEFTOVERS_TASK = "paretoboard.leftovers"  # staging folders and orphan blobs (core.leftovers)
+LEFTOVERS_EVERY_SECONDS = 3600.0
 PREFLIGHT_QUEUE = "preflight"  # the web waits on these: a worker of its own, never behind a job
 PREFLIGHT_TASK = "paretoboard.preflight"  # capture the model, match the weights (no database)
 
@@ -67,6 +69,11 @@ def configure(celery: Celery, settings: Settings) -> Celery:
                 "schedule": float(limits.reconcile_every_seconds),
                 # rounds missed while no score worker ran are not all run at once afterwards
                 "options": {"expires": float(limits.reconcile_every_seconds)},
+            },
+            "leftovers": {
+                "task": LEFTOVERS_TASK,
+                "schedule": LEFTOVERS_EVERY_SECONDS,
+                "options": {"expires": LEFTOVERS_EVERY_SECONDS},
             },
         },
     )

@@ -22,15 +22,18 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError, Statemen
 from sqlalchemy.orm import Session
 
 from core.db.session import engine_for, transaction
+from core.leftovers import clean_leftovers
 from core.logging_setup import reset_submission, set_submission
 from core.models import Submission, SubmissionState
 from core.settings import Settings, get_settings
+from core.storage import BlobStore
 from core.submissions import cost_queue
 from worker import attempts, metrics, pipeline
 from worker.attempts import Stage, Status
 from worker.celery_app import (
     COST_TASK,
     COUNT_TASK,
+    LEFTOVERS_TASK,
     PREFLIGHT_TASK,
     RECONCILE_TASK,
     REPORT_TASK,
@@ -354,6 +357,19 @@ def reconcile_submissions() -> int:
     )
     release_waiting(settings, engine)
     return len(done)
+
+
+@app.task(name=LEFTOVERS_TASK)
+def clean_leftovers_task() -> int:
+    """What killed uploads left: staging folders of dead requests, blobs nothing uses."""
+    settings, engine = _env()
+    cleaned = clean_leftovers(
+        settings.storage.data_dir,
+        engine,
+        BlobStore(settings.storage.uploads_dir),
+        grace_seconds=settings.storage.orphan_grace_seconds,
+    )
+    return len(cleaned.staging) + len(cleaned.blobs)
 
 
 # --------------------------------------------------------------------------------------

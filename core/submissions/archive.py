@@ -28,6 +28,7 @@ from pathlib import Path
 
 from core.errors import Problem
 from core.settings import LimitsSettings
+from core.storage import is_disk_full
 from core.submissions.service import UploadedFile
 
 _CHUNK = 1024 * 1024
@@ -207,6 +208,8 @@ def extract_zip(
                             raise zipfile.BadZipFile("entry is longer than its header says")
                         dst.write(chunk)
             except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:
+                if is_disk_full(exc):
+                    raise  # the service's disk, not the archive: 507
                 problems.append(_refused(zip_name, entry.info.filename, f"unreadable ({exc})"))
                 continue
             out.append(UploadedFile(entry.name, target))

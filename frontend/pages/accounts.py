@@ -37,6 +37,7 @@ from server.auth import (
     start_browser_session,
 )
 from server.deps import SessionDep, SettingsDep
+from server.forms import read_form
 from server.routers.session import (
     CsrfChecked,
     LoginLimiterDep,
@@ -86,7 +87,7 @@ def login_page(
 async def log_in(
     request: Request, session: SessionDep, limiter: LoginLimiterDep
 ) -> HTMLResponse | RedirectResponse:
-    form = await request.form()
+    form = await read_form(request)
     email, password = _text(form, "email", 320), _text(form, "password", users.MAX_PASSWORD)
     next_url = safe_next(_text(form, "next", 500))
     _check_anonymous_csrf(request, _text(form, CSRF_FORM_FIELD, 200))
@@ -136,7 +137,7 @@ def register_page(request: Request, user: OptionalUser) -> HTMLResponse | Redire
 async def register(
     request: Request, session: SessionDep, limiter: LoginLimiterDep
 ) -> HTMLResponse | RedirectResponse:
-    form = await request.form()
+    form = await read_form(request)
     values = {
         "email": _text(form, "email", 320),
         "display_name": _text(form, "display_name", 200),
@@ -266,7 +267,7 @@ def account_page(
 @router.post("/account/tokens", response_class=HTMLResponse)
 async def create_token(request: Request, session: SessionDep, user: WriterUser) -> HTMLResponse:
     """A new API token, shown on the page this once (only its hash is stored)."""
-    form = await request.form()
+    form = await read_form(request)
     try:
         row, plain = users.create_token(session, user=user, name=_text(form, "name", 200))
     except InvalidInputError as exc:
@@ -337,7 +338,7 @@ async def change_password(
     request: Request, session: SessionDep, user: WriterUser, limiter: LoginLimiterDep
 ) -> Response:
     """A new password (given the current one); the account's other sessions end."""
-    form = await request.form()
+    form = await read_form(request)
     current = _text(form, "current_password", users.MAX_PASSWORD)
     new = _text(form, "new_password", users.MAX_PASSWORD)
     try:
@@ -404,7 +405,7 @@ async def reset_password(
 ) -> Response:
     """Set the password from a reset link: every session ends, the account's failed logins are
     forgotten, and this browser is logged in (and known to the account from now on)."""
-    form = await request.form()
+    form = await read_form(request)
     token = _text(form, "token", 1000)
     new = _text(form, "new_password", users.MAX_PASSWORD)
     _check_anonymous_csrf(request, _text(form, CSRF_FORM_FIELD, 200))

@@ -27,6 +27,7 @@ from frontend.views import format as fmt
 from server import enqueue
 from server.auth import AdminUser, ForbiddenError, OptionalUser
 from server.deps import SessionDep, SettingsDep
+from server.forms import read_form
 
 router = APIRouter(include_in_schema=False)
 CANDIDATES = 30
@@ -100,7 +101,7 @@ def admin_page(
 
 
 async def _form(request: Request) -> dict[str, str]:
-    form = await request.form()
+    form = await read_form(request)
     return {k: v[:200] for k, v in form.items() if isinstance(v, str)}
 
 

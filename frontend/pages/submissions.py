@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
-from starlette.datastructures import UploadFile
+from starlette.datastructures import FormData, UploadFile
 
 from core.errors import NotFoundError, ParetoboardError
 from core.models import SubmissionFile, Visibility
@@ -30,6 +30,7 @@ from frontend.views.forms import SUBMIT_FIELDS, SubmitProblems, group_submit_pro
 from frontend.views.submission import submission_view
 from server.auth import OptionalUser, WriterUser, csrf_token
 from server.deps import SessionDep, SettingsDep
+from server.forms import parsed_form
 from server.routers import submissions as submissions_api
 from server.uploads import display_name
 
@@ -137,9 +138,9 @@ def submit_page(
 
 
 async def _form_values(request: Request) -> tuple[dict[str, str], dict[str, str | None]]:
-    """The text fields sent, and the model, tokenizer and weights file names (the form is
-    cached)."""
-    form = await request.form()
+    """The text fields sent, and the model, tokenizer and weights file names (from the form the
+    upload parsed; a body refused while it was read has none)."""
+    form = parsed_form(request) or FormData()
     values = {k: v for k in (*SUBMIT_FIELDS, "tokenizer_name") if isinstance(v := form.get(k), str)}
     names: dict[str, str | None] = {}
     for key in ("model", "tokenizer", "weights"):

@@ -132,6 +132,18 @@ def _refuse_on_preflight(
     return answer
 
 
+def _drop_blobs(settings: Settings, shas: list[str]) -> None:
+    """Remove the blobs a failed upload stored, unless a committed submission uses them too
+    (what cannot be removed now, the database being away, goes at the next clean-up)."""
+    if not shas:
+        return
+    try:
+        with transaction(engine_for(settings.database_url)) as fresh:
+            collect_blobs(fresh, BlobStore(settings.storage.uploads_dir), shas)
+    except Exception as exc:
+        log.warning("could not remove the blobs of a failed upload yet: %s", exc)
+
+
 def _create(
     session: Session, settings: Settings, user: User, staged: StagedUpload
 ) -> tuple[int, str]:
@@ -149,24 +161,28 @@ def _create(
         limit=settings.limits.submissions_per_task_per_day,
     )
     store = BlobStore(settings.storage.uploads_dir)
-    with blob_lock(store, exclusive=False):
-        try:
-            submission = store_submission(
-                session,
-                store,
-                owner_id=user.id,
-                draft=draft_from(staged.fields, []),
-                checked=checked,
-                model=staged.model,
-                tokenizer=staged.tokenizer,
-            )
-            job_id = enqueue.assign_job(submission)
-            session.commit()
-        except IntegrityError as exc:  # a concurrent upload took the same name
-            raise InvalidInputError(
-                "The submission could not be stored; nothing was stored",
-                [Problem("you already have a submission with this name", column="name")],
-            ) from exc
+    try:
+        with blob_lock(store, exclusive=False):
+            try:
+                submission = store_submission(
+                    session,
+                    store,
+                    owner_id=user.id,
+                    draft=draft_from(staged.fields, []),
+                    checked=checked,
+                    model=staged.model,
+                    tokenizer=staged.tokenizer,
+                )
+                job_id = enqueue.assign_job(submission)
+                session.commit()
+            except IntegrityError as exc:  # a concurrent upload took the same name
+                raise InvalidInputError(
+                    "The submission could not be stored; nothing was stored",
+                    [Problem("you already have a submission with this name", column="name")],
+                ) from exc
+    except BaseException:
+        _drop_blobs(settings, store.written)  # a full disk, the database away: no orphans
+        raise
     return submission.id, job_id
 
 

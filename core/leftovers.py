@@ -1,0 +1,195 @@
+"""What a killed upload leaves behind, and how it is cleaned (at web start, `paretoboard
+reconcile`).
+
+Staging folders (`<data_dir>/staging/upload-*`): the request that made one holds an exclusive
+`flock` on the folder for as long as it exists, so a folder whose lock can be taken belongs to a
+process that has died (the kernel drops a dead process's locks) and is removed at once, whatever
+its age. A folder is marked `.owned` once its lock is held; one without the mark is removed
+only when older than `STAGING_UNMARKED_SECONDS` (a request between `mkdtemp` and its lock).
+
+Orphan blobs (`<data_dir>/uploads/ab/cd/<sha256>`): a blob that no live submission references,
+older than the grace period, is removed under the blob store's exclusive lock (uploads hold it
+shared from storing their blobs to their commit, `core.submissions.blobs`). The grace period
+also covers hosts that share the store without sharing the lock. Half-written blobs
+(`.incoming-*`, a process killed while storing) past the grace period go too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from core.db.session import transaction
+from core.storage import BlobStore
+
+log = logging.getLogger(__name__)
+STAGING_PREFIX = "upload-"
+OWNED_MARK = ".owned"
+STAGING_UNMARKED_SECONDS = 60.0
+_BATCH = 500
+
+
+@contextmanager
+def staging_folder(root: Path) -> Iterator[Path]:
+    """A private folder under `root`, locked while the block runs, removed when it ends."""
+    root.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=root))
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        # Waits out a cleaner looking at it (which leaves an unmarked fresh folder alone).
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        (folder / OWNED_MARK).touch()
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.close(fd)
+
+
+@dataclass
+class Cleaned:
+    """What a clean-up removed (paths relative to the data folder) and the bytes freed."""
+
+    staging: list[str] = field(default_factory=list)
+    blobs: list[str] = field(default_factory=list)
+    bytes_freed: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.staging or self.blobs)
+
+    def summary(self) -> str:
+        return (
+            f"{len(self.staging)} staging folder(s), {len(self.blobs)} orphan blob(s), "
+            f"{self.bytes_freed:,} bytes"
+        )
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    total = 0
+    for dirpath, _dirs, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(dirpath, name)).st_size
+    return total
+
+
+def clean_staging(root: Path, *, now: float | None = None, report: bool = False) -> Cleaned:
+    """Remove the staging folders of requests that are no longer running (see the module doc)."""
+    cleaned = Cleaned()
+    if not root.is_dir():
+        return cleaned
+    now = time.time() if now is None else now
+    for entry in sorted(root.iterdir()):
+        try:
+            if not entry.is_dir() or entry.is_symlink():
+                if now - entry.lstat().st_mtime > STAGING_UNMARKED_SECONDS:
+                    cleaned.bytes_freed += entry.lstat().st_size
+                    entry.unlink()
+                    cleaned.staging.append(entry.name)
+                continue
+            fd = os.open(entry, os.O_RDONLY | os.O_DIRECTORY)
+        except FileNotFoundError:
+            continue  # its request ended meanwhile
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # a running request holds it
+            marked = (entry / OWNED_MARK).exists()
+            if marked or now - entry.stat().st_mtime > STAGING_UNMARKED_SECONDS:
+                size = _size(entry)
+                shutil.rmtree(entry, ignore_errors=True)
+                if not entry.exists():
+                    cleaned.staging.append(entry.name)
+                    cleaned.bytes_freed += size
+        except FileNotFoundError:
+            continue
+        finally:
+            os.close(fd)
+    if report and cleaned:
+        log.info("removed leftovers: %s", cleaned.summary())
+    return cleaned
+
+
+def _blob_files(store: BlobStore) -> Iterator[Path]:
+    if not store.root.is_dir():
+        return
+    for first in sorted(store.root.iterdir()):
+        if not first.is_dir() or len(first.name) != 2:
+            continue
+        for second in sorted(first.iterdir()):
+            if second.is_dir():
+                yield from sorted(p for p in second.iterdir() if p.is_file())
+
+
+def clean_orphan_blobs(
+    engine: Engine,
+    store: BlobStore,
+    *,
+    grace_seconds: float,
+    now: float | None = None,
+    report: bool = False,
+) -> Cleaned:
+    """Remove blobs no live submission references, and half-written blobs, older than the grace
+    period."""
+    from core.submissions.blobs import blob_lock, referenced
+
+    cleaned = Cleaned()
+    if not store.root.is_dir():
+        return cleaned
+    now = time.time() if now is None else now
+
+    def old(path: Path) -> bool:
+        try:
+            return now - path.stat().st_mtime > grace_seconds
+        except FileNotFoundError:
+            return False
+
+    for partial in sorted(store.root.glob(".incoming-*")):
+        if old(partial):
+            with contextlib.suppress(FileNotFoundError):
+                size = partial.stat().st_size
+                partial.unlink()
+                cleaned.blobs.append(partial.name)
+                cleaned.bytes_freed += size
+    candidates = [p for p in _blob_files(store) if old(p)]
+    for start in range(0, len(candidates), _BATCH):
+        batch = {p.name: p for p in candidates[start : start + _BATCH]}
+        with blob_lock(store, exclusive=True), transaction(engine) as session:
+            live = referenced(session, [sha for sha in batch if len(sha) == 64])
+            for sha, path in batch.items():
+                if sha in live or not old(path):  # re-used by an upload since it was listed
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    size = path.stat().st_size
+                    path.unlink()
+                    cleaned.blobs.append(sha)
+                    cleaned.bytes_freed += size
+    if report and cleaned:
+        log.info("removed leftovers: %s", cleaned.summary())
+    return cleaned
+
+
+def clean_leftovers(
+    data_dir: Path, engine: Engine, store: BlobStore, *, grace_seconds: float
+) -> Cleaned:
+    """Staging folders of dead requests, then orphan blobs (`paretoboard reconcile`)."""
+    cleaned = clean_staging(data_dir / "staging")
+    blobs = clean_orphan_blobs(engine, store, grace_seconds=grace_seconds)
+    cleaned.blobs = blobs.blobs
+    cleaned.bytes_freed += blobs.bytes_freed
+    if cleaned:
+        log.info("removed leftovers: %s", cleaned.summary())
+    return cleaned
