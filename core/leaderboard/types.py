@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from core.ranking.score import Position
@@ -75,6 +75,24 @@ class PointEntry:
     # the fronts and out of the scores.
     cost_incomplete: bool = False
     cost_disagrees: bool = False  # fvcore and the rules differ by >1% (the larger is shown)
+    # 95% bootstrap interval of `performance` (None: not computed, e.g. self-reported)
+    ci_low: float | None = None
+    ci_high: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CurveEntry:
+    """Curve-level summary against the baseline (core.ranking.curves): the area between the
+    curves over the common window (log10 FLOPs, per decade) and the points' hypervolume."""
+
+    window_low: float | None  # FLOPs; None when the ranges do not overlap over a width
+    window_high: float | None
+    gain: float | None  # mean height above the baseline over the window
+    loss: float | None  # mean depth below it
+    net: float | None  # gain - loss
+    hypervolume: float  # log10 FLOPs x performance points, against the reference point
+    reference_flops: float  # the baseline's costliest FLOPs
+    reference_performance: float  # the baseline's lowest performance
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +113,11 @@ class TaskSubmissionEntry:
     best_performance: float
     out_of_range: bool  # some point lies outside the baseline's FLOPs range
     incomplete_points: int = 0  # points whose count is a lower bound (not scored)
+    # 95% bootstrap interval of `score` (the entry's points resampled jointly; the baseline
+    # is a fixed reference); None when not computed for exactly the scored points.
+    score_ci_low: float | None = None
+    score_ci_high: float | None = None
+    curve: CurveEntry | None = None  # area between curves and hypervolume (None: no baseline)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +155,11 @@ class OverallEntry:
     average_performance: float | None  # mean of best_performance (the track ranking)
     # tasks whose points all or partly have an incomplete (lower-bound) count: not scored
     incomplete_tasks: tuple[str, ...] = ()
+    # 95% bootstrap intervals: of `score` (tasks resampled independently) and per task of its
+    # task score; None / missing where not computed for exactly the scored points.
+    score_ci_low: float | None = None
+    score_ci_high: float | None = None
+    task_score_intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
