@@ -218,27 +218,35 @@ def combine_tasks(replicates: Sequence[np.ndarray], offsets: Sequence[float]) ->
 def paired_bootstrap(
     manifest: TaskManifest,
     gold: np.ndarray,
-    pairs: Sequence[tuple[np.ndarray, np.ndarray]],
+    a_preds: Sequence[np.ndarray],
+    b_preds: Sequence[np.ndarray],
+    pairs: Sequence[tuple[int, int]],
     *,
     n_resamples: int,
     rng: np.random.Generator,
-) -> list[Difference]:
-    """For each (a, b) prediction pair: metric(a) - metric(b) with its interval, every pair
-    resampled on the same samples; one more, last: the difference of the pairs' means (the
-    entries' difference in ELUE task score up to the fixed baseline terms)."""
-    flat = [p for pair in pairs for p in pair]
-    n = _check(gold, flat)
+) -> tuple[Difference, list[Difference]]:
+    """Two entries' predictions on the same samples, resampled jointly.
+
+    First: mean metric over `a_preds` minus mean metric over `b_preds` (the two entries' ELUE
+    task scores differ by this plus fixed baseline terms). Then, per (i, j) in `pairs`:
+    metric(a_preds[i]) - metric(b_preds[j]).
+    """
+    if not a_preds or not b_preds:
+        raise ValueError("a paired bootstrap needs predictions of both entries")
+    n = _check(gold, [*a_preds, *b_preds])
     if n < 2:
         raise ValueError("a paired bootstrap needs at least two samples")
     metric = metric_statistic(manifest)
+    k = len(a_preds)
 
     def statistic(g: np.ndarray, *ps: np.ndarray, axis: int = -1) -> np.ndarray:
-        diffs = np.stack(
-            [metric(g, ps[2 * i]) - metric(g, ps[2 * i + 1]) for i in range(len(pairs))]
-        )
-        return np.concatenate([diffs, diffs.mean(axis=0, keepdims=True)])
+        values = [metric(g, p) for p in ps]
+        a, b = np.stack(values[:k]), np.stack(values[k:])
+        rows = [a.mean(axis=0) - b.mean(axis=0)]
+        rows.extend(a[i] - b[j] for i, j in pairs)
+        return np.stack(rows)
 
-    data = (gold, *flat)
+    data = (np.asarray(gold), *a_preds, *b_preds)
     res = stats.bootstrap(
         data,
         statistic,
@@ -250,13 +258,14 @@ def paired_bootstrap(
         method=METHOD,
         rng=rng,
     )
-    observed = statistic(np.asarray(gold), *flat)
+    observed = statistic(*data)
     low = np.atleast_1d(res.confidence_interval.low)
     high = np.atleast_1d(res.confidence_interval.high)
-    return [
+    diffs = [
         Difference(float(d), Interval(float(lo), float(hi)))
         for d, lo, hi in zip(observed, low, high, strict=True)
     ]
+    return diffs[0], diffs[1:]
 
 
 # --- early-exit diagnostics ---------------------------------------------------------------------

@@ -149,13 +149,13 @@ def test_paired_bootstrap_marks_noise() -> None:
     nearly = pred.copy()
     nearly[:3] = (nearly[:3] + 1) % 3  # three samples differ
     clearly = np.where(np.arange(1000) < 300, gold, pred)  # 300 more forced correct
-    close, close_mean = paired_bootstrap(
-        ACC, gold, [(nearly, pred)], n_resamples=500, rng=task_rng(1, "T")
+    close_mean, (close,) = paired_bootstrap(
+        ACC, gold, [nearly], [pred], [(0, 0)], n_resamples=500, rng=task_rng(1, "T")
     )
     assert close.within_noise
     assert close_mean.within_noise
-    far, far_mean = paired_bootstrap(
-        ACC, gold, [(clearly, pred)], n_resamples=500, rng=task_rng(1, "T")
+    far_mean, (far,) = paired_bootstrap(
+        ACC, gold, [clearly], [pred], [(0, 0)], n_resamples=500, rng=task_rng(1, "T")
     )
     assert not far.within_noise
     assert far.interval.low > 0
