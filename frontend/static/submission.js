@@ -87,6 +87,9 @@
       })
       .then(function (html) {
         live.innerHTML = html;
+        if (window.paretoboardDrawExitPlots) {
+          window.paretoboardDrawExitPlots();
+        }
         read();
         var label = document.getElementById("state-label");
         var message = document.getElementById("state-message");
