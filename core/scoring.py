@@ -164,3 +164,72 @@ def rescorer(
         return len(rows)
 
     return rescore
+
+
+@dataclass(frozen=True, slots=True)
+class BackfillReport:
+    groups: int  # (submission, task) pairs given intervals
+    results: int
+    skipped: list[str]  # why a pair could not be done (a stored file gone or no longer valid)
+
+
+def backfill_uncertainty(
+    session: Session,
+    store: BlobStore,
+    config: BootstrapConfig,
+    *,
+    max_bytes: int,
+    max_problems: int,
+    everything: bool = False,
+) -> BackfillReport:
+    """Intervals and diagnostics for scored results that have none (rows scored before
+    migration 0013, or imported); `everything`: recompute all. Performances are not touched.
+    Idempotent: a second run finds nothing to do. Flushes."""
+    rows = session.execute(
+        select(Result, SubmissionFile, Task)
+        .join(SubmissionFile, Result.file_id == SubmissionFile.id)
+        .join(Task, Task.id == Result.task_id)
+        .where(Result.performance.is_not(None))
+        .order_by(Result.submission_id, Task.id, Result.flops_mean, Result.point)
+    ).all()
+    done = {
+        (r.submission_id, r.task_id)
+        for r in session.scalars(select(TaskUncertainty))
+        if r.ci_low is not None or r.replicates is not None
+    }
+    groups: dict[tuple[int, int], list[tuple[Result, SubmissionFile, Task]]] = {}
+    for result, file, task in rows:
+        groups.setdefault((result.submission_id, task.id), []).append((result, file, task))
+    todo = {
+        key: members
+        for key, members in groups.items()
+        if everything or key not in done or any(r.ci_low is None for r, _, _ in members)
+    }
+    skipped: list[str] = []
+    n_results = 0
+    gold_cache: dict[int, np.ndarray] = {}
+    for (submission_id, task_id), members in todo.items():
+        task = members[0][2]
+        try:
+            scored = [
+                (
+                    result,
+                    parse_predictions(
+                        store.read_bytes(file.sha256),
+                        manifest=manifest_of(task),
+                        n_rows=task.test_size,
+                        file_name=file.original_name,
+                        max_bytes=max_bytes,
+                        max_problems=max_problems,
+                    ),
+                )
+                for result, file, _ in members
+            ]
+        except (OSError, PredictionFileError) as exc:
+            skipped.append(f"submission {submission_id} on {task.name}: {str(exc)[:200]}")
+            continue
+        if task_id not in gold_cache:
+            gold_cache[task_id] = load_gold(session, task)
+        record_uncertainty(session, task, gold_cache[task_id], scored, config)
+        n_results += len(scored)
+    return BackfillReport(groups=len(todo) - len(skipped), results=n_results, skipped=skipped)

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, select
 
 from core.leaderboard import set_task_baseline
 from core.leaderboard.cache import cache
@@ -23,6 +23,7 @@ from core.models import (
     TaskUncertainty,
     Visibility,
 )
+from core.scoring import BootstrapConfig, backfill_uncertainty
 from core.storage import BlobStore
 from core.tasks.service import get_task
 from tests.api_helpers import Api
@@ -191,3 +192,33 @@ def test_paired_bootstrap_endpoint(scored: tuple[Api, Scored]) -> None:
     unknown = api.client.get(f"/api/v1/tasks/SST-2/paired?a={ids.a}&b={ids.b}&point=nope")
     assert unknown.status_code == 422
     assert "nope" in unknown.text
+
+
+def test_rows_without_intervals_show_a_dash_until_backfilled(scored: tuple[Api, Scored]) -> None:
+    api, ids = scored
+    with api.db() as session:  # as rows scored before migration 0013
+        for result in session.scalars(select(Result).where(Result.submission_id == ids.a)):
+            result.ci_low = result.ci_high = None
+        session.execute(delete(TaskUncertainty).where(TaskUncertainty.submission_id == ids.a))
+    board = api.client.get("/api/v1/tasks/SST-2/leaderboard").json()
+    entry = next(s for s in board["submissions"] if s["submission_id"] == ids.a)
+    assert entry["score"] is not None
+    assert entry["score_ci_low"] is None
+    page = api.client.get(f"/submissions/{ids.a}").text
+    assert '<span class="ci" title="95% bootstrap interval' in page
+    assert "[" not in page.split('class="ci"', 1)[1].split("</span>", 1)[0]  # a dash, no interval
+
+    config = BootstrapConfig(
+        api.settings.scoring.bootstrap_resamples, api.settings.scoring.bootstrap_seed
+    )
+    store = BlobStore(api.settings.storage.uploads_dir)
+    limits = {"max_bytes": 10**8, "max_problems": 50}
+    with api.db() as session:
+        report = backfill_uncertainty(session, store, config, **limits)
+    assert (report.groups, report.results, report.skipped) == (1, 2, [])
+    with api.db() as session:
+        again = backfill_uncertainty(session, store, config, **limits)
+    assert (again.groups, again.results) == (0, 0)  # idempotent
+    board = api.client.get("/api/v1/tasks/SST-2/leaderboard").json()
+    entry = next(s for s in board["submissions"] if s["submission_id"] == ids.a)
+    assert entry["score_ci_low"] < entry["score"] < entry["score_ci_high"]
