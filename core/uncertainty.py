@@ -102,36 +102,54 @@ def _pearson(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 def metric_statistic(manifest: TaskManifest) -> Statistic:
     """The task's headline metric (x100) as a function of (gold, pred) arrays whose last axis
     is the samples; leading axes are resamples."""
+    many = metric_many(manifest)
+
+    def one(gold: np.ndarray, pred: np.ndarray) -> np.ndarray:
+        return np.asarray(many(gold, [pred])[0])
+
+    return one
+
+
+ManyStatistic = Callable[[np.ndarray, Sequence[np.ndarray]], np.ndarray]
+
+
+def metric_many(manifest: TaskManifest) -> ManyStatistic:
+    """The task metric of several prediction arrays against one gold array, stacked on a new
+    first axis; what depends on the gold alone (its ranks for Spearman) is computed once."""
     if manifest.label_kind is LabelKind.REGRESSION:
 
-        def correlation(gold: np.ndarray, pred: np.ndarray) -> np.ndarray:
+        def correlation(gold: np.ndarray, preds: Sequence[np.ndarray]) -> np.ndarray:
             g = np.asarray(gold, dtype=np.float64)
-            p = np.asarray(pred, dtype=np.float64)
-            pearson = _pearson(g, p)
-            spearman = _pearson(
-                stats.rankdata(g, axis=-1).astype(np.float64),
-                stats.rankdata(p, axis=-1).astype(np.float64),
-            )
-            return np.asarray(50.0 * (pearson + spearman))
+            g_ranks = stats.rankdata(g, axis=-1).astype(np.float64)
+            out = []
+            for pred in preds:
+                p = np.asarray(pred, dtype=np.float64)
+                p_ranks = stats.rankdata(p, axis=-1).astype(np.float64)
+                out.append(50.0 * (_pearson(g, p) + _pearson(g_ranks, p_ranks)))
+            return np.stack(out)
 
         return correlation
     if manifest.metric is Metric.ACCURACY_F1:
         assert manifest.positive_label is not None
         positive = manifest.labels.index(manifest.positive_label)
 
-        def accuracy_f1(gold: np.ndarray, pred: np.ndarray) -> np.ndarray:
-            accuracy = np.mean(gold == pred, axis=-1)
-            gp, pp = gold == positive, pred == positive
-            tp = np.sum(gp & pp, axis=-1)
-            fp = np.sum(~gp & pp, axis=-1)
-            fn = np.sum(gp & ~pp, axis=-1)
-            f1 = _safe_ratio(2.0 * tp, (2.0 * tp + fp + fn).astype(np.float64))
-            return np.asarray(50.0 * (accuracy + f1))
+        def accuracy_f1(gold: np.ndarray, preds: Sequence[np.ndarray]) -> np.ndarray:
+            gp = gold == positive
+            out = []
+            for pred in preds:
+                accuracy = np.mean(gold == pred, axis=-1)
+                pp = pred == positive
+                tp = np.sum(gp & pp, axis=-1)
+                fp = np.sum(~gp & pp, axis=-1)
+                fn = np.sum(gp & ~pp, axis=-1)
+                f1 = _safe_ratio(2.0 * tp, (2.0 * tp + fp + fn).astype(np.float64))
+                out.append(50.0 * (accuracy + f1))
+            return np.stack(out)
 
         return accuracy_f1
 
-    def accuracy(gold: np.ndarray, pred: np.ndarray) -> np.ndarray:
-        return np.asarray(100.0 * np.mean(gold == pred, axis=-1))
+    def accuracy(gold: np.ndarray, preds: Sequence[np.ndarray]) -> np.ndarray:
+        return np.stack([100.0 * np.mean(gold == pred, axis=-1) for pred in preds])
 
     return accuracy
 
@@ -172,10 +190,10 @@ def bootstrap_points(
     n = _check(gold, preds)
     if n < 2:
         return None
-    metric = metric_statistic(manifest)
+    metric = metric_many(manifest)
 
     def statistic(g: np.ndarray, *ps: np.ndarray, axis: int = -1) -> np.ndarray:
-        per_point = np.stack([metric(g, p) for p in ps])
+        per_point = metric(g, ps)
         return np.concatenate([per_point, per_point.mean(axis=0, keepdims=True)])
 
     res = stats.bootstrap(
@@ -236,12 +254,12 @@ def paired_bootstrap(
     n = _check(gold, [*a_preds, *b_preds])
     if n < 2:
         raise ValueError("a paired bootstrap needs at least two samples")
-    metric = metric_statistic(manifest)
+    metric = metric_many(manifest)
     k = len(a_preds)
 
     def statistic(g: np.ndarray, *ps: np.ndarray, axis: int = -1) -> np.ndarray:
-        values = [metric(g, p) for p in ps]
-        a, b = np.stack(values[:k]), np.stack(values[k:])
+        values = metric(g, ps)
+        a, b = values[:k], values[k:]
         rows = [a.mean(axis=0) - b.mean(axis=0)]
         rows.extend(a[i] - b[j] for i, j in pairs)
         return np.stack(rows)
