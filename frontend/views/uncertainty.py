@@ -12,10 +12,6 @@ from typing import Protocol
 
 from frontend.views import format as fmt
 
-CI_TITLE = (
-    "95% bootstrap interval over the test samples (seeded percentile bootstrap; see About: ranking)"
-)
-
 
 class CurveLike(Protocol):
     @property
