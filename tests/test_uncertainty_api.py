@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import subprocess
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import delete, select
 
@@ -24,15 +29,25 @@ from core.models import (
     Visibility,
 )
 from core.scoring import BootstrapConfig, backfill_uncertainty
+from core.settings import REPO_ROOT
 from core.storage import BlobStore
 from core.tasks.service import get_task
 from tests.api_helpers import Api
 from tests.conftest import ELUE_DIR
 from tests.factories import MFLOPS, SST2_BASELINE, make_entry
 from tests.helpers import noisy_predictions, raw_gold
+from tests.processes import free_port, stop, uvicorn_command
 from worker import scoring_stage
 
 pytest_plugins = ["tests.api_helpers"]
+
+CHROMIUM = Path("/usr/bin/chromium")  # as tests/test_browser.py
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--no-first-run",
+]
 
 
 @dataclass
@@ -222,3 +237,60 @@ def test_rows_without_intervals_show_a_dash_until_backfilled(scored: tuple[Api, 
     board = api.client.get("/api/v1/tasks/SST-2/leaderboard").json()
     entry = next(s for s in board["submissions"] if s["submission_id"] == ids.a)
     assert entry["score_ci_low"] < entry["score"] < entry["score_ci_high"]
+
+
+@pytest.mark.slow  # a browser and a server process: seconds, not milliseconds
+def test_intervals_and_exit_plots_in_a_browser(scored: tuple[Api, Scored], tmp_path: Path) -> None:
+    """Chromium draws the exit-layer plots with the served Plotly bundle and shows the
+    intervals and the curve summary, without console errors."""
+    from playwright.sync_api import expect, sync_playwright
+
+    api, ids = scored
+    if not api.settings.database_url.startswith("sqlite"):
+        pytest.skip("one backend is enough for the browser check")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PARETOBOARD_")}
+    env.update(
+        PARETOBOARD_MODE="test",
+        PARETOBOARD_DB__URL=api.settings.database_url,
+        PARETOBOARD_STORAGE__DATA_DIR=str(api.settings.storage.data_dir),
+    )
+    port = free_port()
+    log = tmp_path / "server.log"
+    proc = subprocess.Popen(
+        uvicorn_command(port, "--log-level", "warning"),
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=log.open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    problems: list[str] = []
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline or proc.poll() is not None:
+                pytest.fail(f"the server did not start:\n{log.read_text()[-3000:]}")
+            time.sleep(0.2)
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.on("console", lambda m: m.type == "error" and problems.append(m.text))
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.goto(f"{base}/submissions/{ids.a}")
+            figure = page.locator(".exit-diagnostics")
+            expect(figure).to_have_attribute("data-drawn", "true", timeout=30_000)
+            assert figure.locator(".js-plotly-plot").count() == 2
+            expect(page.locator("#results .ci").first).to_contain_text("[")
+            expect(page.locator(".curve-line")).to_contain_text("GFLOPs")
+            page.goto(f"{base}/tasks/SST-2")
+            expect(page.locator("#measured .curve-summary").first).to_be_visible()
+            browser.close()
+    finally:
+        stop(proc)
+    assert problems == []
