@@ -143,8 +143,14 @@ def compare(
         )
         return parsed.labels
 
-    a_preds = [labels(sha, r.point) for r, sha in a_rows]
-    b_preds = [labels(sha, r.point) for r, sha in b_rows]
+    try:
+        a_preds = [labels(sha, r.point) for r, sha in a_rows]
+        b_preds = [labels(sha, r.point) for r, sha in b_rows]
+    except OSError as exc:  # a stored file gone from this installation (nothing to resample)
+        raise InvalidInputError(
+            "The stored predictions of these entries are not available on this installation",
+            [Problem(str(exc.filename or exc)[:200], "predictions")],
+        ) from exc
     gold = load_gold(session, task)
     cfg = settings.scoring
     mean, per_pair = paired_bootstrap(
