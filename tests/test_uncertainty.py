@@ -67,7 +67,7 @@ def test_statistic_equals_the_metric_and_interval_equals_scipy(manifest: TaskMan
     assert float(metric(gold, pred)) == pytest.approx(
         compute_metrics(manifest, gold, pred).performance, abs=1e-9
     )
-    result = bootstrap_points(manifest, gold, [pred], n_resamples=400, rng=task_rng(7, "T"))
+    result = bootstrap_points(manifest, gold, [pred], n_resamples=200, rng=task_rng(7, "T"))
     assert result is not None
 
     # scipy's bootstrap called directly, on the metric of core.metrics (one resample at a time).
@@ -79,7 +79,7 @@ def test_statistic_equals_the_metric_and_interval_equals_scipy(manifest: TaskMan
         reference,
         paired=True,
         vectorized=False,
-        n_resamples=400,
+        n_resamples=200,
         method="percentile",
         rng=task_rng(7, "T"),
     ).confidence_interval
