@@ -26,11 +26,14 @@
         counts.push({ type: "bar", name: esc(point), x: d.layers, y: d.counts });
         values.push({ type: "scatter", mode: "lines+markers", name: esc(point), x: d.layers, y: d.values });
       });
+      counts.forEach(function (trace) {
+        trace.width = 0.8 / counts.length; // one layer wide whatever the gaps between layers
+      });
       var layout = function (title, y) {
         return {
           title: { text: title, font: { size: 13 } }, height: 240, margin: { l: 50, r: 10, t: 30, b: 40 },
           xaxis: { title: { text: "exit layer" }, dtick: 1 }, yaxis: { title: { text: y } },
-          showlegend: counts.length > 1, legend: { orientation: "h" }
+          showlegend: counts.length > 1, legend: { orientation: "h" }, barmode: "group"
         };
       };
       var config = { displaylogo: false, responsive: true };
