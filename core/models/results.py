@@ -115,7 +115,7 @@ class TaskUncertainty(Base):
     mean_performance: Mapped[float] = mapped_column(Float)
     ci_low: Mapped[float | None] = mapped_column(Float)  # of the mean performance
     ci_high: Mapped[float | None] = mapped_column(Float)
-    replicates: Mapped[bytes | None] = mapped_column(LargeBinary)  # pack_array(float64)
+    replicates: Mapped[bytes | None] = mapped_column(LargeBinary)  # pack_array(float32)
     method: Mapped[str] = mapped_column(String(32))  # e.g. "percentile"
     n_resamples: Mapped[int] = mapped_column(Integer)
     seed: Mapped[int]
