@@ -352,6 +352,7 @@ class PointRow:
     verify_diffs: str = ""  # owner: the first differing sample indexes
     latency: str = ""  # batch-1 median on the verification hardware
     performance_ci: str = ""  # 95% bootstrap interval ("—": not computed)
+    delta_ci: str = ""  # the same interval, less the baseline (a fixed reference)
 
 
 @dataclass(frozen=True, slots=True)
@@ -520,6 +521,16 @@ _POSITION_TEXT = {
     "below": "below the baseline's FLOPs range (compared with its cheapest point)",
     "above": "above the baseline's FLOPs range (compared with its costliest point)",
 }
+
+
+def _delta_interval(p: PointRead) -> str:
+    """The delta's interval: the performance's, shifted by the baseline (not resampled)."""
+    if p.baseline_delta is None or p.performance is None:
+        return ""
+    base = p.performance - p.baseline_delta
+    low = None if p.ci_low is None else p.ci_low - base
+    high = None if p.ci_high is None else p.ci_high - base
+    return fmt.interval(low, high, signed_values=True)
 
 
 def _point_row(p: PointRead, summary: CostSummary | None, position: str | None) -> PointRow:
@@ -703,6 +714,7 @@ def submission_view(
                     replace(
                         _point_row(p, costs.get(p.result_id), positions.get(p.result_id)),
                         performance_ci=fmt.interval(p.ci_low, p.ci_high),
+                        delta_ci=_delta_interval(p),
                     )
                     for p in t.points
                 ),
