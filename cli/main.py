@@ -35,6 +35,7 @@ app.command("worker")(worker_commands.worker)
 app.command("evaluate")(worker_commands.evaluate)
 app.command("reconcile")(worker_commands.reconcile)
 app.command("recount")(worker_commands.recount)
+app.command("uncertainty")(score_commands.uncertainty)
 # The submitter's client (talks to a server over HTTP).
 app.command("submit")(client_commands.submit)
 app.command("status")(client_commands.status)

@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 
 from cli.common import session_scope, settings
-from core.scoring import rescorer
+from core.scoring import BootstrapConfig, rescorer
 from core.storage import BlobStore
 from core.tasks import service
 
@@ -28,6 +28,7 @@ def import_(
         store,
         max_bytes=s.limits.prediction_file_bytes,
         max_problems=s.limits.max_problems,
+        bootstrap=BootstrapConfig(s.scoring.bootstrap_resamples, s.scoring.bootstrap_seed),
     )
     with session_scope() as session:
         outcomes = [

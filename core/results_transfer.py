@@ -80,6 +80,8 @@ class ResultExport(_Model):
     counter_versions: dict[str, Any] = Field(default_factory=dict)
     device: str | None = None
     cost: CostExport | None = None
+    ci_low: float | None = None  # 95% bootstrap interval of performance (docs/ranking.md)
+    ci_high: float | None = None
 
 
 class SubmissionExport(_Model):
@@ -144,6 +146,8 @@ _RESULT_FIELDS = (
     "params",
     "counter_versions",
     "device",
+    "ci_low",
+    "ci_high",
 )
 _SUBMISSION_FIELDS = (
     "name",

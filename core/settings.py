@@ -142,6 +142,13 @@ class WorkerSettings(BaseModel):
     cost_slots: int = Field(1, ge=1)
 
 
+class ScoringSettings(BaseModel):
+    # 95% percentile bootstrap over the test samples (core/uncertainty.py, docs/ranking.md):
+    # resamples per interval and the seed (with the task name) of every resampling.
+    bootstrap_resamples: int = Field(1000, ge=100, le=100_000)
+    bootstrap_seed: int = Field(20261209, ge=0)
+
+
 class LogFormat(enum.StrEnum):
     JSON = "json"  # one JSON object per line (production, log shippers)
     TEXT = "text"
@@ -170,6 +177,7 @@ class Settings(BaseSettings):
     storage: StorageSettings = StorageSettings()
     limits: LimitsSettings = LimitsSettings()
     worker: WorkerSettings = WorkerSettings()
+    scoring: ScoringSettings = ScoringSettings()
     log_format: LogFormat = LogFormat.TEXT
 
     @model_validator(mode="after")

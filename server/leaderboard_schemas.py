@@ -69,6 +69,17 @@ class OverallEntryRead(_Read):
     )
     affiliation: str | None = Field(None, description="The owner's affiliation (profile field)")
     submitted_at: dt.datetime | None = Field(None, description="When the entry was submitted")
+    score_ci_low: float | None = Field(
+        None,
+        description="95% bootstrap interval of score (each task's test samples resampled "
+        "independently; docs/ranking.md); null where not computed",
+    )
+    score_ci_high: float | None = None
+    task_score_intervals: dict[str, tuple[float, float]] = Field(
+        default_factory=dict,
+        description="Per covered task with an interval: the 95% bootstrap interval [low, high] "
+        "of its task score",
+    )
 
 
 class OverallLeaderboardRead(_Read):
@@ -141,6 +152,37 @@ class LeaderboardPointRead(_Read):
     )
     on_flops_front: bool = Field(description="On the Pareto front of (performance, FLOPs)")
     on_params_front: bool = Field(description="On the Pareto front of (performance, params)")
+    ci_low: float | None = Field(
+        None,
+        description="95% bootstrap interval of performance (test samples resampled; "
+        "docs/ranking.md); null where not computed, e.g. self-reported points",
+    )
+    ci_high: float | None = None
+
+
+class LeaderboardCurveRead(_Read):
+    """Area between the entry's curve and the baseline's, and its hypervolume
+    (docs/ranking.md, "Curve summary")."""
+
+    window_low: float | None = Field(
+        description="Common FLOPs window: the overlap of the entry's and baseline's FLOPs "
+        "ranges (null: no overlap of positive width)"
+    )
+    window_high: float | None
+    gain: float | None = Field(
+        description="Area where the entry is above the baseline, per decade of FLOPs (log10 "
+        "axis) over the window: an average number of performance points"
+    )
+    loss: float | None = Field(description="Area where it is below, likewise")
+    net: float | None = Field(description="gain - loss")
+    hypervolume: float = Field(
+        description="Area (log10 FLOPs x performance points) dominated by the entry's points "
+        "inside the box of the reference point"
+    )
+    reference_flops: float = Field(description="Reference point: the baseline's costliest FLOPs")
+    reference_performance: float = Field(
+        description="Reference point: the baseline's lowest performance"
+    )
 
 
 class TaskLeaderboardEntryRead(_Read):
@@ -165,6 +207,15 @@ class TaskLeaderboardEntryRead(_Read):
     )
     affiliation: str | None = Field(None, description="The owner's affiliation (profile field)")
     submitted_at: dt.datetime | None = Field(None, description="When the entry was submitted")
+    score_ci_low: float | None = Field(
+        None,
+        description="95% bootstrap interval of score (the entry's points resampled jointly; "
+        "the baseline is a fixed reference); null where not computed",
+    )
+    score_ci_high: float | None = None
+    curve: LeaderboardCurveRead | None = Field(
+        None, description="Curve-level summary against the baseline; null without a baseline"
+    )
 
 
 class TaskLeaderboardRead(_Read):

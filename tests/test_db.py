@@ -33,6 +33,7 @@ TABLES = {
     "submission_weights",
     "results",
     "result_costs",
+    "task_uncertainty",
     "login_attempts",
     "board_version",
     "user_sessions",

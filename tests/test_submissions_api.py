@@ -641,6 +641,8 @@ def test_results_and_costs_read_back(seeded_api: Api, sent: Sent) -> None:
         "costs_url": f"/api/v1/submissions/{sid}/costs/{rid}",
         "verified": False,  # no weights: never verified
         "verification": None,
+        "ci_low": None,  # written by hand, not scored: no interval
+        "ci_high": None,
     }
     assert public["error_detail"] is None
     assert public["sandbox_log"] is None

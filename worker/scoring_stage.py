@@ -5,6 +5,7 @@ No user code runs here; gold labels are read here and never leave this process.
 
 from __future__ import annotations
 
+import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -12,7 +13,7 @@ from core.errors import PredictionFileError, Problem
 from core.metrics import compute_metrics
 from core.models import FileRole, Result, Submission, SubmissionFile, SubmissionState, Task
 from core.predictions import ParsedPredictions, parse_predictions
-from core.scoring import apply_metrics
+from core.scoring import BootstrapConfig, apply_metrics, forget_uncertainty, record_uncertainty
 from core.settings import Settings
 from core.storage import BlobStore
 from core.submissions.state import set_state
@@ -100,12 +101,13 @@ def score(session: Session, store: BlobStore, submission: Submission, settings: 
         for r in session.scalars(select(Result).where(Result.submission_id == submission.id))
     }
     kept: set[tuple[int, str]] = set()
-    gold_cache: dict[int, object] = {}
+    gold_cache: dict[int, np.ndarray] = {}
+    by_task: dict[int, tuple[Task, list[tuple[Result, ParsedPredictions]]]] = {}
     for file, task in prediction_files(session, submission):
         parsed = parse_stored(store, file, task, settings)
         if task.id not in gold_cache:
             gold_cache[task.id] = load_gold(session, task)
-        metrics = compute_metrics(manifest_of(task), gold_cache[task.id], parsed.labels)  # type: ignore[arg-type]
+        metrics = compute_metrics(manifest_of(task), gold_cache[task.id], parsed.labels)
         key = (task.id, file.point or "")
         result = existing.get(key)
         if result is None:
@@ -114,7 +116,14 @@ def score(session: Session, store: BlobStore, submission: Submission, settings: 
         result.file_id = file.id
         apply_metrics(result, metrics, task.gold_sha256)
         kept.add(key)
+        by_task.setdefault(task.id, (task, []))[1].append((result, parsed))
     for key, stale in existing.items():
         if key not in kept:
             session.delete(stale)
+    session.flush()
+    # Intervals of every point and of each task's points jointly (docs/ranking.md).
+    config = BootstrapConfig(settings.scoring.bootstrap_resamples, settings.scoring.bootstrap_seed)
+    for task_id, (task, scored) in by_task.items():
+        record_uncertainty(session, task, gold_cache[task_id], scored, config)
+    forget_uncertainty(session, submission.id, set(by_task))
     session.flush()

@@ -7,7 +7,7 @@ import datetime as dt
 import io
 from collections.abc import Iterable, Sequence
 
-from core.leaderboard.types import OverallLeaderboard, TaskLeaderboard
+from core.leaderboard.types import CurveEntry, OverallLeaderboard, TaskLeaderboard
 from core.text import csv_cell
 
 Cell = str | int | float | bool | None
@@ -65,6 +65,9 @@ def overall_csv(board: OverallLeaderboard) -> str:
         "owner",
         "affiliation",
         "submitted_at",
+        "score_ci_low",
+        "score_ci_high",
+        *(f"score_{n}_ci_{end}" for n in names for end in ("low", "high")),
     ]
     rows = (
         [
@@ -87,10 +90,30 @@ def overall_csv(board: OverallLeaderboard) -> str:
             e.owner,
             e.affiliation,
             _date(e.submitted_at),
+            e.score_ci_low,
+            e.score_ci_high,
+            *(
+                e.task_score_intervals[n][i] if n in e.task_score_intervals else None
+                for n in names
+                for i in (0, 1)
+            ),
         ]
         for e in board.entries
     )
     return _csv(header, rows)
+
+
+def _curve_cells(curve: CurveEntry | None) -> list[Cell]:
+    if curve is None:
+        return [None] * 6
+    return [
+        curve.window_low,
+        curve.window_high,
+        curve.gain,
+        curve.loss,
+        curve.net,
+        curve.hypervolume,
+    ]
 
 
 def task_csv(board: TaskLeaderboard) -> str:
@@ -122,6 +145,16 @@ def task_csv(board: TaskLeaderboard) -> str:
         "owner",
         "affiliation",
         "submitted_at",
+        "performance_ci_low",
+        "performance_ci_high",
+        "task_score_ci_low",
+        "task_score_ci_high",
+        "curve_window_low",
+        "curve_window_high",
+        "curve_gain",
+        "curve_loss",
+        "curve_net",
+        "hypervolume",
     ]
     rows = (
         [
@@ -150,6 +183,11 @@ def task_csv(board: TaskLeaderboard) -> str:
             score[p.submission_id].owner,
             score[p.submission_id].affiliation,
             _date(score[p.submission_id].submitted_at),
+            p.ci_low,
+            p.ci_high,
+            score[p.submission_id].score_ci_low,
+            score[p.submission_id].score_ci_high,
+            *_curve_cells(score[p.submission_id].curve),
         ]
         for p in board.points
     )

@@ -27,11 +27,13 @@ import numpy.typing as npt
 from sqlalchemy import ColumnElement, and_, false, func, select
 from sqlalchemy.orm import Session
 
+from core.arrays import unpack_array
 from core.errors import InvalidInputError, NotFoundError, Problem
 from core.leaderboard.cache import cache
 from core.leaderboard.types import (
     Baseline,
     BaselinePoint,
+    CurveEntry,
     FamilyGroup,
     OverallEntry,
     OverallLeaderboard,
@@ -46,9 +48,11 @@ from core.models import (
     SubmissionKind,
     SubmissionState,
     Task,
+    TaskUncertainty,
     User,
     Visibility,
 )
+from core.ranking.curves import curve_summary
 from core.ranking.fronts import front_mask
 from core.ranking.score import (
     BaselineCurve,
@@ -61,6 +65,7 @@ from core.ranking.score import (
 from core.ranking.tracks import Track, rank_track
 from core.tasks.manifest import Family, family_title
 from core.tasks.service import get_task
+from core.uncertainty import combine_tasks
 
 T = TypeVar("T")
 
@@ -226,6 +231,72 @@ def _mean(values: Sequence[float]) -> float:
     return math.fsum(values) / len(values)
 
 
+# --- uncertainty and curve summaries ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Joint:
+    """A submission's stored joint bootstrap on one task (`task_uncertainty`)."""
+
+    result_ids: frozenset[int]
+    ci_low: float | None
+    ci_high: float | None
+    replicates: bytes | None = None
+
+
+def _joints(
+    session: Session, *, task_id: int | None = None, replicates: bool = False
+) -> dict[tuple[int, int], _Joint]:
+    """(submission id, task id) -> its joint bootstrap row, for one task or every task."""
+    columns: list[Any] = [
+        TaskUncertainty.submission_id,
+        TaskUncertainty.task_id,
+        TaskUncertainty.result_ids,
+        TaskUncertainty.ci_low,
+        TaskUncertainty.ci_high,
+    ]
+    if replicates:
+        columns.append(TaskUncertainty.replicates)
+    query = select(*columns)
+    if task_id is not None:
+        query = query.where(TaskUncertainty.task_id == task_id)
+    return {
+        (r[0], r[1]): _Joint(
+            frozenset(int(i) for i in r[2] or ()), r[3], r[4], r[5] if replicates else None
+        )
+        for r in session.execute(query)
+    }
+
+
+def _score_interval(
+    joint: _Joint | None, result_ids: Iterable[int], score: float, mean_performance: float
+) -> tuple[float, float] | None:
+    """The task score's interval: the joint interval of the points' mean performance, shifted
+    by the fixed baseline terms (score - mean performance). Only when it was computed for
+    exactly the points scored now; otherwise None (shown as a dash, never a guess)."""
+    if joint is None or joint.ci_low is None or joint.ci_high is None:
+        return None
+    if joint.result_ids != frozenset(result_ids):
+        return None
+    shift = score - mean_performance
+    return (joint.ci_low + shift, joint.ci_high + shift)
+
+
+def _curve_entry(points: Sequence[CurvePoint], baseline: Sequence[CurvePoint]) -> CurveEntry:
+    summary = curve_summary(points, baseline)
+    area = summary.area
+    return CurveEntry(
+        window_low=area.window_low if area else None,
+        window_high=area.window_high if area else None,
+        gain=area.gain if area else None,
+        loss=area.loss if area else None,
+        net=area.net if area else None,
+        hypervolume=summary.hypervolume,
+        reference_flops=summary.reference_flops,
+        reference_performance=summary.reference_performance,
+    )
+
+
 # --- task leaderboard -------------------------------------------------------------------------
 
 
@@ -244,6 +315,8 @@ class _TaskRow:
     incomplete: bool = False  # a lower bound: off the fronts, out of the scores
     disagrees: bool = False
     verified: bool = False  # reproduced by the platform's run (docs/verification.md)
+    ci_low: float | None = None
+    ci_high: float | None = None
 
 
 @dataclass(slots=True)
@@ -322,6 +395,8 @@ def _task_leaderboard(
             User.display_name,
             User.affiliation,
             Submission.created_at,
+            Result.ci_low,
+            Result.ci_high,
         )
         .join(Submission, Submission.id == Result.submission_id)
         .outerjoin(User, User.id == Submission.owner_id)
@@ -339,7 +414,17 @@ def _task_leaderboard(
         sub = subs.get(r[1])
         if sub is None:
             sub = subs[r[1]] = _SubInfo(
-                r[1], r[9], str(r[10]), r[11], r[12], r[13], r[14], [], r[19], r[20], r[21]
+                r[1],
+                r[9],
+                str(r[10]),
+                r[11],
+                r[12],
+                r[13],
+                r[14],
+                [],
+                r.display_name,
+                r.affiliation,
+                r.created_at,
             )
         if r[8] is not None:
             sub.point_params.append(r[8])
@@ -358,6 +443,8 @@ def _task_leaderboard(
                 incomplete=bool(r[16]),
                 disagrees=bool(r[17]),
                 verified=point_verified,
+                ci_low=r.ci_low,
+                ci_high=r.ci_high,
             )
         )
 
@@ -404,9 +491,24 @@ def _task_leaderboard(
     for i, row in enumerate(rows):
         by_sub[row.submission_id].append(i)
     # Rank first (score desc, None last; then best performance), then build the entries.
+    joints = _joints(session, task_id=task.id) if curve is not None else {}
     summary: list[tuple[tuple[float, float], int, float | None, float]] = []
+    intervals: dict[int, tuple[float, float] | None] = {}
+    curves: dict[int, CurveEntry] = {}
     for sid, indices in by_sub.items():
         score = _mean(deltas[sid]) if curve is not None and deltas[sid] else None
+        if score is not None and curve is not None:
+            scored_rows = [rows[i] for i in indices if not rows[i].incomplete]
+            intervals[sid] = _score_interval(
+                joints.get((sid, task.id)),
+                (r.result_id for r in scored_rows),
+                score,
+                _mean([r.performance for r in scored_rows]),
+            )
+            curves[sid] = _curve_entry(
+                [CurvePoint(flops=r.flops, performance=r.performance) for r in scored_rows],
+                curve.curve.points,
+            )
         best = max(rows[i].performance for i in indices)
         summary.append(((-score if score is not None else math.inf, -best), sid, score, best))
     summary.sort(key=lambda item: item[0])  # stable: equal entries stay by submission id
@@ -434,6 +536,9 @@ def _task_leaderboard(
                 owner=sub.owner,
                 affiliation=sub.affiliation,
                 submitted_at=sub.submitted_at,
+                score_ci_low=interval[0] if (interval := intervals.get(sid)) else None,
+                score_ci_high=interval[1] if interval else None,
+                curve=curves.get(sid),
             )
         )
 
@@ -465,6 +570,8 @@ def _task_leaderboard(
                     flops_elue_mean=row.flops_elue,
                     cost_incomplete=row.incomplete,
                     cost_disagrees=row.disagrees,
+                    ci_low=row.ci_low,
+                    ci_high=row.ci_high,
                 )
             )
     flops_front = sorted((p for p in points if p.on_flops_front), key=lambda p: p.flops_mean)
@@ -534,8 +641,8 @@ def _overall(session: Session, track: Track | None) -> OverallLeaderboard:
         subs[s[0]] = _SubInfo(s[0], s[1], str(s[2]), s[3], s[4], s[5], s[6], [], s[7], s[8], s[9])
 
     # Per task: parallel lists of submission id, FLOPs, performance.
-    per_task: dict[int, tuple[list[int], list[float], list[float]]] = defaultdict(
-        lambda: ([], [], [])
+    per_task: dict[int, tuple[list[int], list[float], list[float], list[int]]] = defaultdict(
+        lambda: ([], [], [], [])
     )
     query = (
         select(
@@ -545,12 +652,13 @@ def _overall(session: Session, track: Track | None) -> OverallLeaderboard:
             Result.performance,
             Result.params,
             Result.cost_incomplete,
+            Result.id,
         )
         .join(Submission, Submission.id == Result.submission_id)
         .where(listed_point(), listed_submission())
     )
     incomplete: dict[int, set[str]] = defaultdict(set)
-    for sid, tid, f_mean, performance, params, is_incomplete in session.execute(query):
+    for sid, tid, f_mean, performance, params, is_incomplete, rid in session.execute(query):
         if f_mean is None or performance is None:
             continue
         if not (isfinite(f_mean) and isfinite(performance)):
@@ -560,10 +668,11 @@ def _overall(session: Session, track: Track | None) -> OverallLeaderboard:
         if is_incomplete:  # a lower bound: out of the ELUE score (flagged on the entry)
             incomplete[sid].add(task_by_id[tid].name)
             continue
-        ids, fl, pf = per_task[tid]
+        ids, fl, pf, rids = per_task[tid]
         ids.append(sid)
         fl.append(f_mean)
         pf.append(performance)
+        rids.append(rid)
         if params is not None:
             subs[sid].point_params.append(params)
 
@@ -574,11 +683,16 @@ def _overall(session: Session, track: Track | None) -> OverallLeaderboard:
     out_of_range: dict[int, list[str]] = defaultdict(list)
     baseline_for: dict[int, list[str]] = defaultdict(list)
     has_baseline: set[int] = set()
+    joints = _joints(session, replicates=True)
+    # per submission, per task: the joint bootstrap (replicates, shift) when it matches
+    task_boot: dict[int, dict[str, tuple[bytes, float, tuple[float, float]] | None]] = defaultdict(
+        dict
+    )
     for task in tasks:
         if task.id not in per_task:
             continue
         name = task.name
-        ids, fl, pf = per_task[task.id]
+        ids, fl, pf, rids = per_task[task.id]
         task_best: dict[int, float] = {}
         for sid, perf in zip(ids, pf, strict=True):
             if perf > task_best.get(sid, -math.inf):
@@ -601,6 +715,15 @@ def _overall(session: Session, track: Track | None) -> OverallLeaderboard:
                 outside.add(sid)
         for sid, values in deltas.items():
             scores[sid][name] = math.fsum(values) / len(values)
+            own = [(r, p) for s, r, p in zip(ids, rids, pf, strict=True) if s == sid]
+            joint = joints.get((sid, task.id))
+            mean_perf = _mean([p for _, p in own])
+            interval = _score_interval(joint, (r for r, _ in own), scores[sid][name], mean_perf)
+            task_boot[sid][name] = (
+                (joint.replicates, scores[sid][name] - mean_perf, interval)
+                if interval is not None and joint is not None and joint.replicates is not None
+                else None
+            )
         for sid in outside:
             out_of_range[sid].append(name)
 
@@ -615,11 +738,24 @@ def _overall(session: Session, track: Track | None) -> OverallLeaderboard:
         sub_best = best.get(sid, {})
         best_perf = {n: sub_best[n] for n in names if n in sub_best}
         scored.append((overall_sort_key(overall), sid, overall, best_perf))
+
+    def overall_interval(sid: int, overall: OverallScore) -> tuple[float, float] | None:
+        boots = [task_boot.get(sid, {}).get(name) for name in overall.per_task]
+        if not boots or any(b is None for b in boots):
+            return None
+        interval = combine_tasks(
+            [unpack_array(b[0]) for b in boots if b is not None],
+            [b[1] for b in boots if b is not None],
+        )
+        return (interval.low, interval.high)
+
     scored.sort(key=lambda item: item[0])  # stable: equal keys stay by submission id
     ranks = _competition_ranks(scored, lambda item: item[0])
     entries = []
     for (_, sid, overall, best_perf), rank in zip(scored, ranks, strict=True):
         sub = subs[sid]
+        boots = task_boot.get(sid, {})
+        overall_ci = overall_interval(sid, overall)
         entries.append(
             OverallEntry(
                 rank=rank,
@@ -644,6 +780,11 @@ def _overall(session: Session, track: Track | None) -> OverallLeaderboard:
                 owner=sub.owner,
                 affiliation=sub.affiliation,
                 submitted_at=sub.submitted_at,
+                score_ci_low=overall_ci[0] if overall_ci else None,
+                score_ci_high=overall_ci[1] if overall_ci else None,
+                task_score_intervals={
+                    n: b[2] for n in overall.per_task if (b := boots.get(n)) is not None
+                },
             )
         )
     return OverallLeaderboard(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from core.ranking.score import Position
@@ -76,6 +76,24 @@ class PointEntry:
     # the fronts and out of the scores.
     cost_incomplete: bool = False
     cost_disagrees: bool = False  # fvcore and the rules differ by >1% (the larger is shown)
+    # 95% bootstrap interval of `performance` (None: not computed, e.g. self-reported)
+    ci_low: float | None = None
+    ci_high: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CurveEntry:
+    """Curve-level summary against the baseline (core.ranking.curves): the area between the
+    curves over the common window (log10 FLOPs, per decade) and the points' hypervolume."""
+
+    window_low: float | None  # FLOPs; None when the ranges do not overlap over a width
+    window_high: float | None
+    gain: float | None  # mean height above the baseline over the window
+    loss: float | None  # mean depth below it
+    net: float | None  # gain - loss
+    hypervolume: float  # log10 FLOPs x performance points, against the reference point
+    reference_flops: float  # the baseline's costliest FLOPs
+    reference_performance: float  # the baseline's lowest performance
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +117,11 @@ class TaskSubmissionEntry:
     owner: str | None = None  # the owner's display name (None: an operator entry)
     affiliation: str | None = None  # the owner's affiliation, as their profile gives it
     submitted_at: dt.datetime | None = None
+    # 95% bootstrap interval of `score` (the entry's points resampled jointly; the baseline
+    # is a fixed reference); None when not computed for exactly the scored points.
+    score_ci_low: float | None = None
+    score_ci_high: float | None = None
+    curve: CurveEntry | None = None  # area between curves and hypervolume (None: no baseline)
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +162,11 @@ class OverallEntry:
     owner: str | None = None  # the owner's display name (None: an operator entry)
     affiliation: str | None = None
     submitted_at: dt.datetime | None = None
+    # 95% bootstrap intervals: of `score` (tasks resampled independently) and per task of its
+    # task score; None / missing where not computed for exactly the scored points.
+    score_ci_low: float | None = None
+    score_ci_high: float | None = None
+    task_score_intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,7 +2,7 @@
 
 from core.models.board_version import BOARD_VERSION_ID, BoardVersion
 from core.models.login_attempts import LoginAttempt
-from core.models.results import Result, ResultCost
+from core.models.results import Result, ResultCost, TaskUncertainty
 from core.models.submissions import (
     CostQueueState,
     FileRole,
@@ -34,6 +34,7 @@ __all__ = [
     "Task",
     "TaskExample",
     "TaskGold",
+    "TaskUncertainty",
     "User",
     "UserRole",
     "UserSession",

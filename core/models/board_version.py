@@ -47,7 +47,7 @@ from sqlalchemy.orm import (
 )
 
 from core.db.base import Base
-from core.models.results import Result
+from core.models.results import Result, TaskUncertainty
 from core.models.submissions import Submission, SubmissionState, Visibility
 from core.models.tasks import Task
 from core.models.users import User
@@ -124,6 +124,8 @@ _RESULT_COLUMNS = frozenset(
         "cost_incomplete",
         "cost_disagrees",
         "verify_status",
+        "ci_low",
+        "ci_high",
     }
 )
 # The owner's name and affiliation are shown next to every entry.
@@ -132,6 +134,7 @@ _UPDATE_COLUMNS: dict[str, frozenset[str] | None] = {
     "submissions": _SUBMISSION_COLUMNS,
     "results": _RESULT_COLUMNS,
     "tasks": None,  # every column
+    "task_uncertainty": None,  # the score intervals (every column)
 }
 
 # --- what can change a public board ----------------------------------------------------------
@@ -209,6 +212,9 @@ def _flush_matters(session: Session) -> bool:
                     return True
             elif isinstance(obj, Result):
                 if _result_matters(session, obj, new=new, deleted=deleted):
+                    return True
+            elif isinstance(obj, TaskUncertainty):
+                if _submission_listed(session, _current(obj, "submission_id")) is not False:
                     return True
             elif isinstance(obj, User) and (deleted or (not new and _changed(obj, _USER_COLUMNS))):
                 return True

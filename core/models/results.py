@@ -41,6 +41,11 @@ class Result(Base):
     # performance minus the baseline curve at this point's FLOPs (None until both are known).
     baseline_delta: Mapped[float | None] = mapped_column(Float)
     gold_sha256: Mapped[str | None] = mapped_column(String(64))  # gold it was scored against
+    # 95% bootstrap interval of `performance` (core/uncertainty.py); None: not computed (yet),
+    # e.g. self-reported points or rows scored before migration 0013 (`paretoboard recount
+    # --uncertainty` fills them).
+    ci_low: Mapped[float | None] = mapped_column(Float)
+    ci_high: Mapped[float | None] = mapped_column(Float)
 
     # Cost summary (FLOPs = 2 x MACs, per sample).
     cost_status: Mapped[str] = mapped_column(String(16), default="pending")
@@ -91,3 +96,29 @@ class ResultCost(Base):
     uncounted: Mapped[dict[str, Any]] = mapped_column(default=dict)
     mismatches: Mapped[list[Any]] = mapped_column(default=list)  # declared vs tokenized lengths
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)  # timings, traces, cross-check
+
+
+class TaskUncertainty(Base):
+    """Per submission and task, computed when it is scored: the joint bootstrap of its points'
+    mean performance (the task ELUE score's interval is this one shifted by the fixed baseline
+    terms) and, for early-exit points, per exit layer counts and metric (aggregates only)."""
+
+    __tablename__ = "task_uncertainty"
+
+    submission_id: Mapped[int] = mapped_column(
+        ForeignKey("submissions.id", ondelete="CASCADE"), primary_key=True
+    )
+    task_id: Mapped[int] = mapped_column(
+        ForeignKey("tasks.id", ondelete="CASCADE"), primary_key=True
+    )
+    result_ids: Mapped[list[Any]] = mapped_column(default=list)  # the points resampled jointly
+    mean_performance: Mapped[float] = mapped_column(Float)
+    ci_low: Mapped[float | None] = mapped_column(Float)  # of the mean performance
+    ci_high: Mapped[float | None] = mapped_column(Float)
+    replicates: Mapped[bytes | None] = mapped_column(LargeBinary)  # pack_array(float32)
+    method: Mapped[str] = mapped_column(String(32))  # e.g. "percentile"
+    n_resamples: Mapped[int] = mapped_column(Integer)
+    seed: Mapped[int]
+    # point name -> {"measure", "layers", "counts", "values"} (core.uncertainty.exit_diagnostics)
+    diagnostics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)

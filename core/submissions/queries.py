@@ -24,9 +24,11 @@ from core.models import (
     SubmissionState,
     SubmissionWeights,
     Task,
+    TaskUncertainty,
     User,
     Visibility,
 )
+from core.ranking.curves import curve_summary
 from core.ranking.score import BaselineCurve, CurvePoint
 from core.settings import Settings, get_settings
 from core.submissions import cost_queue
@@ -34,7 +36,9 @@ from core.submissions.access import sees_private_details
 from core.submissions.schemas import (
     CostQueueRead,
     CostsRead,
+    CurveSummaryRead,
     ErrorRead,
+    ExitDiagnosticsRead,
     FileRead,
     FlopsRead,
     LatencyRead,
@@ -172,6 +176,8 @@ def _point(result: Result, curve: BaselineCurve | None = None) -> PointRead:
         ),
         verified=result.verify_status == "verified",
         verification=_point_verification(result),
+        ci_low=result.ci_low,
+        ci_high=result.ci_high,
     )
 
 
@@ -227,7 +233,57 @@ def results_of(session: Session, submission: Submission) -> list[TaskResultsRead
             task.id, TaskResultsRead(task=task.name, display_name=task.display_name, points=[])
         )
         entry.points.append(_point(result, curves[task.id]))
+    for task_id, entry in grouped.items():
+        _task_summary(session, submission.id, task_id, entry, curves[task_id])
     return list(grouped.values())
+
+
+def _task_summary(
+    session: Session,
+    submission_id: int,
+    task_id: int,
+    entry: TaskResultsRead,
+    curve: BaselineCurve | None,
+) -> None:
+    """The task score with its interval, the curve summary and exit diagnostics of `entry`."""
+    joint = session.get(TaskUncertainty, (submission_id, task_id))
+    if joint is not None:
+        entry.exit_diagnostics = {
+            point: ExitDiagnosticsRead.model_validate(d)
+            for point, d in (joint.diagnostics or {}).items()
+        }
+    deltas = [p.baseline_delta for p in entry.points if p.baseline_delta is not None]
+    if not deltas or len(deltas) != len(entry.points) or curve is None:
+        return
+    entry.score = float(np.mean(deltas))
+    perfs = [p.performance for p in entry.points if p.performance is not None]
+    if (
+        joint is not None
+        and joint.ci_low is not None
+        and joint.ci_high is not None
+        and set(joint.result_ids or ()) == {p.result_id for p in entry.points}
+        and len(perfs) == len(entry.points)
+    ):
+        shift = entry.score - float(np.mean(perfs))  # the fixed baseline terms
+        entry.score_ci_low, entry.score_ci_high = joint.ci_low + shift, joint.ci_high + shift
+    points = [
+        CurvePoint(flops=p.flops.mean, performance=p.performance)
+        for p in entry.points
+        if p.flops.mean and p.performance is not None
+    ]
+    if points:
+        summary = curve_summary(points, curve.points)
+        area = summary.area
+        entry.curve = CurveSummaryRead(
+            window_low=area.window_low if area else None,
+            window_high=area.window_high if area else None,
+            gain=area.gain if area else None,
+            loss=area.loss if area else None,
+            net=area.net if area else None,
+            hypervolume=summary.hypervolume,
+            reference_flops=summary.reference_flops,
+            reference_performance=summary.reference_performance,
+        )
 
 
 def _files(session: Session, submission: Submission) -> list[FileRead]:

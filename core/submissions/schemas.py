@@ -140,12 +140,45 @@ class PointRead(BaseModel):
     costs_url: str | None  # per-sample FLOPs and breakdowns, once counted
     verified: bool = False
     verification: PointVerificationRead | None = None
+    # 95% bootstrap interval of performance (docs/ranking.md); None: not computed
+    ci_low: float | None = None
+    ci_high: float | None = None
+
+
+class CurveSummaryRead(BaseModel):
+    """Area between the curve and the baseline's over their common FLOPs window (log10 axis,
+    per decade) and the hypervolume of the points (docs/ranking.md, "Curve summary")."""
+
+    window_low: float | None  # FLOPs; None: the ranges do not overlap over a width
+    window_high: float | None
+    gain: float | None
+    loss: float | None
+    net: float | None
+    hypervolume: float
+    reference_flops: float  # the baseline's costliest FLOPs
+    reference_performance: float  # the baseline's lowest performance
+
+
+class ExitDiagnosticsRead(BaseModel):
+    """One early-exit point: per exit layer, how many samples left there and the metric on
+    them (accuracy x100; STS-B: mean absolute error). Aggregates only."""
+
+    measure: str  # "accuracy" | "mean_absolute_error"
+    layers: list[int]
+    counts: list[int]
+    values: list[float]
 
 
 class TaskResultsRead(BaseModel):
     task: str
     display_name: str
     points: list[PointRead]
+    # ELUE task score over the points (None: no baseline, or a point without a delta)
+    score: float | None = None
+    score_ci_low: float | None = None  # its 95% bootstrap interval (points resampled jointly)
+    score_ci_high: float | None = None
+    curve: CurveSummaryRead | None = None
+    exit_diagnostics: dict[str, ExitDiagnosticsRead] = Field(default_factory=dict)  # by point
 
 
 class ErrorRead(BaseModel):

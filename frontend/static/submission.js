@@ -108,6 +108,9 @@
       })
       .then(function (html) {
         live.innerHTML = html;
+        if (window.paretoboardDrawExitPlots) {
+          window.paretoboardDrawExitPlots();
+        }
         read();
         if (window.paretoDrawOwnPlots) {
           window.paretoDrawOwnPlots();

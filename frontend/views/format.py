@@ -69,6 +69,15 @@ def perf(value: float | None, digits: int = 2) -> str:
     return text.replace("-", MINUS)
 
 
+def interval(low: float | None, high: float | None, *, signed_values: bool = False) -> str:
+    """A 95% bootstrap interval: "[86.30, 87.70]" (scores signed: "[-0.40, +1.10]" with a minus sign); a dash
+    when none was computed (never a made-up interval)."""
+    if low is None or high is None or not (math.isfinite(low) and math.isfinite(high)):
+        return DASH
+    show = signed if signed_values else perf
+    return f"[{show(low)}, {show(high)}]"
+
+
 def percent(part: float, whole: float) -> float:
     """`part` as a percentage of `whole`, for bar widths (0 when `whole` is 0)."""
     return 0.0 if whole <= 0 else max(0.0, min(100.0, 100.0 * part / whole))

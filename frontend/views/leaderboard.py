@@ -37,6 +37,7 @@ from core.tasks import service as task_service
 from core.tasks.manifest import Family, family_title
 from frontend.views import format as fmt
 from frontend.views.colours import colour_of
+from frontend.views.uncertainty import CurveText, curve_text
 
 T = TypeVar("T")
 PER_PAGE = 100
@@ -214,6 +215,7 @@ class Cell:
     text: str
     title: str
     out_of_range: bool = False
+    ci: str = ""  # 95% bootstrap interval, "" where none is shown
 
 
 @dataclass(frozen=True, slots=True)
@@ -230,6 +232,7 @@ class HomeRow:
     paper_url: str | None
     code_url: str | None
     meta: EntryMeta | None = None
+    average_ci: str = ""  # the overall score's 95% interval ("—" when not computed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -407,7 +410,15 @@ def _home_row(entry: OverallEntry, board: OverallLeaderboard) -> HomeRow:
                     why = "incomplete FLOPs count (a lower bound): not scored"
                 cells.append(Cell(fmt.DASH, why))
             else:
-                cells.append(Cell(fmt.signed(score), "", name in entry.out_of_range_tasks))
+                low, high = entry.task_score_intervals.get(name, (None, None))
+                cells.append(
+                    Cell(
+                        fmt.signed(score),
+                        "",
+                        name in entry.out_of_range_tasks,
+                        fmt.interval(low, high, signed_values=True),
+                    )
+                )
     if track:
         average = fmt.perf(entry.average_performance)
         covered = f"{len(entry.best_performance)}/{len(board.tasks)}"
@@ -433,6 +444,9 @@ def _home_row(entry: OverallEntry, board: OverallLeaderboard) -> HomeRow:
         paper_url=entry.paper_url,
         code_url=entry.code_url,
         meta=entry_meta(entry.owner, entry.affiliation, entry.submitted_at),
+        average_ci=""
+        if track or entry.score is None
+        else fmt.interval(entry.score_ci_low, entry.score_ci_high, signed_values=True),
     )
 
 
@@ -601,6 +615,9 @@ class TaskRow:
     code_url: str | None
     submission_id: int = 0
     meta: EntryMeta | None = None
+    score_ci: str = ""  # 95% interval of the score ("—": not computed)
+    best_ci: str = ""  # 95% interval of the best point's performance
+    curve: CurveText | None = None  # area between curves and hypervolume, with the window
 
 
 @dataclass(frozen=True, slots=True)
@@ -612,6 +629,7 @@ class FrontRow:
     flops_title: str
     params: str
     performance: str
+    performance_ci: str = ""
 
 
 @dataclass
@@ -655,12 +673,21 @@ def _task_rows(board: TaskLeaderboard, entries: Sequence[TaskSubmissionEntry]) -
     for entry in entries:
         row = made.get(entry.submission_id)
         if row is None:
-            row = made[entry.submission_id] = _task_row(entry)
+            row = made[entry.submission_id] = _task_row(entry, _best_interval(board, entry))
         rows.append(row)
     return rows
 
 
-def _task_row(entry: TaskSubmissionEntry) -> TaskRow:
+def _best_interval(board: TaskLeaderboard, entry: TaskSubmissionEntry) -> str:
+    best = [
+        p
+        for p in board.points
+        if p.submission_id == entry.submission_id and p.performance == entry.best_performance
+    ]
+    return fmt.interval(best[0].ci_low, best[0].ci_high) if best else fmt.DASH
+
+
+def _task_row(entry: TaskSubmissionEntry, best_ci: str = "") -> TaskRow:
     return TaskRow(
         rank=entry.rank,
         name=entry.name,
@@ -681,6 +708,11 @@ def _task_row(entry: TaskSubmissionEntry) -> TaskRow:
         code_url=entry.code_url,
         submission_id=entry.submission_id,
         meta=entry_meta(entry.owner, entry.affiliation, entry.submitted_at),
+        score_ci=""
+        if entry.score is None
+        else fmt.interval(entry.score_ci_low, entry.score_ci_high, signed_values=True),
+        best_ci=best_ci,
+        curve=curve_text(entry.curve),
     )
 
 
@@ -766,6 +798,7 @@ def task_view(
                 flops_title=f"{fmt.exact(p.flops_mean)} FLOPs per sample",
                 params=fmt.params(p.params),
                 performance=fmt.perf(p.performance),
+                performance_ci=fmt.interval(p.ci_low, p.ci_high),
             )
             for p in front_points[:PER_PAGE]
         ],

@@ -12,7 +12,7 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -40,6 +40,7 @@ from core.submissions.state import PIPELINE_STAGES
 from frontend.views import format as fmt
 from frontend.views.leaderboard import Badge
 from frontend.views.submission_plot import OwnPlot, own_plots
+from frontend.views.uncertainty import CurveText, curve_text, diagnostics_json
 
 STAGES = tuple(stage.value for stage in PIPELINE_STAGES)
 STAGE_TEXT = {
@@ -365,6 +366,8 @@ class PointRow:
     verify_kind: str = ""  # css: verified | not-reproduced | not-verified
     verify_diffs: str = ""  # owner: the first differing sample indexes
     latency: str = ""  # batch-1 median on the verification hardware
+    performance_ci: str = ""  # 95% bootstrap interval ("—": not computed)
+    delta_ci: str = ""  # the same interval, less the baseline (a fixed reference)
 
 
 @dataclass(frozen=True, slots=True)
@@ -385,6 +388,9 @@ class TaskResults:
     url: str
     score: str
     points: tuple[PointRow, ...]
+    score_ci: str = ""  # 95% interval of the task score ("—": not computed)
+    curve: CurveText | None = None
+    diagnostics: str = ""  # exit-layer diagnostics as embeddable JSON ("" for none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -532,6 +538,16 @@ _POSITION_TEXT = {
     "below": "below the baseline's FLOPs range (compared with its cheapest point)",
     "above": "above the baseline's FLOPs range (compared with its costliest point)",
 }
+
+
+def _delta_interval(p: PointRead) -> str:
+    """The delta's interval: the performance's, shifted by the baseline (not resampled)."""
+    if p.baseline_delta is None or p.performance is None:
+        return ""
+    base = p.performance - p.baseline_delta
+    low = None if p.ci_low is None else p.ci_low - base
+    high = None if p.ci_high is None else p.ci_high - base
+    return fmt.interval(low, high, signed_values=True)
 
 
 def _point_row(p: PointRead, summary: CostSummary | None, position: str | None) -> PointRow:
@@ -712,9 +728,22 @@ def submission_view(
                 url=f"/tasks/{t.task}",
                 score=fmt.signed(score),
                 points=tuple(
-                    _point_row(p, costs.get(p.result_id), positions.get(p.result_id))
+                    replace(
+                        _point_row(p, costs.get(p.result_id), positions.get(p.result_id)),
+                        performance_ci=fmt.interval(p.ci_low, p.ci_high),
+                        delta_ci=_delta_interval(p),
+                    )
                     for p in t.points
                 ),
+                score_ci=""
+                if score is None
+                else fmt.interval(t.score_ci_low, t.score_ci_high, signed_values=True),
+                curve=curve_text(t.curve),
+                diagnostics=diagnostics_json(
+                    {k: v.model_dump() for k, v in t.exit_diagnostics.items()}
+                )
+                if t.exit_diagnostics
+                else "",
             )
         )
     status = _status(read)

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, Path, Query, Response
 
 from core.leaderboard import clear_task_baseline, set_task_baseline
 from core.models import Task
+from core.paired import PairedRead, compare
+from core.submissions.access import get_visible_submission_or_raise
 from core.submissions.manage import submissions_of_task
 from core.submissions.schemas import BaselineRead, BaselineSet, RerunReport
 from core.tasks import service
 from server import enqueue
-from server.auth import AdminUser
+from server.auth import AdminUser, OptionalUser
 from server.deps import SessionDep, SettingsDep
 from server.schemas import TaskRead
 
@@ -111,3 +113,43 @@ def rerun_task(
     """Administrators: re-run every measured submission with predictions for this task."""
     task = service.get_task(session, name)
     return enqueue.rerun(session, settings, submissions_of_task(session, task))
+
+
+SubmissionQuery = Annotated[int, Query(ge=1, le=2**62)]
+PointQuery = Annotated[str | None, Query(max_length=64)]
+
+
+@router.get(
+    "/{name}/paired",
+    responses={
+        404: {"description": "Unknown task, or a submission not visible to the caller"},
+        422: {"description": "An entry without predictions here, or an unknown point"},
+    },
+)
+def paired(
+    name: TaskName,
+    a: SubmissionQuery,
+    b: SubmissionQuery,
+    user: OptionalUser,
+    session: SessionDep,
+    settings: SettingsDep,
+    point: PointQuery = None,
+    a_point: PointQuery = None,
+    b_point: PointQuery = None,
+) -> PairedRead:
+    """Paired bootstrap of two measured entries on this task (docs/ranking.md): the difference
+    a - b of their mean performance, ELUE task score and compared points, each with its 95%
+    interval and `within_noise` when that interval contains 0. `point` names a point both
+    entries have; `a_point` / `b_point` pick one each; by default, points sharing a name."""
+    task = service.get_task(session, name)
+    sub_a = get_visible_submission_or_raise(session, a, user)
+    sub_b = get_visible_submission_or_raise(session, b, user)
+    return compare(
+        session,
+        settings,
+        task,
+        sub_a,
+        sub_b,
+        a_point=a_point if a_point is not None else point,
+        b_point=b_point if b_point is not None else point,
+    )
