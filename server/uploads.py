@@ -46,6 +46,7 @@ TEXT_FIELDS = (
     "code_url",
     "visibility",
     "tokenizer_name",
+    "costs",  # ELUE's Type 1: self-reported FLOPs and parameters per file (JSON)
     "csrf_token",
 )
 TEXT_FIELD_BYTES = 64 * 1024

@@ -8,12 +8,13 @@ from core.errors import InvalidInputError, NotFoundError, Problem
 from core.models import Result, Submission, SubmissionKind, SubmissionState
 from core.submissions.files import parse_prediction_name
 from core.submissions.manage import name_taken
+from core.submissions.plausibility import check_cost
 from core.submissions.schemas import PaperCreate
+from core.submissions.self_reported import SELF_REPORTED
 from core.submissions.state import set_state
 from core.tasks.service import get_task
 from core.text import normalise_name
 
-SELF_REPORTED = "self_reported"  # Result.cost_status of every self-reported point
 URL_MAX = 500
 
 
@@ -30,7 +31,14 @@ def create_paper_entry(session: Session, *, owner_id: int, entry: PaperCreate) -
     for field, url in (("paper_url", paper_url), ("code_url", code_url)):
         if url is not None and len(url) > URL_MAX:
             problems.append(Problem(f"at most {URL_MAX} characters", column=field))
-    points: list[tuple[int, str, int]] = []  # (position in the list, point, task id)
+    params: int | None = None
+    if entry.params is not None:
+        value, problem = check_cost("params", entry.params, entry.params_unit, column="params")
+        if problem is not None:
+            problems.append(problem)
+        elif value is not None:
+            params = round(value)
+    points: list[tuple[int, str, int, float]] = []  # (position, point, task id, FLOPs)
     seen: dict[tuple[int, str], int] = {}
     for i, p in enumerate(entry.points):
         where = f"points.{i}"
@@ -45,6 +53,11 @@ def create_paper_entry(session: Session, *, owner_id: int, entry: PaperCreate) -
                 Problem("point names use letters, digits, _ or - only", column=f"{where}.point")
             )
             continue
+        flops, problem = check_cost("flops", p.flops, p.flops_unit, column=f"{where}.flops")
+        if problem is not None:
+            problems.append(problem)
+            continue
+        assert flops is not None
         key = (task.id, point)
         if key in seen:
             problems.append(
@@ -52,7 +65,7 @@ def create_paper_entry(session: Session, *, owner_id: int, entry: PaperCreate) -
             )
             continue
         seen[key] = i
-        points.append((i, point, task.id))
+        points.append((i, point, task.id, flops))
     if problems:
         raise InvalidInputError(
             f"The entry has {len(problems)} problem(s); nothing was stored", problems
@@ -65,12 +78,12 @@ def create_paper_entry(session: Session, *, owner_id: int, entry: PaperCreate) -
         code_url=code_url,
         kind=SubmissionKind.SELF_REPORTED,
         visibility=entry.visibility,
-        params=entry.params,
+        params=params,
     )
     set_state(submission, SubmissionState.DONE, "Self-reported from a paper; nothing was measured")
     session.add(submission)
     session.flush()
-    for i, point, task_id in points:
+    for i, point, task_id, flops in points:
         p = entry.points[i]
         session.add(
             Result(
@@ -81,9 +94,9 @@ def create_paper_entry(session: Session, *, owner_id: int, entry: PaperCreate) -
                 performance=p.performance,
                 metrics=dict(p.metrics or {}),
                 cost_status=SELF_REPORTED,
-                flops_mean=p.flops,
-                macs_mean=p.flops / 2,
-                params=entry.params,
+                flops_mean=flops,
+                macs_mean=flops / 2,
+                params=params,
             )
         )
     session.flush()

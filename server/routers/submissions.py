@@ -30,6 +30,7 @@ from core.submissions.files import resolve_prediction_names
 from core.submissions.quota import check_quota
 from core.submissions.schemas import (
     CostsRead,
+    FileCost,
     FileSummary,
     RerunReport,
     SubmissionCreated,
@@ -40,6 +41,7 @@ from core.submissions.schemas import (
     ValidationSummary,
     WeightsSummary,
 )
+from core.submissions.self_reported import COSTS_FIELD, parse_costs_json
 from core.submissions.service import CheckedSubmission, check_submission, store_submission
 from core.tasks.names import TaskNames
 from core.tasks.service import get_task
@@ -69,11 +71,25 @@ def _tasks_named(session: Session, staged: StagedUpload) -> list[Task]:
     return list(tasks.values())
 
 
+def staged_costs(staged: StagedUpload, problems: list[Problem]) -> list[FileCost] | None:
+    """The `costs` field (ELUE's Type 1), parsed; None: a measured submission. A refused field
+    gives [] (its problems added), so the model file is not asked for as well."""
+    text = staged.fields.get(COSTS_FIELD)
+    if text is None:
+        return None
+    parsed = parse_costs_json(text)
+    if parsed and isinstance(parsed[0], Problem):
+        problems.extend(p for p in parsed if isinstance(p, Problem))
+        return []
+    return [c for c in parsed if isinstance(c, FileCost)]
+
+
 def _check(
     session: Session, settings: Settings, user: User, staged: StagedUpload, *, dry_run: bool
 ) -> CheckedSubmission:
     problems = list(staged.problems)
     draft = draft_from(staged.fields, problems)
+    costs = staged_costs(staged, problems)
     return check_submission(
         session,
         owner_id=user.id,
@@ -87,6 +103,7 @@ def _check(
         require_name=not dry_run,
         problems=problems,
         predictions_refused=staged.predictions_refused,
+        costs=costs,
     )
 
 
@@ -136,7 +153,8 @@ def _create(
     session: Session, settings: Settings, user: User, staged: StagedUpload
 ) -> tuple[int, str]:
     checked = _check(session, settings, user, staged, dry_run=False)
-    assert staged.model is not None  # check_submission refuses a missing model
+    # check_submission refuses a missing model unless the costs are self-reported
+    assert staged.model is not None or checked.costs is not None
     if checked.weights is not None:
         _refuse_on_preflight(settings, staged, checked, check_only=False)
     # One submission at a time per user (PostgreSQL row lock), so two uploads cannot both take
@@ -193,6 +211,13 @@ async def create_submission(
     )
 
 
+def _typed_cost(checked: CheckedSubmission, task_id: int, point: str) -> dict[str, Any]:
+    cost = (checked.costs or {}).get((task_id, point))
+    if cost is None:
+        return {}
+    return {"self_reported_flops": cost.flops, "self_reported_params": cost.params}
+
+
 def _summary(staged: StagedUpload, checked: CheckedSubmission) -> ValidationSummary:
     points: dict[str, list[str]] = {}
     for p in checked.predictions:
@@ -209,6 +234,7 @@ def _summary(staged: StagedUpload, checked: CheckedSubmission) -> ValidationSumm
                 point=p.point,
                 rows=p.rows,
                 format=p.format.value,
+                **_typed_cost(checked, p.task_id, p.point),
             )
             for p in checked.predictions
         ],
