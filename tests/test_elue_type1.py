@@ -3,7 +3,9 @@ with units) and paper entries with units: plausibility, unit slips, kept apart o
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -209,3 +211,52 @@ def test_paper_entry_units_and_unit_slip(seeded_api: Api) -> None:
     assert set(found) == {"params", "points.0.flops"}
     assert "did you mean 67 M" in found["params"]
     assert "did you mean 6,788 MFLOPs" in found["points.0.flops"]
+
+
+def test_web_form_takes_the_costs_table_with_units(
+    seeded_api: Api, jobs: list[tuple[int, str]]
+) -> None:
+    from tests.test_pages import browser, browser_multipart, csrf_of
+
+    client = browser(seeded_api, seeded_api.user())
+    form = client.get("/submit")
+    assert 'name="costs_table"' in form.text
+    assert "from 10,000 FLOPs (0.01 MFLOPs)" in form.text  # the plausible range, from the table
+    csrf = csrf_of(form.text)
+    files = [
+        ("model", "", b""),  # the file inputs a browser sends empty
+        ("predictions", "SST-2.a.tsv", SST2_A),
+        ("predictions", "SST-2.b.tsv", SST2_B),
+    ]
+    fields = {"name": "typed", "csrf_token": csrf, "costs_flops_unit": "MFLOPs"}
+    body, headers = browser_multipart(
+        {
+            **fields,
+            "costs_params_unit": "M",
+            "costs_table": "SST-2.a.tsv 6788 67\nSST-2.b.tsv 6788e6 67\n",
+        },
+        files,
+    )
+    refused = client.post("/submit/check", content=body, headers=headers)
+    assert refused.status_code == 422, refused.text[:2000]
+    box = re.search(
+        r'<ul class="problems" id="problems-costs_table"\s*>(.*?)</ul>', refused.text, re.S
+    )
+    assert box, refused.text
+    assert "line 2: SST-2.b.tsv: FLOPs per sample" in html.unescape(box.group(1))
+    assert "did you mean 6,788,000,000 FLOPs (= 6,788 MFLOPs)?" in html.unescape(box.group(1))
+    assert "SST-2.b.tsv 6788e6 67" in refused.text  # what was typed is kept
+
+    body, headers = browser_multipart(
+        {
+            **fields,
+            "costs_params_unit": "M",
+            "costs_table": "SST-2.a.tsv 6788 67\nSST-2.b.tsv 1200 14.5",
+        },
+        files,
+    )
+    created = client.post("/submit", content=body, headers=headers)
+    assert created.status_code == 303, created.text[:2000]
+    assert len(jobs) == 1
+    page = client.get(created.headers["location"])
+    assert "Self-reported" in page.text

@@ -34,8 +34,7 @@ from core.submissions.files import (
     check_model_source,
     resolve_prediction_names,
 )
-from core.submissions.schemas import FileCost
-from core.submissions.self_reported import SELF_REPORTED, PointCost, match_costs
+from core.submissions.self_reported import SELF_REPORTED, PointCost, TypedCosts, match_costs
 from core.submissions.state import set_state
 from core.submissions.weights import WeightsManifest, check_weights_file
 from core.tasks.names import TaskNames
@@ -113,12 +112,12 @@ def check_submission(
     require_name: bool = True,
     problems: list[Problem] | None = None,
     predictions_refused: bool = False,
-    costs: Sequence[FileCost] | None = None,
+    costs: TypedCosts | None = None,
 ) -> CheckedSubmission:
     """Every check that runs no user code; raises InvalidInputError listing all problems.
 
     `costs` (ELUE's Type 1): each prediction file's self-reported FLOPs and parameters instead
-    of a model file (an empty list: the caller already refused the costs it got).
+    of a model file (no rows: the caller already refused the costs it got).
 
     `problems` found by the caller (upload rules) are reported first, with these; a dry run
     (`require_name=False`) checks the name only when one is given. `predictions_refused`: the
@@ -205,12 +204,13 @@ def check_submission(
     _check_predictions(session, predictions, limits, checked, problems)
     if costs is not None:
         checked.costs = {}
-        if costs:
+        if costs.rows:
             checked.costs = match_costs(
-                costs,
+                costs.rows,
                 [(p.task_id, p.point, p.upload.name) for p in checked.predictions],
                 TaskNames.load(session),
                 problems,
+                lines=costs.lines,
             )
 
     if problems:

@@ -30,7 +30,6 @@ from core.submissions.files import resolve_prediction_names
 from core.submissions.quota import check_quota
 from core.submissions.schemas import (
     CostsRead,
-    FileCost,
     FileSummary,
     RerunReport,
     SubmissionCreated,
@@ -41,7 +40,7 @@ from core.submissions.schemas import (
     ValidationSummary,
     WeightsSummary,
 )
-from core.submissions.self_reported import COSTS_FIELD, parse_costs_json
+from core.submissions.self_reported import costs_from_fields
 from core.submissions.service import CheckedSubmission, check_submission, store_submission
 from core.tasks.names import TaskNames
 from core.tasks.service import get_task
@@ -71,25 +70,12 @@ def _tasks_named(session: Session, staged: StagedUpload) -> list[Task]:
     return list(tasks.values())
 
 
-def staged_costs(staged: StagedUpload, problems: list[Problem]) -> list[FileCost] | None:
-    """The `costs` field (ELUE's Type 1), parsed; None: a measured submission. A refused field
-    gives [] (its problems added), so the model file is not asked for as well."""
-    text = staged.fields.get(COSTS_FIELD)
-    if text is None:
-        return None
-    parsed = parse_costs_json(text)
-    if parsed and isinstance(parsed[0], Problem):
-        problems.extend(p for p in parsed if isinstance(p, Problem))
-        return []
-    return [c for c in parsed if isinstance(c, FileCost)]
-
-
 def _check(
     session: Session, settings: Settings, user: User, staged: StagedUpload, *, dry_run: bool
 ) -> CheckedSubmission:
     problems = list(staged.problems)
     draft = draft_from(staged.fields, problems)
-    costs = staged_costs(staged, problems)
+    costs = costs_from_fields(staged.fields, problems)
     return check_submission(
         session,
         owner_id=user.id,
