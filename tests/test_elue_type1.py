@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -13,7 +14,13 @@ from sqlalchemy import select
 
 from core.db.session import make_engine
 from core.models import Result
-from core.submissions.plausibility import PLAUSIBLE, FlopsUnit, ParamsUnit, check_cost
+from core.submissions.plausibility import (
+    PLAUSIBLE,
+    FlopsUnit,
+    ParamsUnit,
+    check_cost,
+    method_text,
+)
 from server import enqueue
 from tests.submission_helpers import TINY_MODEL, footprint, predictions_bytes
 from worker import pipeline
@@ -260,3 +267,16 @@ def test_web_form_takes_the_costs_table_with_units(
     assert len(jobs) == 1
     page = client.get(created.headers["location"])
     assert "Self-reported" in page.text
+
+
+def test_method_page_and_docs_state_the_table_in_code(api: Api) -> None:
+    ranking = (Path(__file__).resolve().parents[1] / "docs" / "ranking.md").read_text()
+    about = api.client.get("/about").text
+    for quantity, why in method_text():
+        assert f"| {quantity} | {why} |" in ranking
+        assert f"<td>{quantity}</td><td>{why}</td>" in about
+    assert 'id="self-reported"' in about
+    assert "pip install ./client" in about  # the light client's one-line install
+    assert (
+        "curl -H &#34;Authorization: Bearer" in about or 'curl -H "Authorization: Bearer' in about
+    )
