@@ -83,7 +83,12 @@ def badges(
         out.append(Badge("Baseline", "baseline", f"The baseline curve{where} (ELUE score 0)"))
     if self_reported:
         out.append(
-            Badge("Self-reported", "self-reported", "Numbers typed in from a paper; not measured")
+            Badge(
+                "Self-reported",
+                "self-reported",
+                "Costs typed in by the submitter (from a paper, or with scored predictions); "
+                "not measured",
+            )
         )
     if verified:
         out.append(
