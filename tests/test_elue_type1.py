@@ -280,3 +280,43 @@ def test_method_page_and_docs_state_the_table_in_code(api: Api) -> None:
     assert (
         "curl -H &#34;Authorization: Bearer" in about or 'curl -H "Authorization: Bearer' in about
     )
+
+
+def test_paper_web_form_with_units(seeded_api: Api) -> None:
+    from tests.test_pages import browser, csrf_of
+
+    client = browser(seeded_api, seeded_api.user())
+    form = client.get("/submit/paper")
+    assert form.status_code == 200
+    fields = {
+        "csrf_token": csrf_of(form.text),
+        "name": "from the paper form",
+        "paper_url": "https://example.org/paper",
+        "params": "67",
+        "params_unit": "M",
+        "flops_unit": "FLOPs",
+        "points_table": "# task point performance flops\nSST-2 - 88.5 6788\nSST-2 small 84 0\n",
+    }
+    refused = client.post("/submit/paper", data=fields)
+    assert refused.status_code == 422, refused.text[:2000]
+    box = re.search(r'id="problems-points_table"\s*>(.*?)</ul>', refused.text, re.S)
+    assert box, refused.text
+    text = html.unescape(box.group(1))
+    assert "line 2: flops: FLOPs per sample: 6,788 FLOPs is below" in text
+    assert "did you mean 6,788 MFLOPs (= 6,788,000,000 FLOPs)?" in text
+    assert "line 3: flops: FLOPs per sample: 0 FLOPs cannot be true" in text
+    assert "SST-2 small 84 0" in refused.text  # what was typed is kept
+
+    created = client.post(
+        "/submit/paper",
+        data={**fields, "flops_unit": "MFLOPs", "points_table": "SST-2 - 88.5 6788\n"},
+    )
+    assert created.status_code == 303, created.text[:2000]
+    sid = int(created.headers["location"].rsplit("/", 1)[1])
+    read = seeded_api.client.get(f"/api/v1/submissions/{sid}").json()
+    [point] = read["results"][0]["points"]
+    assert (read["self_reported"], point["flops"]["mean"], point["params"]) == (
+        True,
+        6.788e9,
+        67_000_000,
+    )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from core.errors import InvalidInputError, NotFoundError, Problem
@@ -101,3 +104,82 @@ def create_paper_entry(session: Session, *, owner_id: int, entry: PaperCreate) -
         )
     session.flush()
     return submission
+
+
+POINTS_TABLE = "points_table"  # the web form's points: `TASK POINT PERFORMANCE FLOPS` per line
+NO_POINT = "-"
+
+
+def paper_from_form(values: dict[str, str]) -> tuple[PaperCreate | None, list[int], list[Problem]]:
+    """The web form's paper entry: the entry (None when refused), each point's line in the
+    points table, and the problems (a point's on its line, column `points_table`)."""
+    problems: list[Problem] = []
+    points: list[dict[str, Any]] = []
+    lines: list[int] = []
+    for number, line in enumerate(values.get(POINTS_TABLE, "").splitlines(), start=1):
+        parts = line.split()
+        if not parts or parts[0].startswith("#"):
+            continue
+        if len(parts) != 4:
+            problems.append(
+                Problem(
+                    f"expected 4 values (task, point or {NO_POINT}, performance x100, FLOPs per "
+                    f"sample), got {len(parts)}",
+                    line=number,
+                    column=POINTS_TABLE,
+                )
+            )
+            continue
+        task, point, performance, flops = parts
+        points.append(
+            {
+                "task": task,
+                "point": "" if point == NO_POINT else point,
+                "performance": performance,
+                "flops": flops,
+                "flops_unit": values.get("flops_unit", ""),
+            }
+        )
+        lines.append(number)
+    if not points and not problems:
+        problems.append(Problem("at least one point", column=POINTS_TABLE))
+    raw: dict[str, Any] = {
+        "name": values.get("name", ""),
+        "description": values.get("description", ""),
+        "paper_url": values.get("paper_url", "").strip(),
+        "code_url": values.get("code_url", "").strip() or None,
+        "visibility": values.get("visibility") or "public",
+        "params": values.get("params", "").strip() or None,
+        "params_unit": values.get("params_unit", ""),
+        "points": points or [{}],
+    }
+    try:
+        entry = PaperCreate.model_validate(raw)
+    except ValidationError as exc:
+        for error in exc.errors():
+            loc = [str(p) for p in error["loc"]]
+            if loc[:1] == ["points"] and len(loc) > 1 and points:
+                problems.append(
+                    Problem(
+                        f"{loc[-1]}: {error['msg']}", line=lines[int(loc[1])], column=POINTS_TABLE
+                    )
+                )
+            elif loc[:1] != ["points"]:
+                problems.append(Problem(error["msg"], column=loc[0] if loc else None))
+        return None, lines, problems
+    return (None if problems else entry), lines, problems
+
+
+def on_table_lines(problems: list[Problem], lines: list[int]) -> list[Problem]:
+    """`points.N.field` problems of `create_paper_entry` moved onto the form table's lines."""
+    moved = []
+    for p in problems:
+        parts = (p.column or "").split(".")
+        if parts[0] == "points" and len(parts) > 1 and parts[1].isdigit():
+            i = int(parts[1])
+            where = parts[2] if len(parts) > 2 else "point"
+            line = lines[i] if i < len(lines) else None
+            moved.append(Problem(f"{where}: {p.problem}", line=line, column=POINTS_TABLE))
+        else:
+            moved.append(p)
+    return moved
