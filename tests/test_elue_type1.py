@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 pytest_plugins = ["tests.api_helpers"]
 
+# Pages and paper entries do not depend on the database: one backend keeps the default run short
+SQLITE_SEEDED = pytest.mark.parametrize("seeded_api_db", ["sqlite"], indirect=True)
 SST2_A = predictions_bytes("SST-2", seed=1)
 SST2_B = predictions_bytes("SST-2", seed=2)
 
@@ -189,6 +191,7 @@ def test_type1_refusals_name_the_file_and_store_nothing(
     assert jobs == []
 
 
+@SQLITE_SEEDED
 def test_paper_entry_units_and_unit_slip(seeded_api: Api) -> None:
     alice = seeded_api.user()
     entry = {
@@ -220,6 +223,7 @@ def test_paper_entry_units_and_unit_slip(seeded_api: Api) -> None:
     assert "did you mean 6,788 MFLOPs" in found["points.0.flops"]
 
 
+@SQLITE_SEEDED
 def test_web_form_takes_the_costs_table_with_units(
     seeded_api: Api, jobs: list[tuple[int, str]]
 ) -> None:
@@ -269,6 +273,7 @@ def test_web_form_takes_the_costs_table_with_units(
     assert "Self-reported" in page.text
 
 
+@pytest.mark.parametrize("api_db", ["sqlite"], indirect=True)
 def test_method_page_and_docs_state_the_table_in_code(api: Api) -> None:
     ranking = (Path(__file__).resolve().parents[1] / "docs" / "ranking.md").read_text()
     about = api.client.get("/about").text
@@ -282,6 +287,7 @@ def test_method_page_and_docs_state_the_table_in_code(api: Api) -> None:
     )
 
 
+@SQLITE_SEEDED
 def test_paper_web_form_with_units(seeded_api: Api) -> None:
     from tests.test_pages import browser, csrf_of
 
