@@ -232,3 +232,19 @@ def test_light_client_in_a_fresh_venv(server: Server, tmp_path: Path) -> None:
         point["flops"]["counter_version"],
         point["flops"]["rule_hash"],
     )
+
+
+def test_client_config_without_tomllib_and_line_problems(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Python < 3.11 has no tomllib: the client reads the config's `key = "value"` lines."""
+    from paretoboard_client import commands
+
+    monkeypatch.setattr(commands, "tomllib", None)
+    text = '# mine\nserver = "https://pb.example.org"  # the lab\'s\ntoken = "pb_x"\n'
+    assert commands._read_toml(text) == {"server": "https://pb.example.org", "token": "pb_x"}
+    with pytest.raises(ValueError, match='line 1: expected key = "value"'):
+        commands._read_toml("server = [1]\n")
+    assert (
+        commands.format_problem({"file": None, "line": 2, "column": "costs_table", "problem": "x"})
+        == "line 2 [costs_table]: x"
+    )
+    assert commands.format_problem({"file": "a.tsv", "line": 3, "problem": "y"}) == "a.tsv:3: y"
