@@ -80,7 +80,8 @@ def client_venv(tmp: Path) -> Path:
         for line in meta.splitlines()
         if line.startswith("Requires-Dist:")
     ]
-    assert sorted(wanted) == ["httpx", "typer"]
+    assert sorted(wanted) == ["httpx", "typer"]  # an HTTP library and the CLI toolkit, only
+    assert "Requires-Python: >=3.9" in meta
     for dist in _closure(wanted):
         for top in {Path(str(f)).parts[0] for f in dist.files or []}:
             origin = Path(str(dist.locate_file(top)))
