@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from cli import (
-    client_commands,
+    count_commands,
     db_commands,
     export_commands,
     score_commands,
@@ -15,6 +15,7 @@ from cli import (
     user_commands,
     worker_commands,
 )
+from paretoboard_client import commands as client_commands
 
 app = typer.Typer(
     name="paretoboard",
@@ -40,6 +41,8 @@ app.command("uncertainty")(score_commands.uncertainty)
 app.command("submit")(client_commands.submit)
 app.command("status")(client_commands.status)
 app.command("results")(client_commands.results)
+# The server's counter run locally (the model captured in the sandbox, counted by the same code).
+app.command("count")(count_commands.count)
 
 
 if __name__ == "__main__":

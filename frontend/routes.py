@@ -5,8 +5,8 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from frontend import assets
-from frontend.pages import about, accounts, admin, compare, leaderboard, manage, submissions
+from frontend.pages import about, accounts, admin, compare, leaderboard, manage, papers, submissions
 
 router = APIRouter(include_in_schema=False)
-for _module in (assets, leaderboard, compare, submissions, manage, accounts, about, admin):
+for _module in (assets, leaderboard, compare, papers, submissions, manage, accounts, about, admin):
     router.include_router(_module.router)

@@ -38,6 +38,12 @@ TEXT_FIELDS = (
     "code_url",
     "visibility",
     "tokenizer_name",
+    # ELUE's Type 1: self-reported FLOPs and parameters per file, as JSON (`costs`) or as the
+    # web form's table with its units (core/submissions/self_reported.py)
+    "costs",
+    "costs_table",
+    "costs_flops_unit",
+    "costs_params_unit",
     "csrf_token",
 )
 TEXT_FIELD_BYTES = 64 * 1024

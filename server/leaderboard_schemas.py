@@ -92,6 +92,11 @@ class OverallLeaderboardRead(_Read):
     offset: int
     limit: int | None = Field(description="The page size (null: the whole board, CSV only)")
     verified_only: bool = Field(description="Only verified entries (and the baselines)")
+    self_reported: bool = Field(
+        False,
+        description="Entries with self-reported costs ranked with the measured ones (by "
+        "default they are kept apart: only the baselines among them are listed)",
+    )
     entries: list[OverallEntryRead]
 
 

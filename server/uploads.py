@@ -82,6 +82,23 @@ MULTIPART_BODY: dict[str, Any] = {
                         "paper_url": {"type": "string"},
                         "code_url": {"type": "string"},
                         "visibility": {"type": "string", "enum": ["public", "private"]},
+                        "costs": {
+                            "type": "string",
+                            "description": "ELUE's Type 1, instead of `model`: a JSON list of "
+                            '{"file", "flops", "flops_unit" (FLOPs|MFLOPs|GFLOPs), "params", '
+                            '"params_unit" (params|M)}, one per prediction file: self-reported '
+                            "FLOPs per sample and parameters (docs/ranking.md)",
+                        },
+                        "costs_table": {
+                            "type": "string",
+                            "description": "the same as a table, `FILE FLOPS PARAMS` per line, "
+                            "in costs_flops_unit and costs_params_unit (the web form's)",
+                        },
+                        "costs_flops_unit": {
+                            "type": "string",
+                            "enum": ["FLOPs", "MFLOPs", "GFLOPs"],
+                        },
+                        "costs_params_unit": {"type": "string", "enum": ["params", "M"]},
                     },
                 }
             }

@@ -10,7 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -32,6 +32,7 @@ class Server:
     url: str
     token: str
     env: dict[str, str]  # for client commands: no server-side settings, no token
+    service_env: dict[str, str] = field(default_factory=dict)  # the server's and worker's
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +89,7 @@ def server(
                 pytest.fail("the server did not start:\n" + (tmp / "server.log").read_text())
             time.sleep(0.2)
         client_env = {**base, "XDG_CONFIG_HOME": str(tmp / "config"), "PARETOBOARD_SERVER": url}
-        yield Server(url, token, client_env)
+        yield Server(url, token, client_env, service_env)
     finally:
         stop(worker)
         stop(web)

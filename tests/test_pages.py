@@ -582,21 +582,26 @@ def test_home_filters_sort_and_pages(seeded_api: Api) -> None:
     paper(seeded_api, owner, "small model", params=10_000_000)
     paper(seeded_api, owner, "big model", params=300_000_000)
     client = browser(seeded_api)
-    assert "small model" in client.get("/?q=SMALL").text
-    assert "big model" not in client.get("/?q=small").text
-    ranged = client.get("/?min_params=5&max_params=50").text
+    # Self-reported entries are kept apart by default: only the baseline among them is listed.
+    default = client.get("/").text
+    assert "baseline entry" in default
+    assert "small model" not in default
+    # With self_reported=1 they are ranked with the measured entries (here: every entry).
+    assert "small model" in client.get("/?self_reported=1&q=SMALL").text
+    assert "big model" not in client.get("/?self_reported=1&q=small").text
+    ranged = client.get("/?self_reported=1&min_params=5&max_params=50").text
     assert "small model" in ranged
     assert "big model" not in ranged
     assert "baseline entry" not in ranged
     # An unparsable bound is ignored, not an error.
-    assert client.get("/?min_params=abc").status_code == 200
-    by_params = client.get("/?sort=params&dir=desc").text
+    assert client.get("/?self_reported=1&min_params=abc").status_code == 200
+    by_params = client.get("/?self_reported=1&sort=params&dir=desc").text
     assert by_params.index("big model") < by_params.index("small model")
     assert 'aria-sort="descending"' in by_params
-    track = client.get("/?track=55M").text
+    track = client.get("/?self_reported=1&track=55M").text
     assert "small model" in track
     assert "big model" not in track
-    partial = client.get("/?partial=1&q=model")
+    partial = client.get("/?self_reported=1&partial=1&q=model")
     assert partial.status_code == 200
     assert "<html" not in partial.text
     assert "small model" in partial.text

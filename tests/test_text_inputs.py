@@ -256,7 +256,7 @@ def test_csv_export_neutralises_a_malicious_name(seeded_api: Api) -> None:
         evil,
         points=[{"task": "SST-2", "point": "a", "performance": 80.0, "flops": 2.0e9}],
     )
-    overall = client.get("/api/v1/leaderboard?format=csv")
+    overall = client.get("/api/v1/leaderboard?format=csv&self_reported=true")
     assert overall.status_code == 200, overall.text
     rows = list(csv.DictReader(io.StringIO(overall.text)))
     assert "'" + evil in [r["name"] for r in rows]

@@ -161,83 +161,93 @@ def build_job(
         parsed: ParsedPredictions = parse_stored(store, file, task, settings)
         if task.id not in inputs:
             raise LookupError(f"the {task.name} inputs were not tokenized (the job changed)")
-        tin = inputs[task.id]
-        job.task_inputs[task.name] = tin
-        manifest = manifest_of(task)
-        width = 1 if manifest.label_kind is LabelKind.REGRESSION else max(1, len(manifest.labels))
-        job.task_width[task.name] = width
-        job.kinds[result.id] = parsed.format.value
-        job.parsed[result.id] = parsed
-        if parsed.format is PredictionFormat.SIMPLE:
-            key = f"static:{task.name}"
-            if key not in job.sizes:
-                job.entries.append(
-                    {
-                        "key": key,
-                        "kind": "static",
-                        "lengths": tin.lengths,
-                        "token_ids": tin.ids,
-                        "first_segments": tin.first_segments,
-                    }
-                )
-                job.sizes[key] = len(tin.lengths)
-                job.verify_entries.append({"key": key, "task": task.name, "width": width})
-        elif parsed.format is PredictionFormat.EXIT_LAYER:
-            key = f"exit:{result.id}"
-            assert parsed.exit_layers is not None
+        add_point(job, result.id, task, parsed, inputs[task.id], file.original_name)
+    return job
+
+
+def add_point(
+    job: CostJob,
+    result_id: int,
+    task: Task,
+    parsed: ParsedPredictions,
+    tin: TaskInputs,
+    file_name: str,
+) -> None:
+    """The job's entry for one prediction file (a static task's entry is shared by its points);
+    also what `paretoboard count` builds for files that are not stored anywhere."""
+    job.task_inputs[task.name] = tin
+    manifest = manifest_of(task)
+    width = 1 if manifest.label_kind is LabelKind.REGRESSION else max(1, len(manifest.labels))
+    job.task_width[task.name] = width
+    job.kinds[result_id] = parsed.format.value
+    job.parsed[result_id] = parsed
+    if parsed.format is PredictionFormat.SIMPLE:
+        key = f"static:{task.name}"
+        if key not in job.sizes:
             job.entries.append(
                 {
                     "key": key,
-                    "kind": "exit_layer",
-                    "exit_layers": [int(k) for k in parsed.exit_layers],
+                    "kind": "static",
                     "lengths": tin.lengths,
-                    "file": file.original_name,
+                    "token_ids": tin.ids,
+                    "first_segments": tin.first_segments,
                 }
             )
             job.sizes[key] = len(tin.lengths)
-            job.verify_entries.append(
-                {
-                    "key": key,
-                    "task": task.name,
-                    "width": width,
-                    "targets": [f"exit_{int(k)}" for k in parsed.exit_layers],
-                }
-            )
-        else:
-            key = f"modules:{result.id}"
-            assert parsed.modules is not None
-            job.entries.append(
-                {
-                    "key": key,
-                    "kind": "modules",
-                    "paths": [[[c.name, list(c.shape)] for c in path] for path in parsed.modules],
-                    "lengths": tin.lengths,
-                    "file": file.original_name,
-                }
-            )
-            job.sizes[key] = len(parsed.modules)
-            job.verify_entries.append(
-                {
-                    "key": key,
-                    "task": task.name,
-                    "width": width,
-                    "targets": [path[-1].name if path else "" for path in parsed.modules],
-                }
-            )
-            examples: list[dict[str, int]] = []
-            count = 0
-            for i, path in enumerate(parsed.modules):
-                declared = _declared_length(path)
-                if declared is not None and declared != tin.lengths[i]:
-                    count += 1
-                    if len(examples) < MAX_MISMATCH_EXAMPLES:
-                        examples.append(
-                            {"index": i, "declared": declared, "tokenized": tin.lengths[i]}
-                        )
-            job.mismatches[result.id] = examples
-            job.mismatch_counts[result.id] = count
-        job.result_entry[result.id] = key
-    return job
+            job.verify_entries.append({"key": key, "task": task.name, "width": width})
+    elif parsed.format is PredictionFormat.EXIT_LAYER:
+        key = f"exit:{result_id}"
+        assert parsed.exit_layers is not None
+        job.entries.append(
+            {
+                "key": key,
+                "kind": "exit_layer",
+                "exit_layers": [int(k) for k in parsed.exit_layers],
+                "lengths": tin.lengths,
+                "file": file_name,
+            }
+        )
+        job.sizes[key] = len(tin.lengths)
+        job.verify_entries.append(
+            {
+                "key": key,
+                "task": task.name,
+                "width": width,
+                "targets": [f"exit_{int(k)}" for k in parsed.exit_layers],
+            }
+        )
+    else:
+        key = f"modules:{result_id}"
+        assert parsed.modules is not None
+        job.entries.append(
+            {
+                "key": key,
+                "kind": "modules",
+                "paths": [[[c.name, list(c.shape)] for c in path] for path in parsed.modules],
+                "lengths": tin.lengths,
+                "file": file_name,
+            }
+        )
+        job.sizes[key] = len(parsed.modules)
+        job.verify_entries.append(
+            {
+                "key": key,
+                "task": task.name,
+                "width": width,
+                "targets": [path[-1].name if path else "" for path in parsed.modules],
+            }
+        )
+        examples: list[dict[str, int]] = []
+        count = 0
+        for i, path in enumerate(parsed.modules):
+            declared = _declared_length(path)
+            if declared is not None and declared != tin.lengths[i]:
+                count += 1
+                if len(examples) < MAX_MISMATCH_EXAMPLES:
+                    examples.append({"index": i, "declared": declared, "tokenized": tin.lengths[i]})
+        job.mismatches[result_id] = examples
+        job.mismatch_counts[result_id] = count
+    job.result_entry[result_id] = key
 
 
 def weights_files(session: Session, submission: Submission) -> dict[int | None, SubmissionFile]:
@@ -567,7 +577,7 @@ def _sandbox_env(device: str) -> dict[str, str]:
     return env
 
 
-def _summary(values: np.ndarray) -> dict[str, float]:
+def flops_summary(values: np.ndarray) -> dict[str, float]:
     p10, median, p90 = np.percentile(values, [10, 50, 90])
     return {
         "flops_mean": float(values.mean()),
@@ -588,7 +598,7 @@ def store_costs(session: Session, submission: Submission, job: CostJob, output: 
             continue
         entry: EntryOutput = output.entries[key]
         flops = np.asarray(entry.per_sample_flops, dtype=np.int64)
-        summary = _summary(flops.astype(np.float64))
+        summary = flops_summary(flops.astype(np.float64))
         for name, value in summary.items():
             setattr(result, name, value)
         result.macs_mean = summary["flops_mean"] / 2

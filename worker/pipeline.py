@@ -18,7 +18,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from core.db.session import transaction
-from core.models import Submission, SubmissionState
+from core.models import Submission, SubmissionKind, SubmissionState
 from core.settings import Settings
 from core.storage import BlobStore
 from core.submissions import cost_queue
@@ -139,10 +139,23 @@ def run_scoring(engine: Engine, settings: Settings, submission_id: int, job_id: 
             return Outcome.STOP
         scoring_stage.score(session, store, sub, settings)
         sub.attempts = 0  # counting gets its own `max_attempts`
-        set_state(
-            sub, SubmissionState.COUNTING, "Waiting for a cost worker to count FLOPs and parameters"
-        )
+        self_reported = sub.kind is SubmissionKind.SELF_REPORTED
+        if self_reported:  # ELUE's Type 1: the costs were typed in; nothing to count
+            set_state(
+                sub,
+                SubmissionState.DONE,
+                "Scored; FLOPs and parameters are self-reported (not measured)",
+            )
+        else:
+            set_state(
+                sub,
+                SubmissionState.COUNTING,
+                "Waiting for a cost worker to count FLOPs and parameters",
+            )
     metrics.record_stage("scoring", time.monotonic() - started)
+    if self_reported:
+        _record_final(sub)
+        return Outcome.STOP
     return Outcome.CONTINUE
 
 

@@ -11,7 +11,15 @@ from sqlalchemy.orm import Session
 
 from core.errors import PredictionFileError, Problem
 from core.metrics import compute_metrics
-from core.models import FileRole, Result, Submission, SubmissionFile, SubmissionState, Task
+from core.models import (
+    FileRole,
+    Result,
+    Submission,
+    SubmissionFile,
+    SubmissionKind,
+    SubmissionState,
+    Task,
+)
 from core.predictions import ParsedPredictions, parse_predictions
 from core.scoring import BootstrapConfig, apply_metrics, forget_uncertainty, record_uncertainty
 from core.settings import Settings
@@ -75,7 +83,9 @@ def validate(
             parse_stored(store, file, task, settings)
         except PredictionFileError as exc:
             problems.extend(exc.problems)
-    if not any(f.role is FileRole.MODEL for f in files):
+    if submission.kind is SubmissionKind.MEASURED and not any(
+        f.role is FileRole.MODEL for f in files
+    ):
         problems.append(Problem("the submission has no model file"))
     if problems:
         detail = "\n".join(str(p) for p in problems)

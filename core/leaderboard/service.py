@@ -591,10 +591,22 @@ def _task_leaderboard(
 
 
 def overall_leaderboard(
-    session: Session, track: Track | None = None, *, verified_only: bool = False
+    session: Session,
+    track: Track | None = None,
+    *,
+    verified_only: bool = False,
+    self_reported: bool = True,
 ) -> OverallLeaderboard:
     """Every listed submission ranked by ELUE score (coverage first), or within a track;
-    `verified_only`: verified entries only (and the baselines), ranked among themselves."""
+    `verified_only`: verified entries only (and the baselines), ranked among themselves;
+    `self_reported=False`: measured entries (and the baselines) only, ranked among themselves
+    (what the pages and the API show by default: self-reported costs are kept apart)."""
+    if not self_reported:
+        return cache.get(
+            session,
+            ("overall", track, verified_only, "measured"),
+            lambda s: _measured_board(overall_leaderboard(s, track, verified_only=verified_only)),
+        )
     if verified_only:
         return cache.get(
             session,
@@ -608,6 +620,13 @@ def _verified_board(full: OverallLeaderboard) -> OverallLeaderboard:
     """The verified entries (and the baselines) of a board, ranked among themselves: an
     entry's ELUE score does not depend on the others, so only the ranks change (ties kept)."""
     kept = [e for e in full.entries if e.verified or e.is_baseline]
+    ranks = _competition_ranks(kept, lambda e: e.rank)
+    return replace(full, entries=tuple(_ranked(e, r) for e, r in zip(kept, ranks, strict=True)))
+
+
+def _measured_board(full: OverallLeaderboard) -> OverallLeaderboard:
+    """The measured entries (and the baselines) of a board, ranked among themselves."""
+    kept = [e for e in full.entries if not e.self_reported or e.is_baseline]
     ranks = _competition_ranks(kept, lambda e: e.rank)
     return replace(full, entries=tuple(_ranked(e, r) for e, r in zip(kept, ranks, strict=True)))
 

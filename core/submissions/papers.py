@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from core.errors import InvalidInputError, NotFoundError, Problem
 from core.models import Result, Submission, SubmissionKind, SubmissionState
 from core.submissions.files import parse_prediction_name
 from core.submissions.manage import name_taken
+from core.submissions.plausibility import check_cost
 from core.submissions.schemas import PaperCreate
+from core.submissions.self_reported import SELF_REPORTED
 from core.submissions.state import set_state
 from core.tasks.service import get_task
 from core.text import normalise_name
 
-SELF_REPORTED = "self_reported"  # Result.cost_status of every self-reported point
 URL_MAX = 500
 
 
@@ -30,7 +34,14 @@ def create_paper_entry(session: Session, *, owner_id: int, entry: PaperCreate) -
     for field, url in (("paper_url", paper_url), ("code_url", code_url)):
         if url is not None and len(url) > URL_MAX:
             problems.append(Problem(f"at most {URL_MAX} characters", column=field))
-    points: list[tuple[int, str, int]] = []  # (position in the list, point, task id)
+    params: int | None = None
+    if entry.params is not None:
+        value, problem = check_cost("params", entry.params, entry.params_unit, column="params")
+        if problem is not None:
+            problems.append(problem)
+        elif value is not None:
+            params = round(value)
+    points: list[tuple[int, str, int, float]] = []  # (position, point, task id, FLOPs)
     seen: dict[tuple[int, str], int] = {}
     for i, p in enumerate(entry.points):
         where = f"points.{i}"
@@ -45,6 +56,11 @@ def create_paper_entry(session: Session, *, owner_id: int, entry: PaperCreate) -
                 Problem("point names use letters, digits, _ or - only", column=f"{where}.point")
             )
             continue
+        flops, problem = check_cost("flops", p.flops, p.flops_unit, column=f"{where}.flops")
+        if problem is not None:
+            problems.append(problem)
+            continue
+        assert flops is not None
         key = (task.id, point)
         if key in seen:
             problems.append(
@@ -52,7 +68,7 @@ def create_paper_entry(session: Session, *, owner_id: int, entry: PaperCreate) -
             )
             continue
         seen[key] = i
-        points.append((i, point, task.id))
+        points.append((i, point, task.id, flops))
     if problems:
         raise InvalidInputError(
             f"The entry has {len(problems)} problem(s); nothing was stored", problems
@@ -65,12 +81,12 @@ def create_paper_entry(session: Session, *, owner_id: int, entry: PaperCreate) -
         code_url=code_url,
         kind=SubmissionKind.SELF_REPORTED,
         visibility=entry.visibility,
-        params=entry.params,
+        params=params,
     )
     set_state(submission, SubmissionState.DONE, "Self-reported from a paper; nothing was measured")
     session.add(submission)
     session.flush()
-    for i, point, task_id in points:
+    for i, point, task_id, flops in points:
         p = entry.points[i]
         session.add(
             Result(
@@ -81,10 +97,89 @@ def create_paper_entry(session: Session, *, owner_id: int, entry: PaperCreate) -
                 performance=p.performance,
                 metrics=dict(p.metrics or {}),
                 cost_status=SELF_REPORTED,
-                flops_mean=p.flops,
-                macs_mean=p.flops / 2,
-                params=entry.params,
+                flops_mean=flops,
+                macs_mean=flops / 2,
+                params=params,
             )
         )
     session.flush()
     return submission
+
+
+POINTS_TABLE = "points_table"  # the web form's points: `TASK POINT PERFORMANCE FLOPS` per line
+NO_POINT = "-"
+
+
+def paper_from_form(values: dict[str, str]) -> tuple[PaperCreate | None, list[int], list[Problem]]:
+    """The web form's paper entry: the entry (None when refused), each point's line in the
+    points table, and the problems (a point's on its line, column `points_table`)."""
+    problems: list[Problem] = []
+    points: list[dict[str, Any]] = []
+    lines: list[int] = []
+    for number, line in enumerate(values.get(POINTS_TABLE, "").splitlines(), start=1):
+        parts = line.split()
+        if not parts or parts[0].startswith("#"):
+            continue
+        if len(parts) != 4:
+            problems.append(
+                Problem(
+                    f"expected 4 values (task, point or {NO_POINT}, performance x100, FLOPs per "
+                    f"sample), got {len(parts)}",
+                    line=number,
+                    column=POINTS_TABLE,
+                )
+            )
+            continue
+        task, point, performance, flops = parts
+        points.append(
+            {
+                "task": task,
+                "point": "" if point == NO_POINT else point,
+                "performance": performance,
+                "flops": flops,
+                "flops_unit": values.get("flops_unit", ""),
+            }
+        )
+        lines.append(number)
+    if not points and not problems:
+        problems.append(Problem("at least one point", column=POINTS_TABLE))
+    raw: dict[str, Any] = {
+        "name": values.get("name", ""),
+        "description": values.get("description", ""),
+        "paper_url": values.get("paper_url", "").strip(),
+        "code_url": values.get("code_url", "").strip() or None,
+        "visibility": values.get("visibility") or "public",
+        "params": values.get("params", "").strip() or None,
+        "params_unit": values.get("params_unit", ""),
+        "points": points or [{}],
+    }
+    try:
+        entry = PaperCreate.model_validate(raw)
+    except ValidationError as exc:
+        for error in exc.errors():
+            loc = [str(p) for p in error["loc"]]
+            if loc[:1] == ["points"] and len(loc) > 1 and points:
+                problems.append(
+                    Problem(
+                        f"{loc[-1]}: {error['msg']}", line=lines[int(loc[1])], column=POINTS_TABLE
+                    )
+                )
+            elif loc[:1] != ["points"]:
+                problems.append(Problem(error["msg"], column=loc[0] if loc else None))
+        return None, lines, problems
+    return (None if problems else entry), lines, problems
+
+
+def on_table_lines(problems: list[Problem], lines: list[int]) -> list[Problem]:
+    """`points.N.field` problems of `create_paper_entry` moved onto the form table's lines."""
+    moved = []
+    for p in problems:
+        parts = (p.column or "").split(".")
+        if parts[0] == "points" and len(parts) > 1 and parts[1].isdigit():
+            i = int(parts[1])
+            where = parts[2] if len(parts) > 2 else "point"
+            line = lines[i] if i < len(lines) else None
+            moved.append(Problem(f"{where}: {p.problem}", line=line, column=POINTS_TABLE))
+        else:
+            moved.append(p)
+    return moved

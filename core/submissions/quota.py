@@ -1,10 +1,11 @@
 """The daily quota: evaluations per user per task in a rolling 24-hour window.
 
-Counted: measured submissions of the user that name the task (a prediction file for it), made in
+Counted: submissions of the user that name the task (a prediction file for it), made in
 the last 24 hours, in any state except failed through the service's own fault
 (`fault == "service"`). Withdrawn submissions still count (withdrawing and re-submitting must not
-buy more looks at the hidden test labels). Self-reported entries see no labels, so they have a
-quota of their own: entries per user in the same rolling window, withdrawn ones included (they
+buy more looks at the hidden test labels). ELUE's Type 1 submissions (prediction files scored
+here, costs self-reported) see the labels' verdict like measured ones and count the same.
+Self-reported entries from papers see no labels, so they have a quota of their own: entries per user in the same rolling window, withdrawn ones included (they
 cost the board's readers and moderators as much).
 """
 
@@ -58,7 +59,6 @@ def counted_times(
         select(Submission.created_at)
         .where(
             Submission.owner_id == owner_id,
-            Submission.kind == SubmissionKind.MEASURED,
             Submission.created_at >= since,
             or_(Submission.fault.is_(None), Submission.fault != "service"),
             has_task,
@@ -128,6 +128,12 @@ def check_self_reported_quota(
                 Submission.owner_id == owner_id,
                 Submission.kind == SubmissionKind.SELF_REPORTED,
                 Submission.created_at >= now - WINDOW,
+                ~exists(  # Type 1 entries (scored prediction files) count as evaluations
+                    select(SubmissionFile.id).where(
+                        SubmissionFile.submission_id == Submission.id,
+                        SubmissionFile.role == FileRole.PREDICTIONS,
+                    )
+                ),
             )
             .order_by(Submission.created_at)
         )

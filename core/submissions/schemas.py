@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from core.models import SubmissionKind, SubmissionState, Visibility
+from core.submissions.plausibility import FlopsUnit, ParamsUnit
 from core.text import SafeMultiline, SafeName, SafeText
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
@@ -27,6 +28,10 @@ class FileSummary(BaseModel):
     point: str
     rows: int
     format: str  # simple | elue | exit_layer
+    # ELUE's Type 1: the typed-in cost, in FLOPs per sample and parameters (left out for a
+    # measured submission)
+    self_reported_flops: float | None = Field(None, exclude_if=lambda v: v is None)
+    self_reported_params: int | None = Field(None, exclude_if=lambda v: v is None)
 
 
 class TaskSummary(BaseModel):
@@ -308,7 +313,10 @@ class PaperPoint(BaseModel):
     task: SafeText = Field(min_length=1, max_length=64)
     point: SafeText = Field("", max_length=64)
     performance: FiniteFloat = Field(ge=-100, le=100)  # the task's headline metric x100
-    flops: FiniteFloat = Field(gt=0)  # per sample
+    # per sample, in `flops_unit`; zero, negative or implausible values are refused with the
+    # reason (core/submissions/plausibility.py)
+    flops: FiniteFloat
+    flops_unit: FlopsUnit = FlopsUnit.FLOPS
     metrics: dict[SafeText, FiniteFloat] | None = None
 
 
@@ -319,9 +327,23 @@ class PaperCreate(BaseModel):
     description: SafeMultiline = Field("", max_length=10_000)
     paper_url: HttpUrl
     code_url: HttpUrl | None = None
-    params: int | None = Field(None, gt=0, le=10**13)
+    params: FiniteFloat | None = None  # in `params_unit`; checked like the FLOPs
+    params_unit: ParamsUnit = ParamsUnit.PARAMS
     visibility: Visibility = Visibility.PUBLIC
     points: list[PaperPoint] = Field(min_length=1, max_length=200)
+
+
+class FileCost(BaseModel):
+    """ELUE's Type 1: one prediction file's FLOPs and parameters, typed in by the submitter
+    (ELUE asks for MFLOPs and millions of parameters; the units are stated, never guessed)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    file: SafeText = Field(min_length=1, max_length=255)  # the prediction file's name
+    flops: FiniteFloat  # per sample
+    flops_unit: FlopsUnit
+    params: FiniteFloat
+    params_unit: ParamsUnit
 
 
 class BaselineSet(BaseModel):

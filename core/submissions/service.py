@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from core.errors import InvalidInputError, Problem
 from core.models import (
     FileRole,
+    Result,
     Submission,
     SubmissionFile,
     SubmissionKind,
@@ -33,6 +34,7 @@ from core.submissions.files import (
     check_model_source,
     resolve_prediction_names,
 )
+from core.submissions.self_reported import SELF_REPORTED, PointCost, TypedCosts, match_costs
 from core.submissions.state import set_state
 from core.submissions.weights import WeightsManifest, check_weights_file
 from core.tasks.names import TaskNames
@@ -83,6 +85,8 @@ class CheckedSubmission:
     predictions: list[CheckedPrediction] = field(default_factory=list)
     tokenizer_name: str | None = None
     weights: CheckedWeights | None = None
+    # ELUE's Type 1: each point's self-reported cost, (task id, point) -> cost; None: measured
+    costs: dict[tuple[int, str], PointCost] | None = None
 
 
 def _size_problem(upload: UploadedFile, limit: int, what: str) -> Problem | None:
@@ -108,8 +112,12 @@ def check_submission(
     require_name: bool = True,
     problems: list[Problem] | None = None,
     predictions_refused: bool = False,
+    costs: TypedCosts | None = None,
 ) -> CheckedSubmission:
     """Every check that runs no user code; raises InvalidInputError listing all problems.
+
+    `costs` (ELUE's Type 1): each prediction file's self-reported FLOPs and parameters instead
+    of a model file (no rows: the caller already refused the costs it got).
 
     `problems` found by the caller (upload rules) are reported first, with these; a dry run
     (`require_name=False`) checks the name only when one is given. `predictions_refused`: the
@@ -134,7 +142,18 @@ def check_submission(
     if draft.tokenizer_name and (problem := text_problem(draft.tokenizer_name)) is not None:
         problems.append(Problem(f"tokenizer_name: {problem}", column="tokenizer_name"))
 
-    if model is None:
+    if costs is not None:
+        for given, what in ((model, "model"), (tokenizer, "tokenizer"), (weights, "weights")):
+            if given is not None:
+                problems.append(
+                    Problem(
+                        f"self-reported costs come without a {what} file: either upload the "
+                        "model file (the platform counts its FLOPs and parameters) or type the "
+                        "costs in, not both",
+                        column=what,
+                    )
+                )
+    elif model is None:
         problems.append(Problem("a model file (.py) is required", column="model"))
     elif (p := _size_problem(model, limits.model_file_bytes, "model file")) is not None:
         problems.append(p)
@@ -157,7 +176,7 @@ def check_submission(
                 )
             except InvalidInputError as exc:
                 problems.extend(exc.problems)
-    else:
+    elif costs is None:
         wanted = draft.tokenizer_name or DEFAULT_TOKENIZER
         if wanted not in tokenizers:
             problems.append(
@@ -183,6 +202,16 @@ def check_submission(
     if not predictions and not predictions_refused:
         problems.append(Problem("at least one prediction file is required", column="predictions"))
     _check_predictions(session, predictions, limits, checked, problems)
+    if costs is not None:
+        checked.costs = {}
+        if costs.rows:
+            checked.costs = match_costs(
+                costs.rows,
+                [(p.task_id, p.point, p.upload.name) for p in checked.predictions],
+                TaskNames.load(session),
+                problems,
+                lines=costs.lines,
+            )
 
     if problems:
         raise InvalidInputError(
@@ -234,17 +263,22 @@ def store_submission(
     owner_id: int | None,
     draft: SubmissionDraft,
     checked: CheckedSubmission,
-    model: UploadedFile,
+    model: UploadedFile | None,
     tokenizer: UploadedFile | None,
 ) -> Submission:
-    """Store checked files content-addressed and create the queued submission (flushed)."""
+    """Store checked files content-addressed and create the queued submission (flushed).
+
+    Type 1 (`checked.costs`): a self-reported submission without a model file whose results
+    are created here with the typed-in costs; the scoring stage fills in their performance.
+    """
+    self_reported = checked.costs is not None
     submission = Submission(
         owner_id=owner_id,
         name=normalise_name(draft.name),
         description=draft.description,
         paper_url=draft.paper_url,
         code_url=draft.code_url,
-        kind=SubmissionKind.MEASURED,
+        kind=SubmissionKind.SELF_REPORTED if self_reported else SubmissionKind.MEASURED,
         visibility=draft.visibility,
         tokenizer_name=checked.tokenizer_name,
     )
@@ -268,11 +302,29 @@ def store_submission(
         session.add(row)
         return row
 
-    add(FileRole.MODEL, model)
+    if model is not None:
+        add(FileRole.MODEL, model)
     if tokenizer is not None:
         add(FileRole.TOKENIZER, tokenizer)
     for p in checked.predictions:
-        add(FileRole.PREDICTIONS, p.upload, p.task_id, p.point)
+        row = add(FileRole.PREDICTIONS, p.upload, p.task_id, p.point)
+        if checked.costs is not None:
+            cost = checked.costs[(p.task_id, p.point)]
+            session.flush()
+            session.add(
+                Result(
+                    submission_id=submission.id,
+                    task_id=p.task_id,
+                    file_id=row.id,
+                    point=p.point,
+                    performance=None,
+                    metrics={},
+                    cost_status=SELF_REPORTED,
+                    flops_mean=cost.flops,
+                    macs_mean=cost.flops / 2,
+                    params=cost.params,
+                )
+            )
     if checked.weights is not None:
         row = add(FileRole.WEIGHTS, checked.weights.upload)
         session.flush()

@@ -9,6 +9,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from core.errors import NotFoundError
 from core.ranking.tracks import Track
+from core.submissions import plausibility
 from frontend.docs import docs, example_files, example_path
 from frontend.templating import render
 from server.auth import OptionalUser
@@ -23,6 +24,7 @@ def about(request: Request, user: OptionalUser) -> HTMLResponse:
         "docs": docs(),
         "examples": example_files(),
         "tracks": [f"{t.value} ({t.limit:,} parameters)" for t in Track],
+        "plausible": plausibility.method_text(),
     }
     return render(request, "about.html", context, user=user, active="about")
 

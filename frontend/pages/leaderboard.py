@@ -40,10 +40,13 @@ def home(
     page: Page = 1,
     partial: bool = False,
     verified: bool = False,
+    self_reported: bool = False,
 ) -> HTMLResponse:
-    """The overall leaderboard, or one parameter track; filtered, sorted and paged by query."""
+    """The overall leaderboard, or one parameter track; filtered, sorted and paged by query
+    (`self_reported=1`: self-reported entries ranked with the measured ones, flagged)."""
     query = HomeQuery(
         verified=verified,
+        self_reported=self_reported,
         track=track,
         q=q,
         min_params=parse_millions(min_params),

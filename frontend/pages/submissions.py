@@ -21,6 +21,7 @@ from core.errors import NotFoundError, ParetoboardError
 from core.models import SubmissionFile, Visibility
 from core.settings import Settings
 from core.storage import BlobStore
+from core.submissions import plausibility
 from core.submissions.access import get_visible_submission_or_raise, sees_private_details
 from core.submissions.schemas import ValidationSummary
 from core.tokenizers import DEFAULT_TOKENIZER, registered_tokenizers
@@ -106,7 +107,13 @@ def _form_context(
 ) -> dict[str, Any]:
     limits = settings.limits
     tokenizers = sorted(registered_tokenizers(settings.storage.tokenizers_dir))
-    values = {"visibility": Visibility.PUBLIC.value, **(values or {})}
+    values = {
+        "visibility": Visibility.PUBLIC.value,
+        # ELUE asks for MFLOPs and millions of parameters: the form's default units
+        "costs_flops_unit": plausibility.FlopsUnit.MFLOPS.value,
+        "costs_params_unit": plausibility.ParamsUnit.M.value,
+        **(values or {}),
+    }
     return {
         "values": values,
         "problems": problems or SubmitProblems(),
@@ -124,6 +131,9 @@ def _form_context(
         },
         "request_bytes": limits.request_bytes,
         "weights_bytes": limits.max_weights_bytes,
+        "plausible": plausibility.method_text(),
+        "flops_units": [u.value for u in plausibility.FlopsUnit],
+        "params_units": [u.value for u in plausibility.ParamsUnit],
     }
 
 

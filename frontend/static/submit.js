@@ -9,7 +9,8 @@
   if (!form || !window.FormData || !window.XMLHttpRequest) {
     return;
   }
-  var FIELDS = ["name", "description", "paper_url", "code_url", "visibility"];
+  var FIELDS = ["name", "description", "paper_url", "code_url", "visibility",
+    "costs_table", "costs_flops_unit", "costs_params_unit"];  // the last three: Type 1 costs
   var csrfMeta = document.querySelector('meta[name="csrf-token"]');
   var csrf = csrfMeta ? csrfMeta.getAttribute("content") : form.elements.csrf_token.value;
   var predictions = document.getElementById("predictions");
@@ -213,7 +214,7 @@
     details.forEach(function (d) {
       var column = d.column || "";
       if (FIELDS.indexOf(column) >= 0 && !d.file) {
-        groups[column].push(d.problem);
+        groups[column].push(where(d, false));  // with its line (the costs table), if any
       } else if (column === "model" || (modelName && d.file === modelName)) {
         groups.model.push(where(d, false));
       } else if (column === "tokenizer" || column === "tokenizer_name" ||

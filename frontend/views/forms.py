@@ -7,7 +7,17 @@ from dataclasses import dataclass, field
 
 from core.errors import Problem
 
-SUBMIT_FIELDS = ("name", "description", "paper_url", "code_url", "visibility")
+SUBMIT_FIELDS = (
+    "name",
+    "description",
+    "paper_url",
+    "code_url",
+    "visibility",
+    # ELUE's Type 1: the self-reported costs table and its units (_self_reported_costs.html)
+    "costs_table",
+    "costs_flops_unit",
+    "costs_params_unit",
+)
 
 
 def problem_text(p: Problem, *, with_file: bool = False) -> str:
@@ -65,7 +75,7 @@ def group_submit_problems(
     for p in problems:
         column = p.column or ""
         if column in SUBMIT_FIELDS and not p.file:
-            out.fields.setdefault(column, []).append(p.problem)
+            out.fields.setdefault(column, []).append(problem_text(p))  # with its line, if any
         elif column == "model" or (model and p.file == model):
             out.model.append(problem_text(p))
         elif column in ("tokenizer", "tokenizer_name") or (tokenizer and p.file == tokenizer):

@@ -86,7 +86,12 @@ def badges(
         out.append(Badge("Baseline", "baseline", f"The baseline curve{where} (ELUE score 0)"))
     if self_reported:
         out.append(
-            Badge("Self-reported", "self-reported", "Numbers typed in from a paper; not measured")
+            Badge(
+                "Self-reported",
+                "self-reported",
+                "Costs typed in by the submitter (from a paper, or with scored predictions); "
+                "not measured",
+            )
         )
     if verified:
         out.append(
@@ -181,11 +186,14 @@ class HomeQuery:
     dir: Direction = "asc"
     page: int = 1
     verified: bool = False  # verified entries only (docs/verification.md)
+    # Self-reported entries ranked with the measured ones (by default they are kept apart)
+    self_reported: bool = False
 
     def url(self, **changes: Any) -> str:
         values: dict[str, Any] = {
             "track": self.track.value if self.track else None,
             "verified": "1" if self.verified else None,
+            "self_reported": "1" if self.self_reported else None,
             "q": self.q,
             "min_params": _bound_text(self.min_params),
             "max_params": _bound_text(self.max_params),
@@ -196,10 +204,11 @@ class HomeQuery:
         values.update(changes)
         if values["page"] == 1:
             values["page"] = None
-        if values.get("verified") in (False, "0"):
-            values["verified"] = None
-        elif values.get("verified") is True:
-            values["verified"] = "1"
+        for flag in ("verified", "self_reported"):
+            if values.get(flag) in (False, "0"):
+                values[flag] = None
+            elif values.get(flag) is True:
+                values[flag] = "1"
         query = {k: v for k, v in values.items() if v is not None and v != ""}
         return "/?" + urlencode(query) if query else "/"
 
@@ -292,6 +301,7 @@ class HomeView:
     notes: list[str] = field(default_factory=list)
     verified_only: bool = False
     verified_url: str = "/?verified=1"
+    self_reported_url: str = "/?self_reported=1"
 
 
 def _entry_value(entry: OverallEntry, sort: str, track: bool) -> Any:
@@ -499,7 +509,9 @@ def _ordered(board: OverallLeaderboard, sort: str, direction: Direction) -> Sequ
 
 
 def home_view(session: Session, query: HomeQuery) -> HomeView:
-    board = overall_leaderboard(session, query.track, verified_only=query.verified)
+    board = overall_leaderboard(
+        session, query.track, verified_only=query.verified, self_reported=query.self_reported
+    )
     track = board.track is not None
     ordered = _ordered(board, query.sort, query.dir)
     entries = _filtered(board, ordered, query)  # keeps the order
@@ -512,6 +524,7 @@ def home_view(session: Session, query: HomeQuery) -> HomeView:
                 min_params=query.min_params,
                 max_params=query.max_params,
                 verified=query.verified,
+                self_reported=query.self_reported,
             ).url(),
             board.track is None,
             "Every entry, ranked by tasks covered, then ELUE score",
@@ -525,6 +538,7 @@ def home_view(session: Session, query: HomeQuery) -> HomeView:
                 min_params=query.min_params,
                 max_params=query.max_params,
                 verified=query.verified,
+                self_reported=query.self_reported,
             ).url(),
             board.track is t,
             f"Models with at most {t.limit:,} parameters, ranked by average performance",
@@ -560,6 +574,8 @@ def home_view(session: Session, query: HomeQuery) -> HomeView:
     api_query: dict[str, str] = {"track": board.track.value} if board.track else {}
     if query.verified:
         api_query["verified"] = "true"
+    if query.self_reported:
+        api_query["self_reported"] = "true"
     notes = []
     if not any(c.has_baseline for c in board.tasks) and board.tasks:
         notes.append("No task has a baseline yet, so no entry has an ELUE score.")
@@ -582,9 +598,12 @@ def home_view(session: Session, query: HomeQuery) -> HomeView:
         listed=len(board.entries),
         json_url="/api/v1/leaderboard" + ("?" + urlencode(api_query) if api_query else ""),
         csv_url="/api/v1/leaderboard?" + urlencode({**api_query, "format": "csv"}),
-        reset_url=HomeQuery(track=query.track, verified=query.verified).url(),
+        reset_url=HomeQuery(
+            track=query.track, verified=query.verified, self_reported=query.self_reported
+        ).url(),
         verified_only=query.verified,
         verified_url=query.url(verified=not query.verified, page=1),
+        self_reported_url=query.url(self_reported=not query.self_reported, page=1),
         match_text=(
             f"{len(entries):,} of {len(board.entries):,} entries match."
             if len(entries) != len(board.entries)

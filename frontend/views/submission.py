@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from core.arrays import unpack_array
 from core.models import (
+    FileRole,
     Result,
     ResultCost,
     Submission,
@@ -752,8 +753,23 @@ def submission_view(
     failed_validating = read.error is not None and read.error.failed_stage == "validating"
     badge_list: list[Badge] = []
     if submission.kind is SubmissionKind.SELF_REPORTED:
+        scored = session.scalar(  # ELUE's Type 1: prediction files scored here
+            select(SubmissionFile.id)
+            .where(
+                SubmissionFile.submission_id == submission.id,
+                SubmissionFile.role == FileRole.PREDICTIONS,
+            )
+            .limit(1)
+        )
         badge_list.append(
-            Badge("Self-reported", "self-reported", "Numbers typed in from a paper; not measured")
+            Badge(
+                "Self-reported",
+                "self-reported",
+                "Predictions scored here; FLOPs and parameters typed in by the submitter, not "
+                "measured"
+                if scored is not None
+                else "Numbers typed in from a paper; not measured",
+            )
         )
     else:
         badge_list.append(Badge("Measured", "measured", "Costs counted by the platform"))

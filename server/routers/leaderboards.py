@@ -117,14 +117,16 @@ def _render_overall(
     offset: int,
     limit: int | None,
     verified: bool = False,
+    self_reported: bool = False,
 ) -> _Rendered:
-    board = overall_leaderboard(session, track, verified_only=verified)
+    board = overall_leaderboard(session, track, verified_only=verified, self_reported=self_reported)
     entries = search_entries(board, q)
     end = None if limit is None else offset + limit
     page = entries[offset:end]
     if fmt == "csv":
         name = "leaderboard" if track is None else f"leaderboard-{track.value}"
         name += "-verified" if verified else ""
+        name += "-with-self-reported" if self_reported else ""
         csv_text = overall_csv(dataclasses.replace(board, entries=page))
         return _Rendered.of(csv_text.encode(), CSV, filename=f"{name}.csv")
     body = {
@@ -133,6 +135,7 @@ def _render_overall(
         "offset": offset,
         "limit": limit,
         "verified_only": verified,
+        "self_reported": self_reported,
     }
     return _Rendered.of(to_json({**body, "entries": page}), JSON)
 
@@ -158,9 +161,18 @@ def get_overall_leaderboard(
     offset: OffsetQuery = 0,
     limit: LimitQuery = None,
     verified: VerifiedQuery = False,
+    self_reported: Annotated[
+        bool,
+        Query(
+            description="Rank entries with self-reported costs (typed in, not measured; "
+            "flagged `self_reported`) with the measured ones; by default they are kept apart "
+            "(only the baselines among them are listed)"
+        ),
+    ] = False,
 ) -> Response:
     """Listed submissions, a page at a time: per-task ELUE scores, overall score, coverage,
-    best performances; `total` counts the entries matching `q` before paging.
+    best performances; `total` counts the entries matching `q` before paging. Entries with
+    self-reported costs are left out unless `self_reported=true`.
 
     Ranked by tasks covered, then overall ELUE score; with `track`, only entries within the
     parameter budget, ranked by average performance (coverage first, then fewer parameters).
@@ -169,11 +181,11 @@ def get_overall_leaderboard(
     if offset == 0 and not q.strip() and limit in (None, DEFAULT_PAGE):
         rendered = cache.get(  # the first page, the whole CSV: rendered once per version
             session,
-            ("overall-body", track, fmt, limit, verified),
-            lambda s: _render_overall(s, track, fmt, "", 0, limit, verified),
+            ("overall-body", track, fmt, limit, verified, self_reported),
+            lambda s: _render_overall(s, track, fmt, "", 0, limit, verified, self_reported),
         )
     else:
-        rendered = _render_overall(session, track, fmt, q, offset, limit, verified)
+        rendered = _render_overall(session, track, fmt, q, offset, limit, verified, self_reported)
     return _respond(request, rendered)
 
 

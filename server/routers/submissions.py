@@ -40,6 +40,7 @@ from core.submissions.schemas import (
     ValidationSummary,
     WeightsSummary,
 )
+from core.submissions.self_reported import costs_from_fields
 from core.submissions.service import CheckedSubmission, check_submission, store_submission
 from core.tasks.names import TaskNames
 from core.tasks.service import get_task
@@ -74,6 +75,7 @@ def _check(
 ) -> CheckedSubmission:
     problems = list(staged.problems)
     draft = draft_from(staged.fields, problems)
+    costs = costs_from_fields(staged.fields, problems)
     return check_submission(
         session,
         owner_id=user.id,
@@ -87,6 +89,7 @@ def _check(
         require_name=not dry_run,
         problems=problems,
         predictions_refused=staged.predictions_refused,
+        costs=costs,
     )
 
 
@@ -148,7 +151,8 @@ def _create(
     session: Session, settings: Settings, user: User, staged: StagedUpload
 ) -> tuple[int, str]:
     checked = _check(session, settings, user, staged, dry_run=False)
-    assert staged.model is not None  # check_submission refuses a missing model
+    # check_submission refuses a missing model unless the costs are self-reported
+    assert staged.model is not None or checked.costs is not None
     if checked.weights is not None:
         _refuse_on_preflight(settings, staged, checked, check_only=False)
     # One submission at a time per user (PostgreSQL row lock), so two uploads cannot both take
@@ -209,6 +213,13 @@ async def create_submission(
     )
 
 
+def _typed_cost(checked: CheckedSubmission, task_id: int, point: str) -> dict[str, Any]:
+    cost = (checked.costs or {}).get((task_id, point))
+    if cost is None:
+        return {}
+    return {"self_reported_flops": cost.flops, "self_reported_params": cost.params}
+
+
 def _summary(staged: StagedUpload, checked: CheckedSubmission) -> ValidationSummary:
     points: dict[str, list[str]] = {}
     for p in checked.predictions:
@@ -225,6 +236,7 @@ def _summary(staged: StagedUpload, checked: CheckedSubmission) -> ValidationSumm
                 point=p.point,
                 rows=p.rows,
                 format=p.format.value,
+                **_typed_cost(checked, p.task_id, p.point),
             )
             for p in checked.predictions
         ],

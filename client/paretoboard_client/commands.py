@@ -7,19 +7,27 @@ The server and API token come from the options, else the environment (`PARETOBOA
     token = "pb_..."
 
 Files are streamed from disk (httpx reads them in chunks), never read whole into memory.
+This module is the light client's (`pip install paretoboard-client`: httpx and typer only,
+Python 3.9 or newer) and the full install's: the command signatures use `Optional` because typer
+evaluates them at run time.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import time
-import tomllib
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, NoReturn
+from typing import Any, BinaryIO, List, NoReturn, Optional
+
+try:
+    import tomllib
+except ImportError:  # Python < 3.11: the config file's `key = "value"` lines are read by hand
+    tomllib = None  # type: ignore[assignment]
 
 import httpx
 import typer
@@ -46,14 +54,32 @@ def load_config(server: str | None = None, token: str | None = None) -> ClientCo
     path = config_path()
     if path.is_file():
         try:
-            stored = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+            stored = _read_toml(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:  # tomllib.TOMLDecodeError is a ValueError
             _die(f"cannot read {path}: {exc}")
     server = (
         server or os.environ.get("PARETOBOARD_SERVER") or stored.get("server") or DEFAULT_SERVER
     )
     token = token or os.environ.get("PARETOBOARD_TOKEN") or stored.get("token")
     return ClientConfig(str(server).rstrip("/"), str(token) if token else None)
+
+
+_STRING_LINE = re.compile(r'^\s*([A-Za-z_][A-Za-z0-9_-]*)\s*=\s*"([^"\\]*)"\s*(#.*)?$')
+
+
+def _read_toml(text: str) -> dict[str, Any]:
+    """The config file: TOML (tomllib), or on Python < 3.11 its plain `key = "value"` lines."""
+    if tomllib is not None:
+        return tomllib.loads(text)
+    values: dict[str, Any] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        match = _STRING_LINE.match(line)
+        if match is None:
+            raise ValueError(f'line {number}: expected key = "value" (Python < 3.11 reads no more)')
+        values[match[1]] = match[2]
+    return values
 
 
 def _die(message: str, code: int = 2) -> NoReturn:
@@ -74,6 +100,8 @@ def _client(config: ClientConfig) -> httpx.Client:
 def format_problem(detail: dict[str, Any]) -> str:
     """`file:line [column]: problem`, as the server's problems read everywhere."""
     where = ":".join(str(detail[k]) for k in ("file", "line") if detail.get(k) is not None)
+    if detail.get("file") is None and detail.get("line") is not None:
+        where = f"line {detail['line']}"  # a line of a text field (the costs table)
     column = f" [{detail['column']}]" if detail.get("column") else ""
     problem = detail.get("problem", "")
     return f"{where}{column}: {problem}" if where else f"{problem}{column}"
@@ -102,11 +130,11 @@ def _request(client: httpx.Client, method: str, url: str, **kwargs: Any) -> http
 
 def _upload(
     stack: ExitStack,
-    model: Path | None,
-    files: list[Path],
-    tokenizer: Path | None,
-    weights: Path | None = None,
-) -> list[tuple[str, tuple[str, BinaryIO, str]]]:
+    model: Optional[Path],
+    files: List[Path],
+    tokenizer: Optional[Path],
+    weights: Optional[Path] = None,
+) -> List[tuple[str, tuple[str, BinaryIO, str]]]:
     parts: list[tuple[str, tuple[str, BinaryIO, str]]] = []
     for path in [p for p in (model, tokenizer, weights, *files) if p is not None]:
         if not path.is_file():
@@ -141,6 +169,12 @@ def _show_summary(summary: dict[str, Any]) -> None:
     for f in summary["files"]:
         point = f" point {f['point']!r}" if f["point"] else ""
         typer.echo(f"  {f['file']}: {f['task']}{point}, {f['rows']:,} rows ({f['format']})")
+    for f in summary["files"]:
+        if f.get("self_reported_flops") is not None:
+            typer.echo(
+                f"  {f['file']}: self-reported {f['self_reported_flops'] / 1e6:,.1f} MFLOPs per "
+                f"sample, {f['self_reported_params']:,} parameters"
+            )
     typer.echo(f"  model: {summary['model']}; tokenizer: {summary['tokenizer']}")
     if weights := summary.get("weights"):
         typer.echo(
@@ -192,7 +226,7 @@ def results_table(submission: dict[str, Any]) -> str:
     if len(rows) == 1:
         return "(no results yet)"
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows)
 
 
 def _status_line(sub: dict[str, Any]) -> str:
@@ -249,35 +283,48 @@ def _wait(client: httpx.Client, submission_id: int, interval: float) -> dict[str
 
 
 def submit(
-    files: list[Path] = typer.Argument(
+    files: List[Path] = typer.Argument(
         ...,
         help="prediction files <TASK>.tsv / <TASK>.<point>.tsv, ElasticBERT's <TASK>_<point>.tsv "
         "with <TASK>_infer_exit_layer_<point>.tsv, or one .zip of them (flat, or ELUE's one folder "
         "per task with <point>.tsv files and optionally model_to_eval.py)",
     ),
-    model: Path | None = typer.Option(
+    model: Optional[Path] = typer.Option(
         None, "--model", help="the model file (.py); optional when the zip holds model_to_eval.py"
     ),
-    name: str | None = typer.Option(None, help="submission name (default: model name and time)"),
+    name: Optional[str] = typer.Option(None, help="submission name (default: model name and time)"),
     description: str = typer.Option("", help="a description shown with the results"),
-    paper_url: str | None = typer.Option(None, "--paper-url"),
-    code_url: str | None = typer.Option(None, "--code-url"),
+    paper_url: Optional[str] = typer.Option(None, "--paper-url"),
+    code_url: Optional[str] = typer.Option(None, "--code-url"),
     private: bool = typer.Option(False, "--private", help="visible only to you"),
-    tokenizer: Path | None = typer.Option(None, help="a tokenizers JSON file"),
-    tokenizer_name: str | None = typer.Option(None, "--tokenizer-name"),
-    weights: Path | None = typer.Option(
+    tokenizer: Optional[Path] = typer.Option(None, help="a tokenizers JSON file"),
+    tokenizer_name: Optional[str] = typer.Option(None, "--tokenizer-name"),
+    weights: Optional[Path] = typer.Option(
         None,
         "--weights",
         help="the model's weights: a .safetensors file (safetensors.torch.save_file"
         "(model.state_dict(), ...)); no pickles",
     ),
+    costs: Optional[Path] = typer.Option(
+        None,
+        "--costs",
+        help="ELUE's Type 1, instead of --model: each prediction file's FLOPs per sample and "
+        "parameters, self-reported: a JSON list of {file, flops, flops_unit, params, "
+        "params_unit}, or a table of `FILE FLOPS PARAMS` lines in --flops-unit and --params-unit",
+    ),
+    flops_unit: str = typer.Option(
+        "MFLOPs", "--flops-unit", help="the unit of a --costs table's FLOPs (FLOPs, MFLOPs, GFLOPs)"
+    ),
+    params_unit: str = typer.Option(
+        "M", "--params-unit", help="the unit of a --costs table's parameters (params, or M)"
+    ),
     check: bool = typer.Option(False, "--check", help="only check the files; store nothing"),
     wait: bool = typer.Option(False, "--wait", help="follow the evaluation until it finishes"),
     interval: float = typer.Option(2.0, help="seconds between polls with --wait"),
-    server: str | None = typer.Option(None, help="server URL (or PARETOBOARD_SERVER)"),
-    token: str | None = typer.Option(None, help="API token (or PARETOBOARD_TOKEN)"),
+    server: Optional[str] = typer.Option(None, help="server URL (or PARETOBOARD_SERVER)"),
+    token: Optional[str] = typer.Option(None, help="API token (or PARETOBOARD_TOKEN)"),
 ) -> None:
-    """Submit prediction files and a model file (or only --check them)."""
+    """Submit prediction files and a model file, or self-reported --costs (or only --check)."""
     config = load_config(server, token)
     if config.token is None:
         _die(
@@ -297,6 +344,8 @@ def submit(
     ):
         if value:
             fields[key] = value
+    if costs is not None:
+        fields.update(_costs_fields(costs, flops_unit, params_unit))
     with _client(config) as client, ExitStack() as stack:
         parts = _upload(stack, model, files, tokenizer, weights)
         url = f"{API}/submissions/validate" if check else f"{API}/submissions"
@@ -319,10 +368,25 @@ def submit(
             raise typer.Exit(code=1)
 
 
+def _costs_fields(path: Path, flops_unit: str, params_unit: str) -> dict[str, str]:
+    """The form fields of a --costs file: JSON as `costs`, a table as `costs_table`."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        _die(f"cannot read {path}: {exc}")
+    if text.lstrip().startswith(("[", "{")):
+        return {"costs": text}
+    return {
+        "costs_table": text,
+        "costs_flops_unit": flops_unit,
+        "costs_params_unit": params_unit,
+    }
+
+
 def status(
     submission_id: int = typer.Argument(..., help="submission id"),
-    server: str | None = typer.Option(None, help="server URL (or PARETOBOARD_SERVER)"),
-    token: str | None = typer.Option(None, help="API token (or PARETOBOARD_TOKEN)"),
+    server: Optional[str] = typer.Option(None, help="server URL (or PARETOBOARD_SERVER)"),
+    token: Optional[str] = typer.Option(None, help="API token (or PARETOBOARD_TOKEN)"),
 ) -> None:
     """Print a submission's state, stage, queue position and timings."""
     config = load_config(server, token)
@@ -346,8 +410,8 @@ def status(
 def results(
     submission_id: int = typer.Argument(..., help="submission id"),
     as_json: bool = typer.Option(False, "--json", help="print the results as JSON"),
-    server: str | None = typer.Option(None, help="server URL (or PARETOBOARD_SERVER)"),
-    token: str | None = typer.Option(None, help="API token (or PARETOBOARD_TOKEN)"),
+    server: Optional[str] = typer.Option(None, help="server URL (or PARETOBOARD_SERVER)"),
+    token: Optional[str] = typer.Option(None, help="API token (or PARETOBOARD_TOKEN)"),
 ) -> None:
     """Print a submission's results per task and point."""
     config = load_config(server, token)
