@@ -209,6 +209,57 @@ def test_paired_bootstrap_endpoint(scored: tuple[Api, Scored]) -> None:
     assert "nope" in unknown.text
 
 
+def test_compare_view_shows_paired_differences_against_a_reference(
+    scored: tuple[Api, Scored],
+) -> None:
+    """The compare view runs the same paired bootstrap as the API against a reference entry:
+    B (nearly A's predictions) is "within noise" of A; the table, CSV and LaTeX carry the
+    same-point difference; a reference outside the chosen entries is refused."""
+    api, ids = scored
+    api_pair = api.client.get(f"/api/v1/tasks/SST-2/paired?a={ids.b}&b={ids.a}").json()
+    page = api.client.get(f"/compare?task=SST-2&ids={ids.a},{ids.b}")
+    assert page.status_code == 200
+    paired = page.text.split('id="compare-paired"', 1)[1].split("</table>", 1)[0]
+    row = paired.split(f'data-submission="{ids.b}"', 1)[1].split("</tr>", 1)[0]
+    score_cell, perf_cell = row.split('<td class="num">')[1:3]
+    assert "within noise" in perf_cell  # the same accuracy within the test set's noise
+    # the task score also counts the baseline at each entry's own FLOPs: B's one cheap point
+    score = api_pair["score"]
+    verdict = (
+        "within noise"
+        if score["within_noise"]
+        else ("above" if score["difference"] > 0 else "below")
+    )
+    assert f'">{verdict}</span>' in score_cell
+    assert f"{api_pair['mean_performance']['ci_low']:+.2f}".replace("-", "\u2212") in row
+    assert f'data-submission="{ids.a}"' not in paired  # the reference is not compared to itself
+
+    rows = list(
+        csv.DictReader(
+            io.StringIO(api.client.get(f"/compare.csv?task=SST-2&ids={ids.a},{ids.b}").text)
+        )
+    )
+    b_fast = next(r for r in rows if r["submission_id"] == str(ids.b))
+    (same,) = api_pair["points"]
+    assert float(b_fast["vs_ref"]) == pytest.approx(same["difference"])
+    assert float(b_fast["vs_ref_ci_low"]) == pytest.approx(same["ci_low"])
+    assert b_fast["vs_ref_within_noise"] == "True"
+    a_slow = next(r for r in rows if r["submission_id"] == str(ids.a) and r["point"] == "slow")
+    assert a_slow["vs_ref"] == ""  # the reference itself
+
+    latex = api.client.get(f"/compare.tex?task=SST-2&ids={ids.a},{ids.b}").text
+    assert "paired bootstrap over the test samples" in latex
+    assert r"\begin{tabular}{llrrrrr}" in latex
+
+    # B as the reference: A is compared with B instead.
+    swapped = api.client.get(f"/compare?task=SST-2&ids={ids.a},{ids.b}&ref={ids.b}").text
+    paired = swapped.split('id="compare-paired"', 1)[1].split("</table>", 1)[0]
+    assert f'data-submission="{ids.a}"' in paired
+    refused = api.client.get(f"/compare?task=SST-2&ids={ids.a}&ref={ids.b}")
+    assert refused.status_code == 400
+    assert "not among the chosen entries" in refused.text
+
+
 def test_rows_without_intervals_show_a_dash_until_backfilled(scored: tuple[Api, Scored]) -> None:
     api, ids = scored
     with api.db() as session:  # as rows scored before migration 0013

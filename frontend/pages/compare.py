@@ -18,7 +18,7 @@ from frontend.views.compare import (
     table_latex,
 )
 from server.auth import OptionalUser
-from server.deps import SessionDep
+from server.deps import SessionDep, SettingsDep
 
 router = APIRouter(include_in_schema=False)
 
@@ -31,16 +31,18 @@ Option = Annotated[str, Query(max_length=20)]
 def compare_page(
     request: Request,
     session: SessionDep,
+    settings: SettingsDep,
     user: OptionalUser,
     task: TaskQuery,
     ids: Ids = [],  # noqa: B006 (FastAPI copies defaults)
     scale: Option = "log",
     unit: Option = "M",
+    ref: Option = "",
 ) -> HTMLResponse:
     """Chosen entries of one task on both plots, with their points as a table."""
     row = get_task(session, task)  # 404 for an unknown task
     try:
-        query = parse_compare_query(row.name, ids, scale, unit)
+        query = parse_compare_query(row.name, ids, scale, unit, ref)
     except InvalidInputError as exc:
         context = {
             "error": exc,
@@ -48,22 +50,24 @@ def compare_page(
             "display_name": row.display_name,
         }
         return render(request, "compare.html", context, user=user, status_code=400)
-    view = compare_view(session, row, query)
+    view = compare_view(session, settings, row, query)
     return render(request, "compare.html", {"view": view, "error": None}, user=user)
 
 
 @router.get("/compare.csv")
 def compare_csv(
     session: SessionDep,
+    settings: SettingsDep,
     task: TaskQuery,
     ids: Ids = [],  # noqa: B006
     scale: Option = "log",
     unit: Option = "M",
+    ref: Option = "",
 ) -> Response:
     """The compare table as CSV (exact values, FLOPs in the chosen unit)."""
     row = get_task(session, task)
-    query = parse_compare_query(row.name, ids, scale, unit)
-    table = export_table(session, row, query)
+    query = parse_compare_query(row.name, ids, scale, unit, ref)
+    table = export_table(session, settings, row, query)
     return Response(
         table_csv(table),
         media_type="text/csv; charset=utf-8",
@@ -74,15 +78,17 @@ def compare_csv(
 @router.get("/compare.tex")
 def compare_latex(
     session: SessionDep,
+    settings: SettingsDep,
     task: TaskQuery,
     ids: Ids = [],  # noqa: B006
     scale: Option = "log",
     unit: Option = "M",
+    ref: Option = "",
 ) -> Response:
     """The compare table as a LaTeX `table` (a `tabular`; the caption names the counter)."""
     row = get_task(session, task)
-    query = parse_compare_query(row.name, ids, scale, unit)
-    table = export_table(session, row, query)
+    query = parse_compare_query(row.name, ids, scale, unit, ref)
+    table = export_table(session, settings, row, query)
     return Response(
         table_latex(table, label=f"tab:compare-{row.name.lower()}"),
         media_type="application/x-tex; charset=utf-8",

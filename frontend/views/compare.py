@@ -5,8 +5,11 @@ The URL holds the whole view, so a link reproduces it:
 `/compare?task=SST-2&ids=12,15,40&scale=log&unit=M` (`ids` may also repeat, as the board's
 checkboxes send it). At most `MAX_ENTRIES` entries, as ELUE's plots. The table is one model
 (`CompareTable`: columns, then one row per point) that the page, the CSV and the LaTeX all
-print, so a further column (e.g. a paired-bootstrap difference against a reference entry) is
-one more `TableColumn` and one more value per row.
+print. With two or more measured entries, each is compared with a reference entry (`ref`,
+by default the first measured one) by a paired bootstrap over the test samples
+(`core.paired.compare`, the same as `GET /api/v1/tasks/{task}/paired`): the difference of the
+ELUE task score and of the mean performance with their 95% intervals, marked "within noise"
+when the interval holds 0, and per point sharing a name, a column of the table.
 """
 
 from __future__ import annotations
@@ -25,7 +28,9 @@ from sqlalchemy.orm import Session
 from core.cost_counter import COUNTER_VERSION
 from core.errors import InvalidInputError, Problem
 from core.leaderboard import TaskLeaderboard, TaskSubmissionEntry, task_leaderboard
-from core.models import Result, SubmissionKind, Task
+from core.models import Result, Submission, SubmissionKind, Task
+from core.paired import DifferenceRead, PairedRead, compare
+from core.settings import Settings
 from core.submissions.queries import page_url
 from core.text import csv_cell
 from frontend.views import format as fmt
@@ -44,9 +49,12 @@ class CompareQuery:
     ids: tuple[int, ...] = ()
     scale: Scale = "log"
     unit: str = "M"
+    ref: int | None = None  # the reference entry of the paired differences
 
     def params(self) -> dict[str, str]:
         values = {"task": self.task, "ids": ",".join(str(i) for i in self.ids)}
+        if self.ref is not None:
+            values["ref"] = str(self.ref)
         if self.scale != "log":
             values["scale"] = self.scale
         if self.unit != "M":
@@ -58,7 +66,7 @@ class CompareQuery:
 
 
 def parse_compare_query(
-    task: str, ids: Sequence[str], scale: str = "log", unit: str = "M"
+    task: str, ids: Sequence[str], scale: str = "log", unit: str = "M", ref: str | None = None
 ) -> CompareQuery:
     """The query, or InvalidInputError listing every problem (bad id, too many, bad option)."""
     problems: list[Problem] = []
@@ -86,10 +94,24 @@ def parse_compare_query(
         problems.append(
             Problem(f"unit must be one of {', '.join(UNITS)}, not {unit[:20]!r}", column="unit")
         )
+    reference: int | None = None
+    if ref is not None and ref.strip():
+        if not ref.strip().isdigit() or not 1 <= int(ref.strip()) <= 2**62:
+            problems.append(Problem(f"{ref[:40]!r} is not an entry id", column="ref"))
+        elif int(ref.strip()) not in chosen:
+            problems.append(
+                Problem(f"the reference #{ref.strip()} is not among the chosen entries", "ref")
+            )
+        else:
+            reference = int(ref.strip())
     if problems:
         raise InvalidInputError("Cannot show this comparison", problems)
     return CompareQuery(
-        task=task, ids=tuple(chosen), scale="linear" if scale == "linear" else "log", unit=unit
+        task=task,
+        ids=tuple(chosen),
+        scale="linear" if scale == "linear" else "log",
+        unit=unit,
+        ref=reference,
     )
 
 
@@ -101,6 +123,7 @@ class TableColumn:
     key: str
     label: str  # the page's and the LaTeX header
     numeric: bool = False
+    shown: bool = True  # False: in the CSV only (exact values that a shown column prints)
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +140,41 @@ class CompareTable:
     columns: tuple[TableColumn, ...]
     rows: tuple[TableRow, ...]
     caption: str
+
+    @property
+    def shown_columns(self) -> tuple[TableColumn, ...]:
+        return tuple(c for c in self.columns if c.shown)
+
+
+@dataclass(frozen=True, slots=True)
+class DifferenceText:
+    text: str  # "+0.42 [-0.10, +0.90]"
+    verdict: str  # "within noise", "above", "below"
+    within_noise: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PairedRow:
+    """One entry against the reference: its paired-bootstrap differences."""
+
+    submission_id: int
+    name: str
+    colour: str
+    url: str
+    score: DifferenceText | None  # ELUE task score (None: no baseline or incomplete count)
+    performance: DifferenceText  # mean performance over the entry's points
+
+
+@dataclass(frozen=True, slots=True)
+class Paired:
+    """The paired comparisons of a view: each measured entry against the reference."""
+
+    reference: TaskSubmissionEntry | None
+    rows: tuple[PairedRow, ...]
+    by_entry: dict[int, PairedRead]
+    n_resamples: int = 0
+    seed: int = 0
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +196,7 @@ class CompareView:
     table: CompareTable
     plot_data: str
     picks: list[PickOption]
+    paired: Paired | None = None
     units: tuple[str, ...] = tuple(UNITS)
     max_entries: int = MAX_ENTRIES
     link: str = ""
@@ -191,6 +250,7 @@ def compare_table(
     board: TaskLeaderboard,
     entries: Sequence[TaskSubmissionEntry],
     unit: str,
+    paired: Paired | None = None,
 ) -> CompareTable:
     wanted = {e.submission_id: i for i, e in enumerate(entries)}
     by_entry = {e.submission_id: e for e in entries}
@@ -198,7 +258,7 @@ def compare_table(
         (p for p in board.points if p.submission_id in wanted),
         key=lambda p: (wanted[p.submission_id], p.flops_mean, p.performance),
     )
-    columns = (
+    columns: tuple[TableColumn, ...] = (
         TableColumn("entry", "Entry"),
         TableColumn("point", "Point"),
         TableColumn("flops", f"{_unit_label(unit)} / sample", numeric=True),
@@ -206,9 +266,35 @@ def compare_table(
         TableColumn("performance", "Performance", numeric=True),
         TableColumn("task_score", "ELUE task score", numeric=True),
     )
+    ref = paired.reference if paired is not None and paired.rows else None
+    if ref is not None:
+        columns += (
+            TableColumn("vs_ref", f"vs {ref.name}, same point (95% CI)", numeric=True),
+            TableColumn("vs_ref_ci_low", "", numeric=True, shown=False),
+            TableColumn("vs_ref_ci_high", "", numeric=True, shown=False),
+            TableColumn("vs_ref_within_noise", "", shown=False),
+        )
     rows = []
     for p in points:
         entry = by_entry[p.submission_id]
+        extra_text: dict[str, str] = {}
+        extra_value: dict[str, Any] = {}
+        if ref is not None and paired is not None:
+            same = _same_point(paired.by_entry.get(p.submission_id), p.point)
+            extra_text["vs_ref"] = (
+                "reference"
+                if p.submission_id == ref.submission_id
+                else (_difference(same).text if same is not None else fmt.DASH)
+            )
+            extra_value |= {
+                "vs_ref": same.difference if same else None,
+                "vs_ref_ci_low": same.ci_low if same else None,
+                "vs_ref_ci_high": same.ci_high if same else None,
+                "vs_ref_within_noise": same.within_noise if same else None,
+            }
+            extra_text |= dict.fromkeys(
+                ("vs_ref_ci_low", "vs_ref_ci_high", "vs_ref_within_noise"), ""
+            )
         rows.append(
             TableRow(
                 submission_id=p.submission_id,
@@ -222,6 +308,7 @@ def compare_table(
                     "params": fmt.params(p.params),
                     "performance": fmt.perf(p.performance),
                     "task_score": fmt.signed(entry.score),
+                    **extra_text,
                 },
                 value={
                     "entry": entry.name,
@@ -230,6 +317,7 @@ def compare_table(
                     "params": p.params,
                     "performance": p.performance,
                     "task_score": entry.score,
+                    **extra_value,
                 },
             )
         )
@@ -238,14 +326,120 @@ def compare_table(
     )
     self_reported = any(e.kind == SubmissionKind.SELF_REPORTED.value for e in entries)
     metric = fmt.metric_text(task.metric)
-    return CompareTable(columns, tuple(rows), _caption(task, metric, unit, versions, self_reported))
+    caption = _caption(task, metric, unit, versions, self_reported)
+    if ref is not None and paired is not None:
+        caption += (
+            f" Differences against {ref.name}: paired bootstrap over the test samples "
+            f"({paired.n_resamples} resamples, seed {paired.seed}, 95% percentile interval)."
+        )
+    return CompareTable(columns, tuple(rows), caption)
 
 
-def compare_view(session: Session, task: Task, query: CompareQuery) -> CompareView:
+# --- paired differences against a reference entry -------------------------------------------
+
+_PAIRED_CACHE: dict[tuple[Any, ...], PairedRead] = {}
+_PAIRED_CACHE_SIZE = 512
+
+
+def _difference(d: DifferenceRead) -> DifferenceText:
+    verdict = "within noise" if d.within_noise else ("above" if d.difference > 0 else "below")
+    text = f"{fmt.signed(d.difference)} {fmt.interval(d.ci_low, d.ci_high, signed_values=True)}"
+    return DifferenceText(text=text, verdict=verdict, within_noise=d.within_noise)
+
+
+def _same_point(read: PairedRead | None, point: str | None) -> DifferenceRead | None:
+    if read is None or point is None:
+        return None
+    return next((q for q in read.points if q.a_point == point), None)
+
+
+def _cached_compare(
+    session: Session, settings: Settings, task: Task, a: Submission, b: Submission
+) -> PairedRead:
+    """`core.paired.compare`, remembered per process for the same scored points (a rescore
+    changes the key) and the same bootstrap settings."""
+    scored = session.execute(
+        select(Result.submission_id, Result.id, Result.point, Result.performance)
+        .where(Result.task_id == task.id, Result.submission_id.in_((a.id, b.id)))
+        .order_by(Result.submission_id, Result.id)
+    ).all()
+    key = (
+        task.id,
+        a.id,
+        b.id,
+        tuple(tuple(r) for r in scored),
+        settings.scoring.bootstrap_resamples,
+        settings.scoring.bootstrap_seed,
+    )
+    found = _PAIRED_CACHE.get(key)
+    if found is None:
+        found = compare(session, settings, task, a, b)
+        if len(_PAIRED_CACHE) >= _PAIRED_CACHE_SIZE:
+            _PAIRED_CACHE.pop(next(iter(_PAIRED_CACHE)))
+        _PAIRED_CACHE[key] = found
+    return found
+
+
+def paired_differences(
+    session: Session,
+    settings: Settings,
+    task: Task,
+    entries: Sequence[TaskSubmissionEntry],
+    ref: int | None,
+) -> Paired | None:
+    """Each measured entry against the reference (the one asked for, else the first measured
+    entry); None when fewer than two measured entries are chosen."""
+    measured = [e for e in entries if e.kind == SubmissionKind.MEASURED.value]
+    if len(measured) < 2:
+        return None
+    reference = next((e for e in measured if e.submission_id == ref), measured[0])
+    ref_row = session.get(Submission, reference.submission_id)
+    rows: list[PairedRow] = []
+    by_entry: dict[int, PairedRead] = {}
+    notes: list[str] = []
+    for entry in measured:
+        if entry is reference:
+            continue
+        row = session.get(Submission, entry.submission_id)
+        if row is None or ref_row is None:
+            continue
+        try:
+            read = _cached_compare(session, settings, task, row, ref_row)
+        except InvalidInputError as exc:
+            notes.append(
+                f"{entry.name} cannot be compared with {reference.name}: "
+                + "; ".join(p.problem for p in exc.problems)
+            )
+            continue
+        by_entry[entry.submission_id] = read
+        rows.append(
+            PairedRow(
+                submission_id=entry.submission_id,
+                name=entry.name,
+                colour=colour_of(entry.submission_id, is_baseline=entry.is_baseline),
+                url=page_url(entry.submission_id),
+                score=_difference(read.score) if read.score is not None else None,
+                performance=_difference(read.mean_performance),
+            )
+        )
+    return Paired(
+        reference=reference,
+        rows=tuple(rows),
+        by_entry=by_entry,
+        n_resamples=settings.scoring.bootstrap_resamples,
+        seed=settings.scoring.bootstrap_seed,
+        notes=tuple(notes),
+    )
+
+
+def compare_view(
+    session: Session, settings: Settings, task: Task, query: CompareQuery
+) -> CompareView:
     board = task_leaderboard(session, task.name)
     on_board = {e.submission_id: e for e in board.submissions}
     entries = [on_board[i] for i in query.ids if i in on_board]
     missing = [i for i in query.ids if i not in on_board]
+    paired = paired_differences(session, settings, task, entries, query.ref)
     chosen = {e.submission_id for e in entries}
     front_ids = {p.submission_id for p in board.points if p.on_flops_front or p.on_params_front}
     # Front members and the baseline are sent too (not drawn as entries): the fronts and the
@@ -265,6 +459,8 @@ def compare_view(session: Session, task: Task, query: CompareQuery) -> CompareVi
             f"Not on the {task.name} board (unknown, private, hidden, withdrawn or without a "
             f"point on this task): {', '.join(f'#{i}' for i in missing)}."
         )
+    if paired is not None:
+        notes.extend(paired.notes)
     if not query.ids:
         notes.append(
             f"Tick up to {MAX_ENTRIES} entries below (or on the task page's board) to compare them."
@@ -276,8 +472,9 @@ def compare_view(session: Session, task: Task, query: CompareQuery) -> CompareVi
         metric=fmt.metric_text(task.metric),
         entries=entries,
         missing=missing,
-        table=compare_table(session, task, board, entries, query.unit),
+        table=compare_table(session, task, board, entries, query.unit, paired),
         plot_data=plot,
+        paired=paired,
         picks=[
             PickOption(
                 id=e.submission_id,
@@ -295,12 +492,15 @@ def compare_view(session: Session, task: Task, query: CompareQuery) -> CompareVi
     )
 
 
-def export_table(session: Session, task: Task, query: CompareQuery) -> CompareTable:
+def export_table(
+    session: Session, settings: Settings, task: Task, query: CompareQuery
+) -> CompareTable:
     """The view's table alone (the CSV and LaTeX exports)."""
     board = task_leaderboard(session, task.name)
     on_board = {e.submission_id: e for e in board.submissions}
     entries = [on_board[i] for i in query.ids if i in on_board]
-    return compare_table(session, task, board, entries, query.unit)
+    paired = paired_differences(session, settings, task, entries, query.ref)
+    return compare_table(session, task, board, entries, query.unit, paired)
 
 
 # --- exports --------------------------------------------------------------------------------
@@ -353,7 +553,8 @@ def latex_escape(text: str) -> str:
 def table_latex(table: CompareTable, label: str = "tab:compare") -> str:
     """A `table` with a `tabular` (plain \\hline rules, no package needed) and the caption,
     which names the cost-counter version."""
-    spec = "".join("r" if c.numeric else "l" for c in table.columns)
+    shown = table.shown_columns
+    spec = "".join("r" if c.numeric else "l" for c in shown)
     lines = [
         r"\begin{table}[t]",
         r"\centering",
@@ -361,10 +562,10 @@ def table_latex(table: CompareTable, label: str = "tab:compare") -> str:
         rf"\label{{{label}}}",
         rf"\begin{{tabular}}{{{spec}}}",
         r"\hline",
-        " & ".join(latex_escape(c.label) for c in table.columns) + r" \\",
+        " & ".join(latex_escape(c.label) for c in shown) + r" \\",
         r"\hline",
     ]
     for row in table.rows:
-        lines.append(" & ".join(latex_escape(row.text[c.key]) for c in table.columns) + r" \\")
+        lines.append(" & ".join(latex_escape(row.text[c.key]) for c in shown) + r" \\")
     lines += [r"\hline", r"\end{tabular}", r"\end{table}", ""]
     return "\n".join(lines)
