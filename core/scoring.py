@@ -10,14 +10,14 @@ import numpy as np
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from core.arrays import pack_array
+from core.arrays import pack_array, unpack_array
 from core.errors import PredictionFileError
 from core.metrics import MetricResult, compute_metrics
-from core.models import Result, SubmissionFile, Task, TaskUncertainty
+from core.models import Result, SubmissionFile, SubmissionUncertainty, Task, TaskUncertainty
 from core.predictions import ParsedPredictions, parse_prediction_file, parse_predictions
 from core.storage import BlobStore
 from core.tasks.service import Rescorer, get_task, load_gold, manifest_of
-from core.uncertainty import METHOD, bootstrap_points, exit_diagnostics, task_rng
+from core.uncertainty import METHOD, bootstrap_points, combine_tasks, exit_diagnostics, task_rng
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +110,36 @@ def record_uncertainty(
     row.seed = config.seed
     row.diagnostics = diagnostics
     session.flush()
+    refresh_overall_uncertainty(session, submission_id)
+
+
+def refresh_overall_uncertainty(session: Session, submission_id: int) -> None:
+    """Keep `submission_uncertainty` in step with the submission's task rows (flushes): the
+    interval of the mean over tasks of their replicates, or no row without any."""
+    rows = session.scalars(
+        select(TaskUncertainty)
+        .where(
+            TaskUncertainty.submission_id == submission_id,
+            TaskUncertainty.replicates.is_not(None),
+        )
+        .order_by(TaskUncertainty.task_id)
+    ).all()
+    overall = session.get(SubmissionUncertainty, submission_id)
+    if not rows:
+        if overall is not None:
+            session.delete(overall)
+            session.flush()
+        return
+    interval = combine_tasks(
+        [unpack_array(r.replicates) for r in rows if r.replicates is not None], [0.0] * len(rows)
+    )
+    if overall is None:
+        overall = SubmissionUncertainty(submission_id=submission_id)
+        session.add(overall)
+    overall.tasks = {str(r.task_id): [int(i) for i in r.result_ids] for r in rows}
+    overall.ci_low = interval.low
+    overall.ci_high = interval.high
+    session.flush()
 
 
 def forget_uncertainty(session: Session, submission_id: int, keep_task_ids: set[int]) -> None:
@@ -120,6 +150,7 @@ def forget_uncertainty(session: Session, submission_id: int, keep_task_ids: set[
             TaskUncertainty.task_id.not_in(keep_task_ids),
         )
     )
+    refresh_overall_uncertainty(session, submission_id)
 
 
 def rescorer(

@@ -34,6 +34,7 @@ TABLES = {
     "results",
     "result_costs",
     "task_uncertainty",
+    "submission_uncertainty",
     "login_attempts",
     "board_version",
     "user_sessions",

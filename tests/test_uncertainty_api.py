@@ -16,6 +16,7 @@ import httpx
 import pytest
 from sqlalchemy import delete, select
 
+from core.arrays import unpack_array
 from core.leaderboard import set_task_baseline
 from core.leaderboard.cache import cache
 from core.models import (
@@ -25,6 +26,7 @@ from core.models import (
     SubmissionFile,
     SubmissionKind,
     SubmissionState,
+    SubmissionUncertainty,
     TaskUncertainty,
     Visibility,
 )
@@ -32,6 +34,7 @@ from core.scoring import BootstrapConfig, backfill_uncertainty
 from core.settings import REPO_ROOT
 from core.storage import BlobStore
 from core.tasks.service import get_task
+from core.uncertainty import combine_tasks
 from tests.api_helpers import Api
 from tests.conftest import ELUE_DIR
 from tests.factories import MFLOPS, SST2_BASELINE, make_entry
@@ -207,6 +210,43 @@ def test_paired_bootstrap_endpoint(scored: tuple[Api, Scored]) -> None:
     unknown = api.client.get(f"/api/v1/tasks/SST-2/paired?a={ids.a}&b={ids.b}&point=nope")
     assert unknown.status_code == 422
     assert "nope" in unknown.text
+
+
+def test_overall_interval_from_the_stored_summary_equals_the_replicates(
+    scored: tuple[Api, Scored],
+) -> None:
+    """The overall board reads `submission_uncertainty` (no replicates); its interval is the
+    one the replicates give with the baseline terms, and without the row (e.g. covered tasks
+    differ) the board falls back to the replicates with the same result."""
+    api, ids = scored
+    with api.db() as session:
+        task = get_task(session, "SST-2")
+        joint = session.get(TaskUncertainty, (ids.a, task.id))
+        summary = session.get(SubmissionUncertainty, ids.a)
+        assert joint is not None
+        assert joint.replicates is not None
+        assert summary is not None
+        assert summary.tasks == {str(task.id): joint.result_ids}
+        replicates = unpack_array(joint.replicates)
+    board = api.client.get("/api/v1/tasks/SST-2/leaderboard").json()
+    entry = next(s for s in board["submissions"] if s["submission_id"] == ids.a)
+    shift = entry["score"] - joint.mean_performance
+    expected = combine_tasks([replicates], [shift])
+    overall = api.client.get("/api/v1/leaderboard").json()
+    a_entry = next(e for e in overall["entries"] if e["submission_id"] == ids.a)
+    assert (a_entry["score_ci_low"], a_entry["score_ci_high"]) == pytest.approx(
+        (expected.low, expected.high)
+    )
+    with api.db() as session:
+        session.execute(
+            delete(SubmissionUncertainty).where(SubmissionUncertainty.submission_id == ids.a)
+        )
+    cache.clear()
+    again = api.client.get("/api/v1/leaderboard").json()
+    a_entry = next(e for e in again["entries"] if e["submission_id"] == ids.a)
+    assert (a_entry["score_ci_low"], a_entry["score_ci_high"]) == pytest.approx(
+        (expected.low, expected.high)
+    )
 
 
 def test_compare_view_shows_paired_differences_against_a_reference(

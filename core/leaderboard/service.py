@@ -47,6 +47,7 @@ from core.models import (
     Submission,
     SubmissionKind,
     SubmissionState,
+    SubmissionUncertainty,
     Task,
     TaskUncertainty,
     User,
@@ -241,31 +242,66 @@ class _Joint:
     result_ids: frozenset[int]
     ci_low: float | None
     ci_high: float | None
-    replicates: bytes | None = None
 
 
-def _joints(
-    session: Session, *, task_id: int | None = None, replicates: bool = False
-) -> dict[tuple[int, int], _Joint]:
-    """(submission id, task id) -> its joint bootstrap row, for one task or every task."""
-    columns: list[Any] = [
-        TaskUncertainty.submission_id,
-        TaskUncertainty.task_id,
-        TaskUncertainty.result_ids,
-        TaskUncertainty.ci_low,
-        TaskUncertainty.ci_high,
-    ]
-    if replicates:
-        columns.append(TaskUncertainty.replicates)
-    query = select(*columns)
+def _joints(session: Session, *, task_id: int | None = None) -> dict[tuple[int, int], _Joint]:
+    """(submission id, task id) -> its joint bootstrap row, for one task or every task, of
+    listed submissions (the distributions themselves are not read)."""
+    query = (
+        select(
+            TaskUncertainty.submission_id,
+            TaskUncertainty.task_id,
+            TaskUncertainty.result_ids,
+            TaskUncertainty.ci_low,
+            TaskUncertainty.ci_high,
+        )
+        .join(Submission, Submission.id == TaskUncertainty.submission_id)
+        .where(listed_submission())
+    )
     if task_id is not None:
         query = query.where(TaskUncertainty.task_id == task_id)
     return {
-        (r[0], r[1]): _Joint(
-            frozenset(int(i) for i in r[2] or ()), r[3], r[4], r[5] if replicates else None
+        (r.submission_id, r.task_id): _Joint(
+            frozenset(int(i) for i in r.result_ids or ()), r.ci_low, r.ci_high
         )
         for r in session.execute(query)
     }
+
+
+def _overall_intervals(
+    session: Session,
+) -> dict[int, tuple[dict[str, frozenset[int]], float, float]]:
+    """Listed submissions' stored overall intervals (without the baseline terms), with the
+    task ids and result ids they were computed from."""
+    rows = session.execute(
+        select(
+            SubmissionUncertainty.submission_id,
+            SubmissionUncertainty.tasks,
+            SubmissionUncertainty.ci_low,
+            SubmissionUncertainty.ci_high,
+        )
+        .join(Submission, Submission.id == SubmissionUncertainty.submission_id)
+        .where(listed_submission())
+    )
+    return {
+        r.submission_id: (
+            {str(k): frozenset(int(i) for i in v) for k, v in (r.tasks or {}).items()},
+            r.ci_low,
+            r.ci_high,
+        )
+        for r in rows
+    }
+
+
+def _replicates(session: Session, submission_id: int, task_ids: list[int]) -> list[np.ndarray]:
+    """One submission's stored replicates on these tasks, in this order (missing: left out)."""
+    query = select(TaskUncertainty.task_id, TaskUncertainty.replicates).where(
+        TaskUncertainty.submission_id == submission_id,
+        TaskUncertainty.task_id.in_(task_ids),
+        TaskUncertainty.replicates.is_not(None),
+    )
+    found = dict(session.execute(query).tuples().all())
+    return [unpack_array(data) for t in task_ids if (data := found.get(t)) is not None]
 
 
 def _score_interval(
@@ -702,11 +738,12 @@ def _overall(session: Session, track: Track | None) -> OverallLeaderboard:
     out_of_range: dict[int, list[str]] = defaultdict(list)
     baseline_for: dict[int, list[str]] = defaultdict(list)
     has_baseline: set[int] = set()
-    joints = _joints(session, replicates=True)
-    # per submission, per task: the joint bootstrap (replicates, shift) when it matches
-    task_boot: dict[int, dict[str, tuple[bytes, float, tuple[float, float]] | None]] = defaultdict(
-        dict
-    )
+    joints = _joints(session)
+    # per submission, per task: (task id, result ids, shift, interval) when the joint bootstrap
+    # matches the scored points (shift: the fixed baseline terms, score - mean performance)
+    task_boot: dict[
+        int, dict[str, tuple[int, frozenset[int], float, tuple[float, float]] | None]
+    ] = defaultdict(dict)
     for task in tasks:
         if task.id not in per_task:
             continue
@@ -739,8 +776,8 @@ def _overall(session: Session, track: Track | None) -> OverallLeaderboard:
             mean_perf = _mean([p for _, p in own])
             interval = _score_interval(joint, (r for r, _ in own), scores[sid][name], mean_perf)
             task_boot[sid][name] = (
-                (joint.replicates, scores[sid][name] - mean_perf, interval)
-                if interval is not None and joint is not None and joint.replicates is not None
+                (task.id, joint.result_ids, scores[sid][name] - mean_perf, interval)
+                if interval is not None and joint is not None
                 else None
             )
         for sid in outside:
@@ -758,14 +795,23 @@ def _overall(session: Session, track: Track | None) -> OverallLeaderboard:
         best_perf = {n: sub_best[n] for n in names if n in sub_best}
         scored.append((overall_sort_key(overall), sid, overall, best_perf))
 
+    stored = _overall_intervals(session)
+
     def overall_interval(sid: int, overall: OverallScore) -> tuple[float, float] | None:
-        boots = [task_boot.get(sid, {}).get(name) for name in overall.per_task]
-        if not boots or any(b is None for b in boots):
+        found = [task_boot.get(sid, {}).get(name) for name in overall.per_task]
+        boots = [b for b in found if b is not None]
+        if not boots or len(boots) != len(found):
             return None
-        interval = combine_tasks(
-            [unpack_array(b[0]) for b in boots if b is not None],
-            [b[1] for b in boots if b is not None],
-        )
+        shift = math.fsum(b[2] for b in boots) / len(boots)
+        covered = {str(b[0]): b[1] for b in boots}
+        kept = stored.get(sid)
+        if kept is not None and kept[0] == covered:  # the usual case: no replicates read
+            return (kept[1] + shift, kept[2] + shift)
+        # covered tasks differ from the scored ones (e.g. a task without a baseline)
+        replicates = _replicates(session, sid, [b[0] for b in boots])
+        if len(replicates) != len(boots):
+            return None
+        interval = combine_tasks(replicates, [b[2] for b in boots])
         return (interval.low, interval.high)
 
     scored.sort(key=lambda item: item[0])  # stable: equal keys stay by submission id
@@ -802,7 +848,7 @@ def _overall(session: Session, track: Track | None) -> OverallLeaderboard:
                 score_ci_low=overall_ci[0] if overall_ci else None,
                 score_ci_high=overall_ci[1] if overall_ci else None,
                 task_score_intervals={
-                    n: b[2] for n in overall.per_task if (b := boots.get(n)) is not None
+                    n: b[3] for n in overall.per_task if (b := boots.get(n)) is not None
                 },
             )
         )

@@ -2,7 +2,7 @@
 
 from core.models.board_version import BOARD_VERSION_ID, BoardVersion
 from core.models.login_attempts import LoginAttempt
-from core.models.results import Result, ResultCost, TaskUncertainty
+from core.models.results import Result, ResultCost, SubmissionUncertainty, TaskUncertainty
 from core.models.submissions import (
     CostQueueState,
     FileRole,
@@ -30,6 +30,7 @@ __all__ = [
     "SubmissionFile",
     "SubmissionKind",
     "SubmissionState",
+    "SubmissionUncertainty",
     "SubmissionWeights",
     "Task",
     "TaskExample",

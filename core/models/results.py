@@ -122,3 +122,21 @@ class TaskUncertainty(Base):
     # point name -> {"measure", "layers", "counts", "values"} (core.uncertainty.exit_diagnostics)
     diagnostics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class SubmissionUncertainty(Base):
+    """Per submission, kept in step with its `task_uncertainty` rows: the percentile interval
+    of the mean over its tasks of their joint bootstrap replicates (tasks resampled
+    independently), without the baseline terms. The overall ELUE score's interval is this one
+    shifted by the mean of the tasks' fixed baseline terms, when the board's covered tasks and
+    points are exactly `tasks`; so the overall board never reads the replicates."""
+
+    __tablename__ = "submission_uncertainty"
+
+    submission_id: Mapped[int] = mapped_column(
+        ForeignKey("submissions.id", ondelete="CASCADE"), primary_key=True
+    )
+    tasks: Mapped[dict[str, Any]] = mapped_column(default=dict)  # task id -> result ids
+    ci_low: Mapped[float] = mapped_column(Float)
+    ci_high: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[dt.datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -7,7 +7,8 @@ Create Date: 2026-12-09 09:00:00.000000
 `results.ci_low` / `ci_high`: the 95% bootstrap interval of each point's performance.
 `task_uncertainty`: per submission and task, the joint bootstrap of its points' mean performance
 (interval and distribution, for the task and overall ELUE score intervals) and early-exit
-diagnostics. Existing rows stay without intervals ("—") until `paretoboard recount
+diagnostics. `submission_uncertainty`: per submission, the interval of the mean over its tasks
+of those distributions (the overall score's interval without reading them). Existing rows stay without intervals ("—") until `paretoboard recount
 --uncertainty` computes them from the stored prediction files.
 """
 
@@ -58,9 +59,25 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("submission_id", "task_id", name=op.f("pk_task_uncertainty")),
     )
+    op.create_table(
+        "submission_uncertainty",
+        sa.Column("submission_id", _ID, nullable=False),
+        sa.Column("tasks", sa.JSON(), nullable=False),
+        sa.Column("ci_low", sa.Float(), nullable=False),
+        sa.Column("ci_high", sa.Float(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["submission_id"],
+            ["submissions.id"],
+            name=op.f("fk_submission_uncertainty_submission_id_submissions"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("submission_id", name=op.f("pk_submission_uncertainty")),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("submission_uncertainty")
     op.drop_table("task_uncertainty")
     with op.batch_alter_table("results", schema=None) as batch_op:
         batch_op.drop_column("ci_high")
