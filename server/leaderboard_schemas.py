@@ -75,6 +75,10 @@ class OverallLeaderboardRead(_Read):
     offset: int
     limit: int | None = Field(description="The page size (null: the whole board, CSV only)")
     verified_only: bool = Field(description="Only verified entries (and the baselines)")
+    coverage: Literal["all", "any"] = Field(
+        description="all: only entries covering every task with a baseline (every task on a "
+        "track), ranked among themselves; any: every entry"
+    )
     entries: list[OverallEntryRead]
 
 

@@ -43,6 +43,7 @@ from core.models import Result, Submission, SubmissionKind, SubmissionState, Tas
 from core.ranking.fronts import front_mask
 from core.ranking.score import (
     BaselineCurve,
+    Coverage,
     CurvePoint,
     OverallScore,
     Position,
@@ -458,15 +459,29 @@ def _task_leaderboard(
 
 
 def overall_leaderboard(
-    session: Session, track: Track | None = None, *, verified_only: bool = False
+    session: Session,
+    track: Track | None = None,
+    *,
+    verified_only: bool = False,
+    coverage: Coverage = "any",
 ) -> OverallLeaderboard:
-    """Every listed submission ranked by ELUE score (coverage first), or within a track;
-    `verified_only`: verified entries only (and the baselines), ranked among themselves."""
+    """Every listed submission ranked by ELUE score (higher first, as ELUE ranked), or within a
+    track by average performance; `verified_only`: verified entries only (and the baselines);
+    `coverage` "all" (the pages' and API's default): only entries covering every task
+    (docs/ranking.md), "any": every entry. Filters only remove entries and re-number the ranks: the order is the same."""
+    if coverage == "all":
+        return cache.get(
+            session,
+            ("overall", track, verified_only, "all"),
+            lambda s: _covering_board(
+                overall_leaderboard(s, track, verified_only=verified_only, coverage="any")
+            ),
+        )
     if verified_only:
         return cache.get(
             session,
             ("overall", track, True),
-            lambda s: _verified_board(overall_leaderboard(s, track)),
+            lambda s: _verified_board(overall_leaderboard(s, track, coverage="any")),
         )
     return cache.get(session, ("overall", track), lambda s: _overall(s, track))
 
@@ -474,15 +489,29 @@ def overall_leaderboard(
 def _verified_board(full: OverallLeaderboard) -> OverallLeaderboard:
     """The verified entries (and the baselines) of a board, ranked among themselves: an
     entry's ELUE score does not depend on the others, so only the ranks change (ties kept)."""
-    kept = [e for e in full.entries if e.verified or e.is_baseline]
+    return _kept(full, [e for e in full.entries if e.verified or e.is_baseline])
+
+
+def _covering_board(board: OverallLeaderboard) -> OverallLeaderboard:
+    """The entries of `board` that cover every task: with a baseline (ELUE score), or every
+    task (a track, ranked by average performance over the tasks with a point)."""
+    if board.track is None:
+        kept = [e for e in board.entries if e.tasks_covered == e.tasks_total]
+    else:
+        kept = [e for e in board.entries if len(e.best_performance) == len(board.tasks)]
+    return replace(_kept(board, kept), coverage="all")
+
+
+def _kept(board: OverallLeaderboard, kept: Sequence[OverallEntry]) -> OverallLeaderboard:
+    """`board` with only `kept` (in board order), re-ranked among themselves (ties kept)."""
     ranks = _competition_ranks(kept, lambda e: e.rank)
-    return replace(full, entries=tuple(_ranked(e, r) for e, r in zip(kept, ranks, strict=True)))
+    return replace(board, entries=tuple(_ranked(e, r) for e, r in zip(kept, ranks, strict=True)))
 
 
 def _overall(session: Session, track: Track | None) -> OverallLeaderboard:
     if track is not None:
         # A track is a filter and re-ranking of the overall entries: reuse them (cached).
-        full = overall_leaderboard(session, None)
+        full = overall_leaderboard(session, None, coverage="any")
         return _track_board(full, track)
 
     tasks = _ordered_tasks(session)
@@ -577,7 +606,7 @@ def _overall(session: Session, track: Track | None) -> OverallLeaderboard:
     columns = tuple(_column(t, t.id in has_baseline) for t in tasks)
     names = [c.name for c in columns]
     scored_tasks = [c.name for c in columns if c.has_baseline]
-    scored: list[tuple[tuple[int, float], int, OverallScore, dict[str, float]]] = []
+    scored: list[tuple[tuple[float, int], int, OverallScore, dict[str, float]]] = []
     for sid in subs:
         if sid not in best and sid not in incomplete:
             continue  # listed, but no point with a performance and FLOPs
@@ -638,7 +667,7 @@ def _track_board(full: OverallLeaderboard, track: Track) -> OverallLeaderboard:
         tasks_covered=lambda e: len(e.best_performance),
     )
     ranks = _competition_ranks(
-        ranked, lambda e: (len(e.best_performance), e.average_performance, e.params)
+        ranked, lambda e: (e.average_performance, len(e.best_performance), e.params)
     )
     return OverallLeaderboard(
         tasks=full.tasks,
@@ -646,6 +675,7 @@ def _track_board(full: OverallLeaderboard, track: Track) -> OverallLeaderboard:
         track=track,
         track_limit=track.limit,
         ranked_by="average_performance",
+        coverage=full.coverage,
         entries=tuple(_ranked(e, r) for e, r in zip(ranked, ranks, strict=True)),
     )
 

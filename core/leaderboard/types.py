@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from core.ranking.score import Position
+from core.ranking.score import Coverage, Position
 from core.ranking.tracks import Track
 
 RankedBy = Literal["elue_score", "average_performance"]
@@ -142,3 +142,6 @@ class OverallLeaderboard:
     track_limit: int | None  # inclusive parameter limit of the track
     ranked_by: RankedBy
     entries: tuple[OverallEntry, ...]
+    # "any": every entry; "all": only those covering every task (with a baseline, or every
+    # task on a track), re-ranked among themselves
+    coverage: Coverage = "any"

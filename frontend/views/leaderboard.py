@@ -30,6 +30,7 @@ from core.leaderboard import (
 )
 from core.leaderboard.paging import Derived, search_entries
 from core.models import SubmissionKind, Task
+from core.ranking.score import DEFAULT_COVERAGE, Coverage
 from core.ranking.tracks import Track
 from core.submissions.queries import page_url
 from core.tasks import service as task_service
@@ -157,11 +158,13 @@ class HomeQuery:
     dir: Direction = "asc"
     page: int = 1
     verified: bool = False  # verified entries only (docs/verification.md)
+    coverage: Coverage = DEFAULT_COVERAGE  # "all": entries covering every task; "any": all
 
     def url(self, **changes: Any) -> str:
         values: dict[str, Any] = {
             "track": self.track.value if self.track else None,
             "verified": "1" if self.verified else None,
+            "coverage": None if self.coverage == DEFAULT_COVERAGE else self.coverage,
             "q": self.q,
             "min_params": _bound_text(self.min_params),
             "max_params": _bound_text(self.max_params),
@@ -172,6 +175,8 @@ class HomeQuery:
         values.update(changes)
         if values["page"] == 1:
             values["page"] = None
+        if values.get("coverage") == DEFAULT_COVERAGE:
+            values["coverage"] = None
         if values.get("verified") in (False, "0"):
             values["verified"] = None
         elif values.get("verified") is True:
@@ -265,6 +270,7 @@ class HomeView:
     notes: list[str] = field(default_factory=list)
     verified_only: bool = False
     verified_url: str = "/?verified=1"
+    coverage_links: list[TrackTab] = field(default_factory=list)  # all tasks / any
 
 
 def _entry_value(entry: OverallEntry, sort: str, track: bool) -> Any:
@@ -460,7 +466,9 @@ def _ordered(board: OverallLeaderboard, sort: str, direction: Direction) -> Sequ
 
 
 def home_view(session: Session, query: HomeQuery) -> HomeView:
-    board = overall_leaderboard(session, query.track, verified_only=query.verified)
+    board = overall_leaderboard(
+        session, query.track, verified_only=query.verified, coverage=query.coverage
+    )
     track = board.track is not None
     ordered = _ordered(board, query.sort, query.dir)
     entries = _filtered(board, ordered, query)  # keeps the order
@@ -473,9 +481,10 @@ def home_view(session: Session, query: HomeQuery) -> HomeView:
                 min_params=query.min_params,
                 max_params=query.max_params,
                 verified=query.verified,
+                coverage=query.coverage,
             ).url(),
             board.track is None,
-            "Every entry, ranked by tasks covered, then ELUE score",
+            "Ranked by ELUE score, higher first",
         )
     ] + [
         TrackTab(
@@ -486,6 +495,7 @@ def home_view(session: Session, query: HomeQuery) -> HomeView:
                 min_params=query.min_params,
                 max_params=query.max_params,
                 verified=query.verified,
+                coverage=query.coverage,
             ).url(),
             board.track is t,
             f"Models with at most {t.limit:,} parameters, ranked by average performance",
@@ -521,6 +531,8 @@ def home_view(session: Session, query: HomeQuery) -> HomeView:
     api_query: dict[str, str] = {"track": board.track.value} if board.track else {}
     if query.verified:
         api_query["verified"] = "true"
+    if query.coverage != DEFAULT_COVERAGE:
+        api_query["coverage"] = query.coverage
     notes = []
     if not any(c.has_baseline for c in board.tasks) and board.tasks:
         notes.append("No task has a baseline yet, so no entry has an ELUE score.")
@@ -535,15 +547,27 @@ def home_view(session: Session, query: HomeQuery) -> HomeView:
         cards=_cards(session, board),
         ranked_by=(
             f"Models with at most {board.track_limit:,} parameters, ranked by average performance "
-            "(tasks covered first, then fewer parameters)"
+            "(then fewer parameters)"
             if track and board.track_limit
-            else "Ranked by tasks covered, then overall ELUE score"
+            else "Ranked by overall ELUE score, higher first"
+        )
+        + (
+            (
+                ", among the entries with a point on every task"
+                if track
+                else ", among the entries that cover every task with a baseline"
+            )
+            if query.coverage == "all"
+            else ", every entry (coverage shown alongside)"
         ),
+        coverage_links=_coverage_links(query, track),
         average_label=average_label,
         listed=len(board.entries),
         json_url="/api/v1/leaderboard" + ("?" + urlencode(api_query) if api_query else ""),
         csv_url="/api/v1/leaderboard?" + urlencode({**api_query, "format": "csv"}),
-        reset_url=HomeQuery(track=query.track, verified=query.verified).url(),
+        reset_url=HomeQuery(
+            track=query.track, verified=query.verified, coverage=query.coverage
+        ).url(),
         verified_only=query.verified,
         verified_url=query.url(verified=not query.verified, page=1),
         match_text=(
@@ -555,6 +579,24 @@ def home_view(session: Session, query: HomeQuery) -> HomeView:
         max_text=_bound_text(query.max_params) or "",
         notes=notes,
     )
+
+
+def _coverage_links(query: HomeQuery, track: bool) -> list[TrackTab]:
+    every = "a point on every task" if track else "a score on every task with a baseline"
+    return [
+        TrackTab(
+            "All tasks",
+            query.url(coverage="all", page=1),
+            query.coverage == "all",
+            f"Only entries with {every}: leaving out a weak task cannot raise a rank (default)",
+        ),
+        TrackTab(
+            "Any tasks",
+            query.url(coverage="any", page=1),
+            query.coverage == "any",
+            "Every entry, ranked by the same score over the tasks it covers",
+        ),
+    ]
 
 
 # --- a task page ------------------------------------------------------------------------------
