@@ -509,13 +509,35 @@ def test_quota_counts_only_evaluations_not_failed_by_the_service(
         api.close()
 
 
+UNIQUE = ": names are unique per owner (and so per task), ignoring case and spacing"
+
+
 def test_name_is_unique_per_owner(seeded_api: Api, sent: Sent) -> None:
     alice, bob = seeded_api.user(), seeded_api.user()
     assert submit(seeded_api, alice, files(SST_2=SST2), name="mine").status_code == 202
-    taken = submit(seeded_api, alice, files(SST_2=SST2), name="mine")
+    taken = submit(seeded_api, alice, files(SST_2=SST2), name=" MINE ")
     assert taken.status_code == 422
-    assert details(taken) == [_problem("you already have a submission named 'mine'", column="name")]
+    message = "you already have a submission named 'mine'" + UNIQUE
+    assert details(taken) == [_problem(message, column="name")]
     assert submit(seeded_api, bob, files(SST_2=SST2), name="mine").status_code == 202
+    # Operator entries' names (and the reserved words) are refused to users, whatever the case.
+    reserved = submit(seeded_api, alice, files(SST_2=SST2), name="baseline")
+    assert reserved.status_code == 422
+    assert details(reserved) == [
+        _problem(
+            "'baseline' is reserved for the platform's own entries (the baseline)", column="name"
+        )
+    ]
+    with seeded_api.db() as session:
+        session.add(Submission(owner_id=None, name="Operator Entry"))
+    operator = submit(seeded_api, bob, files(SST_2=SST2), name="operator  entry")
+    assert operator.status_code == 422
+    assert details(operator) == [
+        _problem(
+            "'operator  entry' is the name of an operator entry ('Operator Entry'); choose another",
+            column="name",
+        )
+    ]
 
 
 def test_form_problems(seeded_api: Api, sent: Sent) -> None:
@@ -710,7 +732,9 @@ def test_edit_and_visibility(seeded_api: Api, sent: Sent) -> None:
         f"/api/v1/submissions/{second}", headers=alice.headers, json={"name": "one"}
     )
     assert taken.status_code == 422
-    assert details(taken) == [_problem("you already have a submission named 'one'", column="name")]
+    assert details(taken) == [
+        _problem("you already have a submission named 'one'" + UNIQUE, column="name")
+    ]
     extra = seeded_api.client.patch(url, headers=alice.headers, json={"state": "done"})
     assert extra.status_code == 422
 

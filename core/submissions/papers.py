@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 from core.errors import InvalidInputError, NotFoundError, Problem
 from core.models import Result, Submission, SubmissionKind, SubmissionState
 from core.submissions.files import parse_prediction_name
-from core.submissions.manage import name_taken
+from core.submissions.names import name_conflict
 from core.submissions.schemas import PaperCreate
 from core.submissions.state import set_state
 from core.tasks.service import get_task
@@ -23,8 +23,8 @@ def create_paper_entry(session: Session, *, owner_id: int, entry: PaperCreate) -
     name = normalise_name(entry.name)  # the schema has refused invisible characters
     if not name or len(name) > 200:
         problems.append(Problem("name must be 1 to 200 characters", column="name"))
-    elif name_taken(session, owner_id=owner_id, name=name, exclude=None):
-        problems.append(Problem(f"you already have a submission named {name!r}", column="name"))
+    elif (conflict := name_conflict(session, owner_id=owner_id, name=name)) is not None:
+        problems.append(Problem(conflict, column="name"))
     paper_url = str(entry.paper_url)
     code_url = str(entry.code_url) if entry.code_url is not None else None
     for field, url in (("paper_url", paper_url), ("code_url", code_url)):

@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.errors import InvalidInputError, Problem
@@ -33,6 +32,7 @@ from core.submissions.files import (
     check_model_source,
     resolve_prediction_names,
 )
+from core.submissions.names import name_conflict
 from core.submissions.state import set_state
 from core.submissions.weights import WeightsManifest, check_weights_file
 from core.tasks.names import TaskNames
@@ -125,10 +125,8 @@ def check_submission(
         problems.append(Problem(f"name: {problem}", column="name"))
     elif not name or len(name) > 200:
         problems.append(Problem("name must be 1 to 200 characters", column="name"))
-    elif session.scalar(
-        select(Submission.id).where(Submission.owner_id == owner_id, Submission.name == name)
-    ):
-        problems.append(Problem(f"you already have a submission named {name!r}", column="name"))
+    elif (conflict := name_conflict(session, owner_id=owner_id, name=name)) is not None:
+        problems.append(Problem(conflict, column="name"))
     if (problem := text_problem(draft.description, multiline=True)) is not None:
         problems.append(Problem(f"description: {problem}", column="description"))
     if draft.tokenizer_name and (problem := text_problem(draft.tokenizer_name)) is not None:

@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.db.session import engine_for, transaction
-from core.errors import InvalidInputError, Problem
+from core.errors import ConflictError, InvalidInputError, Problem
 from core.models import SubmissionKind, SubmissionState, Task, User
 from core.settings import Settings
 from core.storage import BlobStore
@@ -163,9 +163,10 @@ def _create(
             job_id = enqueue.assign_job(submission)
             session.commit()
         except IntegrityError as exc:  # a concurrent upload took the same name
-            raise InvalidInputError(
-                "The submission could not be stored; nothing was stored",
-                [Problem("you already have a submission with this name", column="name")],
+            raise ConflictError(
+                "The submission could not be stored, nothing was stored: you already have a "
+                "submission with this name (names are unique per owner, ignoring case and "
+                "spacing)"
             ) from exc
     return submission.id, job_id
 
