@@ -63,6 +63,11 @@ class OverallEntryRead(_Read):
         description="Tasks with a point whose FLOPs count is incomplete (a lower bound: the "
         "count met an operator no rule covers); such points are not scored",
     )
+    baseline_label: str | None = Field(
+        default=None,
+        description="For a baseline, what its numbers are, e.g. 'published performance, "
+        "platform-counted cost' (ELUE's published scores at FLOPs counted here)",
+    )
 
 
 class OverallLeaderboardRead(_Read):
@@ -93,6 +98,11 @@ class LeaderboardBaselineRead(_Read):
     points: list[LeaderboardBaselinePointRead] = Field(description="The curve, by FLOPs ascending")
     min_flops: float
     max_flops: float
+    label: str = Field(
+        default="",
+        description="What the baseline's numbers are, e.g. 'published performance, "
+        "platform-counted cost'",
+    )
 
 
 class LeaderboardPointRead(_Read):

@@ -852,3 +852,37 @@ def test_api_pages_and_plots_take_verified_only(api_board: tuple[Api, Board]) ->
     page = api.client.get("/tasks/SST-2", params={"verified": 1}).text
     assert 'aria-checked="true"' in page
     assert "/api/v1/tasks/SST-2/leaderboard?verified=true" in page
+
+
+def test_baseline_labelled_published_performance_platform_counted_cost(
+    api_board: tuple[Api, Board],
+) -> None:
+    """The seeded baseline's provenance (published scores, FLOPs counted here) is named on the
+    API, the boards, the plot legend and the submission page; the task page says, next to the
+    points cheaper than its cheapest point, how they are compared."""
+    api, board = api_board
+    label = "published performance, platform-counted cost"
+    with api.db() as session:
+        session.execute(
+            update(Result)
+            .where(Result.submission_id == board.baseline.id)
+            .values(metrics={"performance_source": "published", "flops_source": "counted"})
+        )
+    overall = api.client.get("/api/v1/leaderboard").json()
+    base = next(e for e in overall["entries"] if e["is_baseline"])
+    assert base["baseline_label"] == label
+    assert all(e["baseline_label"] is None for e in overall["entries"] if not e["is_baseline"])
+    task = api.client.get("/api/v1/tasks/SST-2/leaderboard").json()
+    assert task["baseline"]["label"] == label
+    assert f"Baseline: {label}" in api.client.get("/").text
+    page = api.client.get("/tasks/SST-2").text
+    assert f"({label})" in page
+    assert f"Baseline: {label}" in page
+    # A is below the range (500 MFLOPs < 1,059): the note names the rule and the point used.
+    assert "cheaper than the cheapest baseline point" in page
+    assert "compared with that point's performance, 84.10 at 1.06 GFLOPs" in page
+    plot = api.client.get("/tasks/SST-2/plot.json").json()
+    assert plot["baseline"]["label"] == label
+    submission = api.client.get(f"/submissions/{board.baseline.id}").text
+    assert "The baseline of SNLI, SST-2: <strong>" + label in submission
+    assert "baseline-label" not in api.client.get(f"/submissions/{board.a.id}").text

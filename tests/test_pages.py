@@ -593,9 +593,15 @@ def test_home_filters_sort_and_pages(seeded_api: Api) -> None:
     by_params = client.get("/?sort=params&dir=desc").text
     assert by_params.index("big model") < by_params.index("small model")
     assert 'aria-sort="descending"' in by_params
-    track = client.get("/?track=55M").text
+    track = client.get("/?track=55M&coverage=any").text
     assert "small model" in track
     assert "big model" not in track
+    # By default a track lists entries with a point on every task (the papers have SST-2 only).
+    assert "small model" not in client.get("/?track=55M").text
+    # The coverage switch: "All tasks" is the default, "Any tasks" keeps the other filters.
+    home = client.get("/?q=model").text
+    assert 'href="/?coverage=any&amp;q=model"' in home
+    assert "among the entries that cover every task with a baseline" in home
     partial = client.get("/?partial=1&q=model")
     assert partial.status_code == 200
     assert "<html" not in partial.text

@@ -140,14 +140,31 @@ class _Curve:
     def position(self, flops: float) -> Position:
         return self.curve.position(flops)
 
-    def baseline(self, submission_id: int, name: str) -> Baseline:
+    def baseline(self, submission_id: int, name: str, label: str) -> Baseline:
         return Baseline(
             submission_id=submission_id,
             submission_name=name,
+            label=label,
             points=tuple(BaselinePoint(p.flops, p.performance) for p in self.curve.points),
             min_flops=self.curve.min_flops,
             max_flops=self.curve.max_flops,
         )
+
+
+PUBLISHED_COUNTED = "published performance, platform-counted cost"
+
+
+def baseline_label(kind: str, metrics: Iterable[dict[str, Any]]) -> str:
+    """What a baseline's numbers are, from its points' provenance (`core.seed.baseline`):
+    ELUE's published scores at FLOPs this platform counted, a measured entry, or a paper's."""
+    sources = [(m.get("performance_source"), m.get("flops_source")) for m in metrics]
+    if sources and all(s == ("published", "counted") for s in sources):
+        return PUBLISHED_COUNTED
+    if kind == SubmissionKind.MEASURED.value:
+        return "measured performance, platform-counted cost"
+    if sources and all(s[0] == "published" for s in sources):
+        return "published performance, published or pending cost"
+    return "self-reported performance and cost"
 
 
 def _no_baseline_note(task: Task) -> str:
@@ -348,7 +365,13 @@ def _task_leaderboard(
     if base_id is not None and base_id in subs:
         curve = _Curve.of((r.flops, r.performance) for r in rows if r.submission_id == base_id)
     baseline = (
-        curve.baseline(base_id, subs[base_id].name)
+        curve.baseline(
+            base_id,
+            subs[base_id].name,
+            baseline_label(
+                subs[base_id].kind, (r.metrics for r in rows if r.submission_id == base_id)
+            ),
+        )
         if curve is not None and base_id is not None
         else None
     )
@@ -603,6 +626,16 @@ def _overall(session: Session, track: Track | None) -> OverallLeaderboard:
         for sid in outside:
             out_of_range[sid].append(name)
 
+    labels: dict[int, str] = {}
+    if baseline_for:  # a few rows: the baselines' points' provenance
+        provenance: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for sid, metrics in session.execute(
+            select(Result.submission_id, Result.metrics).where(
+                Result.submission_id.in_(list(baseline_for)), listed_point()
+            )
+        ):
+            provenance[sid].append(dict(metrics or {}))
+        labels = {sid: baseline_label(subs[sid].kind, provenance[sid]) for sid in baseline_for}
     columns = tuple(_column(t, t.id in has_baseline) for t in tasks)
     names = [c.name for c in columns]
     scored_tasks = [c.name for c in columns if c.has_baseline]
@@ -629,6 +662,7 @@ def _overall(session: Session, track: Track | None) -> OverallLeaderboard:
                 self_reported=sub.kind == SubmissionKind.SELF_REPORTED.value,
                 is_baseline=sid in baseline_for,
                 baseline_for=tuple(baseline_for.get(sid, ())),
+                baseline_label=labels.get(sid),
                 params=sub.model_params,
                 paper_url=sub.paper_url,
                 code_url=sub.code_url,

@@ -46,6 +46,8 @@ class Baseline:
     points: tuple[BaselinePoint, ...]
     min_flops: float
     max_flops: float
+    # what its numbers are, e.g. "published performance, platform-counted cost"
+    label: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +134,8 @@ class OverallEntry:
     average_performance: float | None  # mean of best_performance (the track ranking)
     # tasks whose points all or partly have an incomplete (lower-bound) count: not scored
     incomplete_tasks: tuple[str, ...] = ()
+    # a baseline's numbers, e.g. "published performance, platform-counted cost"; else None
+    baseline_label: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,7 +22,10 @@
     "#17becf", "#bcbd22", "#7f7f7f"];
   var SUB = { id: 0, name: 1, kind: 2, params: 3, score: 4, baseline: 5 };
   var PT = { sub: 0, mflops: 1, perf: 2, params: 3, pos: 4, flopsFront: 5, paramsFront: 6, incomplete: 7, elueMflops: 8, disagrees: 9, verified: 10 };
-  var POSITION = { b: "below the baseline's FLOPs range", a: "above the baseline's FLOPs range" };
+  var POSITION = {
+    b: "cheaper than the cheapest baseline point: compared with that point's performance, held flat (no credit for the saving)",
+    a: "costlier than the costliest baseline point: compared with that point's performance, held flat"
+  };
 
   function esc(text) {
     return String(text).replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
@@ -136,11 +139,12 @@
     if (axis === "flops" && data.baseline) {
       var b = data.baseline;
       out.push({
-        type: "scatter", mode: "lines+markers", name: "baseline: " + esc(b.name),
+        type: "scatter", mode: "lines+markers",
+        name: "baseline: " + esc(b.name) + (b.label ? " (" + esc(b.label) + ")" : ""),
         x: b.points.map(function (p) { return p[0] * 1e6; }),
         y: b.points.map(function (p) { return p[1]; }),
         text: b.points.map(function (p) {
-          return "<b>" + esc(b.name) + "</b> (baseline)<br>FLOPs: " + flopsText(p[0]) +
+          return "<b>" + esc(b.name) + "</b> (baseline" + (b.label ? ": " + esc(b.label) : "") + ")<br>FLOPs: " + flopsText(p[0]) +
             "<br>Performance: " + p[1].toFixed(2);
         }),
         customdata: b.points.map(function () { return b.id; }),

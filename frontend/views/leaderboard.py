@@ -63,6 +63,7 @@ def badges(
     self_reported: bool,
     verified: bool,
     incomplete: Sequence[str] | int = (),
+    baseline_label: str | None = None,
 ) -> list[Badge]:
     out: list[Badge] = []
     if incomplete:
@@ -81,7 +82,15 @@ def badges(
         )
     if is_baseline:
         where = f" of {', '.join(baseline_for)}" if baseline_for else ""
-        out.append(Badge("Baseline", "baseline", f"The baseline curve{where} (ELUE score 0)"))
+        label = f"Baseline: {baseline_label}" if baseline_label else "Baseline"
+        out.append(
+            Badge(
+                label,
+                "baseline",
+                f"The baseline curve{where} (ELUE score 0)"
+                + (f"; {baseline_label}" if baseline_label else ""),
+            )
+        )
     if self_reported:
         out.append(
             Badge("Self-reported", "self-reported", "Numbers typed in from a paper; not measured")
@@ -406,6 +415,7 @@ def _home_row(entry: OverallEntry, board: OverallLeaderboard) -> HomeRow:
             self_reported=entry.self_reported,
             verified=entry.verified,
             incomplete=entry.incomplete_tasks,
+            baseline_label=entry.baseline_label,
         ),
         params=fmt.params(entry.params),
         params_title=fmt.exact(entry.params) if entry.params else "unknown",
@@ -646,6 +656,9 @@ class TaskView:
     baseline_name: str | None
     baseline_url: str | None
     baseline_range: str | None
+    baseline_label: str | None
+    baseline_min: str | None  # the cheapest baseline point: "84.1 at 1.06 GFLOPs"
+    baseline_max: str | None
     note: str | None
     measured: list[TaskRow]
     measured_pager: Pager
@@ -670,12 +683,13 @@ def _task_rows(board: TaskLeaderboard, entries: Sequence[TaskSubmissionEntry]) -
     for entry in entries:
         row = made.get(entry.submission_id)
         if row is None:
-            row = made[entry.submission_id] = _task_row(entry)
+            label = board.baseline.label if board.baseline else None
+            row = made[entry.submission_id] = _task_row(entry, label)
         rows.append(row)
     return rows
 
 
-def _task_row(entry: TaskSubmissionEntry) -> TaskRow:
+def _task_row(entry: TaskSubmissionEntry, baseline_label: str | None = None) -> TaskRow:
     return TaskRow(
         rank=entry.rank,
         name=entry.name,
@@ -685,6 +699,7 @@ def _task_row(entry: TaskSubmissionEntry) -> TaskRow:
             self_reported=entry.kind == SubmissionKind.SELF_REPORTED.value,
             verified=entry.verified,
             incomplete=entry.incomplete_points,
+            baseline_label=baseline_label if entry.is_baseline else None,
         ),
         score=fmt.signed(entry.score),
         points=entry.points,
@@ -751,6 +766,17 @@ def task_view(
         baseline_url=page_url(baseline.submission_id) if baseline else None,
         baseline_range=(
             f"{fmt.flops(baseline.min_flops)} to {fmt.flops(baseline.max_flops)}"
+            if baseline
+            else None
+        ),
+        baseline_label=baseline.label if baseline else None,
+        baseline_min=(
+            f"{fmt.perf(baseline.points[0].performance)} at {fmt.flops(baseline.min_flops)}"
+            if baseline
+            else None
+        ),
+        baseline_max=(
+            f"{fmt.perf(baseline.points[-1].performance)} at {fmt.flops(baseline.max_flops)}"
             if baseline
             else None
         ),
@@ -858,6 +884,7 @@ def _plot(board: TaskLeaderboard, everything: bool) -> PlotData:
             {
                 "name": baseline.submission_name,
                 "id": baseline.submission_id,
+                "label": baseline.label,
                 "points": [
                     [_round(b.flops / 1e6), round(b.performance, 3)] for b in baseline.points
                 ],

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.arrays import unpack_array
+from core.leaderboard.service import baseline_label
 from core.models import (
     Result,
     ResultCost,
@@ -429,6 +430,8 @@ class SubmissionView:
     rerunnable: bool
     baseline_tasks: list[str]  # tasks an admin can make this submission the baseline of
     notes: list[str] = field(default_factory=list)
+    baseline_of: list[str] = field(default_factory=list)  # tasks whose baseline it is
+    baseline_label: str | None = None  # e.g. "published performance, platform-counted cost"
     verification: VerificationView | None = None
     weights: list[WeightsView] = field(default_factory=list)
 
@@ -720,6 +723,32 @@ def submission_view(
                 "these predictions",
             )
         )
+    baseline_of = list(
+        session.scalars(
+            select(Task.name)
+            .where(Task.baseline_submission_id == submission.id)
+            .order_by(Task.name)
+        )
+    )
+    label = None
+    if baseline_of:
+        label = baseline_label(
+            submission.kind.value,
+            (
+                dict(m or {})
+                for m in session.scalars(
+                    select(Result.metrics).where(Result.submission_id == submission.id)
+                )
+            ),
+        )
+        badge_list.insert(
+            0,
+            Badge(
+                f"Baseline: {label}",
+                "baseline",
+                f"The baseline curve of {', '.join(baseline_of)} (ELUE score 0)",
+            ),
+        )
     if submission.visibility is Visibility.PRIVATE:
         badge_list.append(Badge("Private", "private", "Only you and administrators see it"))
     if submission.hidden:
@@ -786,6 +815,8 @@ def submission_view(
         baseline_tasks=_baseline_candidates(session, submission) if admin else [],
         notes=notes,
         verification=_verification_view(read),
+        baseline_of=baseline_of,
+        baseline_label=label,
     )
 
 
