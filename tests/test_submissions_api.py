@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import Engine, event, select, update
 
 from core.arrays import pack_array
 from core.db.session import make_engine, transaction
@@ -923,6 +923,54 @@ def test_task_inputs_download(seeded_api: Api) -> None:
     assert all(len(line.split("\t")) == 3 for line in lines)
     assert [line.split("\t")[0] for line in lines[1:4]] == ["0", "1", "2"]
     assert seeded_api.client.get("/api/v1/tasks/QNLI/inputs").status_code == 404
+
+
+def test_every_imported_split_downloads_and_no_download_reaches_test_gold(
+    seeded_api: Api, elue_dir: Path
+) -> None:
+    """Every split the operator imported is offered on the API and the task page: dev with its
+    labels, test as inputs only; no request of these reads `task_gold` (where test gold is)."""
+    gold_reads: list[str] = []
+
+    def watch(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "task_gold" in statement.lower():
+            gold_reads.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", watch)
+    try:
+        tasks = seeded_api.client.get("/api/v1/tasks").json()
+        assert tasks
+        for task in tasks:
+            splits = {s["split"]: s for s in task["splits"]}
+            assert set(splits) == {"test", "dev"}, task["name"]
+            assert splits["test"]["labelled"] is False
+            assert splits["dev"]["labelled"] is True
+            assert splits["test"]["size"] == task["test_size"]
+            columns = ["index", *task["text_columns"]]
+            for split in splits.values():
+                got = seeded_api.client.get(split["url"])
+                assert got.status_code == 200, got.text
+                lines = got.text.splitlines()
+                header = columns + (["label"] if split["split"] == "dev" else [])
+                assert lines[0].split("\t") == header
+                assert len(lines) == split["size"] + 1
+                assert all(len(line.split("\t")) == len(header) for line in lines)
+            page = seeded_api.client.get(f"/tasks/{task['name']}").text
+            assert f'href="/api/v1/tasks/{task["name"]}/data/dev"' in page
+            assert "inputs only (gold labels stay on the server)" in page
+        for missing in ("train", "gold", "test_full", "TEST"):
+            refused = seeded_api.client.get(f"/api/v1/tasks/SST-2/data/{missing}")
+            assert refused.status_code == 404
+            assert "(imported: test, dev)" in refused.json()["error"]["message"]
+    finally:
+        event.remove(Engine, "before_cursor_execute", watch)
+    assert gold_reads == []
+    # The dev file is the imported one: its labels in order.
+    dev = seeded_api.client.get("/api/v1/tasks/SST-2/data/dev").text.splitlines()
+    source = (elue_dir / "SST-2" / "dev.tsv").read_text(encoding="utf-8-sig").splitlines()
+    assert [line.split("\t")[-1] for line in dev[1:6]] == [
+        line.split("\t")[-1] for line in source[1:6]
+    ]
 
 
 def test_zip_upload_is_accepted(seeded_api: Api, sent: Sent) -> None:

@@ -639,6 +639,14 @@ class FrontRow:
     performance: str
 
 
+@dataclass(frozen=True, slots=True)
+class SplitLink:
+    split: str
+    url: str
+    filename: str
+    text: str  # "1,821 examples, inputs only (gold labels stay on the server)"
+
+
 @dataclass
 class TaskView:
     name: str
@@ -672,6 +680,7 @@ class TaskView:
     points_total: int
     verified_only: bool = False
     verified_url: str = ""
+    splits: list[SplitLink] = field(default_factory=list)  # every imported split, to download
 
 
 def _task_rows(board: TaskLeaderboard, entries: Sequence[TaskSubmissionEntry]) -> list[TaskRow]:
@@ -802,6 +811,22 @@ def task_view(
         plot_shown=plot.shown,
         plot_total=plot.total,
         points_total=len(board.points),
+        splits=[
+            SplitLink(
+                split=sp.split,
+                url=f"/api/v1/tasks/{task.name}/data/{sp.split}",
+                filename=f"{task.name}.{sp.split}.tsv",
+                text=f"{fmt.exact(sp.size)} examples, "
+                + (
+                    "inputs only (gold labels stay on the server)"
+                    if sp.split == "test"
+                    else "with labels"
+                    if sp.labelled
+                    else "inputs (imported without labels)"
+                ),
+            )
+            for sp in task_service.imported_splits(session, task)
+        ],
     )
 
 
