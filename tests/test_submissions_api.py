@@ -6,7 +6,9 @@ sent (a worker must find it); the real broker and worker run in test_submissions
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import re
 import zipfile
 from collections.abc import Iterator
@@ -910,6 +912,51 @@ def test_self_reported_paper(seeded_api: Api, sent: Sent) -> None:
         headers=seeded_api.user(admin=True).headers,
     )
     assert rerun.status_code == 409
+
+
+def test_per_point_parameters_of_a_paper_entry(seeded_api: Api) -> None:
+    """A paper's points may each give their parameter count (an early exit after 3 layers has
+    fewer than the whole model); they show per point on the API, the CSV and the pages."""
+    alice = seeded_api.user()
+    entry = {
+        "name": "exits",
+        "paper_url": "https://example.org/paper",
+        "params": 109_000_000,
+        "points": [
+            {
+                "task": "SST-2",
+                "point": "exit3",
+                "performance": 84.1,
+                "flops": 1.0e9,
+                "params": 31_000_000,
+            },
+            {"task": "SST-2", "point": "exit12", "performance": 88.6, "flops": 4.0e9},
+        ],
+    }
+    made = seeded_api.client.post("/api/v1/papers", headers=alice.headers, json=entry)
+    assert made.status_code == 201, made.text
+    [task] = seeded_api.client.get(made.json()["api_url"]).json()["results"]
+    assert [(p["point"], p["params"]) for p in task["points"]] == [
+        ("exit3", 31_000_000),
+        ("exit12", 109_000_000),  # the entry's count where the point gives none
+    ]
+    board = seeded_api.client.get("/api/v1/tasks/SST-2/leaderboard").json()
+    assert sorted((p["point"], p["params"]) for p in board["points"]) == [
+        ("exit12", 109_000_000),
+        ("exit3", 31_000_000),
+    ]
+    csv_text = seeded_api.client.get("/api/v1/tasks/SST-2/leaderboard?format=csv").text
+    rows = {r["point"]: r["params"] for r in csv.DictReader(io.StringIO(csv_text))}
+    assert rows == {"exit3": "31000000", "exit12": "109000000"}
+    page = seeded_api.client.get(f"/submissions/{made.json()['id']}").text
+    assert "31,000,000 parameters" in page
+    bad = seeded_api.client.post(
+        "/api/v1/papers",
+        headers=alice.headers,
+        json={**entry, "name": "bad", "points": [{**entry["points"][0], "params": 0}]},
+    )
+    assert bad.status_code == 422
+    assert details(bad)[0]["column"] == "body.points.0.params"
 
 
 def test_task_inputs_download(seeded_api: Api) -> None:

@@ -83,7 +83,8 @@ def create_paper_entry(session: Session, *, owner_id: int, entry: PaperCreate) -
                 cost_status=SELF_REPORTED,
                 flops_mean=p.flops,
                 macs_mean=p.flops / 2,
-                params=entry.params,
+                # the point's own count (an early exit uses fewer layers), else the entry's
+                params=p.params if p.params is not None else entry.params,
             )
         )
     session.flush()

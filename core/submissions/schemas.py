@@ -274,6 +274,8 @@ class PaperPoint(BaseModel):
     performance: FiniteFloat = Field(ge=-100, le=100)  # the task's headline metric x100
     flops: FiniteFloat = Field(gt=0)  # per sample
     metrics: dict[SafeText, FiniteFloat] | None = None
+    # This point's parameter count (e.g. an early exit's layers); default: the entry's `params`
+    params: int | None = Field(None, gt=0, le=10**13)
 
 
 class PaperCreate(BaseModel):
