@@ -232,6 +232,9 @@ def test_validate_stores_nothing_and_uses_no_quota(
             # no pre-flight worker runs here (tests/test_verified_e2e.py starts one)
             "model_check": "not run: no pre-flight worker answered (the model is captured when "
             "the submission is counted)",
+            "quota": [
+                {"task": "SST-2", "used": 0, "limit": 1, "remaining": 1, "next_slot_at": None}
+            ],
         }
         assert snapshot(api) == before
         assert sent.jobs == []
@@ -250,6 +253,14 @@ def test_validate_stores_nothing_and_uses_no_quota(
             }
         ]
         assert submit(api, alice, files(SST_2=SST2)).status_code == 202  # quota untouched
+        # The check reports what is left (none now) and still answers: it uses no quota.
+        again = api.client.post(
+            "/api/v1/submissions/validate", headers=alice.headers, files=files(SST_2=SST2)
+        )
+        assert again.status_code == 200, again.text
+        [quota] = again.json()["quota"]
+        assert (quota["task"], quota["used"], quota["remaining"]) == ("SST-2", 1, 0)
+        assert quota["next_slot_at"] is not None
     finally:
         api.close()
 

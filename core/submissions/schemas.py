@@ -41,6 +41,16 @@ class WeightsSummary(BaseModel):
     elements: int  # over every tensor
 
 
+class QuotaRead(BaseModel):
+    task: str
+    used: int = Field(description="Evaluations counted on this task in the last 24 hours")
+    limit: int
+    remaining: int = Field(description="Submissions naming this task still allowed now")
+    next_slot_at: dt.datetime | None = Field(
+        None, description="When the oldest counted evaluation leaves the 24-hour window"
+    )
+
+
 class ValidationSummary(BaseModel):
     valid: bool
     model: str | None
@@ -51,6 +61,8 @@ class ValidationSummary(BaseModel):
     weights: WeightsSummary | None = None
     # The model run in a pre-flight worker's sandbox (captured, weights matched), or why not
     model_check: str | None = None
+    # What is left of the daily quota on each task named (the check itself uses none)
+    quota: list[QuotaRead] = Field(default_factory=list)
 
 
 class OwnerRead(BaseModel):

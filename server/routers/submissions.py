@@ -27,10 +27,11 @@ from core.submissions.access import (
 )
 from core.submissions.blobs import blob_lock, collect_blobs
 from core.submissions.files import resolve_prediction_names
-from core.submissions.quota import check_quota
+from core.submissions.quota import check_quota, remaining_quota
 from core.submissions.schemas import (
     CostsRead,
     FileSummary,
+    QuotaRead,
     RerunReport,
     SubmissionCreated,
     SubmissionPage,
@@ -240,6 +241,21 @@ async def validate_submission(
     async with staged_upload(request, settings) as staged:
         checked = await run_in_threadpool(_check, session, settings, user, staged, dry_run=True)
         summary = _summary(staged, checked)
+        summary.quota = [
+            QuotaRead(
+                task=q.task,
+                used=q.used,
+                limit=q.limit,
+                remaining=q.remaining,
+                next_slot_at=q.next_slot_at,
+            )
+            for q in remaining_quota(
+                session,
+                owner_id=user.id,
+                tasks=_tasks_named(session, staged),
+                limit=settings.limits.submissions_per_task_per_day,
+            )
+        ]
         if staged.model is not None:
             answer = await run_in_threadpool(
                 _refuse_on_preflight, settings, staged, checked, check_only=True
