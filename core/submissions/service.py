@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from sqlalchemy.orm import Session
 
 from core.errors import InvalidInputError, Problem
@@ -19,6 +20,7 @@ from core.models import (
     Visibility,
 )
 from core.predictions import (
+    ModuleCall,
     PredictionFormat,
     parse_exit_layer_file,
     parse_prediction_file,
@@ -70,6 +72,10 @@ class CheckedPrediction:
     point: str
     rows: int
     format: PredictionFormat  # the parsed arrays are dropped: only what the summary needs is kept
+    # the distinct module paths (or exit layers) the file names, each with its first row, at
+    # most MAX_PREFLIGHT_PATHS: the pre-flight check matches them against the captured graph
+    paths: tuple[tuple[int, tuple[ModuleCall, ...]], ...] = ()
+    exit_layers: tuple[tuple[int, int], ...] = ()  # (first row, exit layer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +89,19 @@ class CheckedSubmission:
     predictions: list[CheckedPrediction] = field(default_factory=list)
     tokenizer_name: str | None = None
     weights: CheckedWeights | None = None
+
+
+MAX_PREFLIGHT_PATHS = 64  # distinct paths per file the pre-flight check matches
+
+
+def _distinct_exits(layers: Sequence[int] | np.ndarray) -> tuple[tuple[int, int], ...]:
+    """(first row, exit layer) of each distinct exit layer, at most MAX_PREFLIGHT_PATHS."""
+    seen: dict[int, int] = {}
+    for row, layer in enumerate(layers):
+        if len(seen) >= MAX_PREFLIGHT_PATHS:
+            break
+        seen.setdefault(int(layer), row)
+    return tuple((row, layer) for layer, row in seen.items())
 
 
 def _size_problem(upload: UploadedFile, limit: int, what: str) -> Problem | None:
@@ -387,6 +406,7 @@ def _check_predictions(
                 continue
             joined = upload.path.with_name(upload.path.name + ".with-exit-layers.tsv")
             write_with_exit_layers(parsed, layers, manifest, joined)
+            exit_rows = _distinct_exits(layers)
             upload = UploadedFile(f"{name.display} + {exit_name.display}", joined)
             fmt = PredictionFormat.EXIT_LAYER
         elif parsed is None:
@@ -394,6 +414,23 @@ def _check_predictions(
         else:
             upload = UploadedFile(name.display, upload.path)
             fmt = parsed.format
+            exit_rows = (
+                _distinct_exits(parsed.exit_layers) if parsed.exit_layers is not None else ()
+            )
+        paths: dict[tuple[ModuleCall, ...], int] = {}
+        for row, path in enumerate(parsed.modules or ()):
+            if len(paths) >= MAX_PREFLIGHT_PATHS:
+                break
+            paths.setdefault(path, row)
         checked.predictions.append(
-            CheckedPrediction(upload, task.id, task.name, name.point, parsed.n, fmt)
+            CheckedPrediction(
+                upload,
+                task.id,
+                task.name,
+                name.point,
+                parsed.n,
+                fmt,
+                paths=tuple((row, path) for path, row in paths.items()),
+                exit_layers=exit_rows,
+            )
         )
