@@ -110,6 +110,11 @@ def _preflight_worker_alive(settings: Settings) -> bool:
     return False
 
 
+def preflight_available(settings: Settings) -> bool:
+    """Whether a pre-flight check would be sent now (enabled, and a worker is alive)."""
+    return settings.limits.preflight_wait_seconds > 0 and _preflight_worker_alive(settings)
+
+
 def preflight(
     settings: Settings,
     model: bytes,

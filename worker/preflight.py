@@ -115,11 +115,9 @@ def run_preflight(request: PreflightRequest, settings: Settings, *, device: str)
         "model": "/job/model.py",
         "threads": lim.sandbox_threads,
         "max_length": lim.max_tokens,
-        "lengths": sorted(
-            set(PREFLIGHT_LENGTHS)
-            | {len(s.ids) for s in request.samples}
-            | {n for n in _declared_lengths(request) if n > 0}
-        ),
+        # the real samples run eagerly after the capture (capture.py); exporting at their
+        # lengths too would cost one export per length for a model that branches on it
+        "lengths": PREFLIGHT_LENGTHS,
         "seconds": max(1.0, lim.preflight_seconds - 5.0),
         "samples": [s.model_dump() for s in request.samples],
     }

@@ -184,8 +184,10 @@ def _refuse_on_preflight(
             name: (list(shape), dtype)
             for name, (shape, dtype) in checked.weights.manifest.tensors.items()
         }
-    samples = _preflight_samples(session, settings, staged, checked) if check_only else []
-    paths = _preflight_paths(checked) if check_only else []
+    # A check sends real samples and the files' paths, when a worker is there to run them
+    full = check_only and enqueue.preflight_available(settings)
+    samples = _preflight_samples(session, settings, staged, checked) if full else []
+    paths = _preflight_paths(checked) if full else []
     answer = enqueue.preflight(
         settings, staged.model.path.read_bytes(), weights, samples=samples, paths=paths
     )
