@@ -57,6 +57,10 @@ class FileRole(enum.StrEnum):
     # (its tensor listing: `submission_weights`)
 
 
+def _name_key_default(context: Any) -> str:
+    return name_key(str(context.get_current_parameters()["name"]))
+
+
 class Submission(Base):
     __tablename__ = "submissions"
     __table_args__ = (
@@ -84,7 +88,8 @@ class Submission(Base):
         ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
     name: Mapped[str] = mapped_column(String(200))
-    name_key: Mapped[str] = mapped_column(String(600))  # core.text.name_key(name), set with it
+    # core.text.name_key(name): set with the name (ORM objects), or from it (bulk inserts)
+    name_key: Mapped[str] = mapped_column(String(600), default=_name_key_default)
     description: Mapped[str] = mapped_column(Text, default="")
     paper_url: Mapped[str | None] = mapped_column(String(500))
     code_url: Mapped[str | None] = mapped_column(String(500))
