@@ -20,8 +20,6 @@ RESERVED_NAMES: frozenset[str] = frozenset(
     name_key(n)
     for n in (
         "ElasticBERT-base (published)",
-        "ElasticBERT-base",
-        "ElasticBERT",
         "baseline",
         "ELUE baseline",
         "paretoboard",

@@ -31,8 +31,6 @@ depends_on: str | Sequence[str] | None = None
 
 _RESERVED = (
     "ElasticBERT-base (published)",
-    "ElasticBERT-base",
-    "ElasticBERT",
     "baseline",
     "ELUE baseline",
     "paretoboard",
