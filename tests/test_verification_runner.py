@@ -331,6 +331,28 @@ def test_preflight_runs_real_samples_and_matches_every_module_path() -> None:
 
 
 @pytest.mark.slow
+def test_preflight_stops_a_hanging_import_at_its_own_short_limit() -> None:
+    """A model file whose import never returns is stopped by `limits.preflight_seconds`, not by
+    the cost job's limit, and the answer says it was the pre-flight limit."""
+    import base64
+
+    from core.settings import LimitsSettings
+    from worker.preflight import PreflightRequest, PreflightSample, run_preflight
+
+    settings = Settings(limits=LimitsSettings(preflight_seconds=6))
+    assert settings.limits.preflight_seconds < settings.limits.sandbox_wall_seconds
+    request = PreflightRequest(
+        model_b64=base64.b64encode((MODELS / "attack_sleep_forever.py").read_bytes()).decode(),
+        weights={},
+        samples=[PreflightSample(task="SST-2", index=0, ids=[1, 2, 3])],
+    )
+    result = run_preflight(request, settings, device="cpu")
+    assert (result.captured, result.stopped, result.ok) == (False, True, False)
+    assert result.error is not None
+    assert result.error.startswith("The pre-flight check was stopped")
+
+
+@pytest.mark.slow
 def test_exit_policy_in_the_graph_is_derived_and_compared(tmp_path: Path) -> None:
     """A model that returns its own exit decision: the runner derives each sample's exit, and a
     file that declares cheaper exits than the policy takes is caught even though its
