@@ -517,6 +517,9 @@ def test_submit_form_without_javascript(seeded_api: Api) -> None:
     ok = client.post("/submit/check", content=body, headers=headers)
     assert ok.status_code == 200, ok.text[:2000]
     assert "Every check passed" in ok.text
+    assert "Quota SST-2: " in ok.text
+    assert "submissions left in 24 hours (this check used none)" in ok.text
+    assert 'id="model-check"' in ok.text  # no pre-flight worker here: says it did not run
     body, headers = browser_multipart(
         {"name": "no js", "visibility": "private", "csrf_token": csrf}, good
     )
