@@ -55,6 +55,13 @@ def normalise_name(value: str) -> str:
     return unicodedata.normalize("NFKC", value).strip()
 
 
+def name_key(value: str) -> str:
+    """The key names are unique under (per owner; operator entries among themselves): the
+    normalised name, case-folded, runs of white space made one space. "BERT  Small" and
+    "bert small" are the same name."""
+    return " ".join(normalise_name(value).casefold().split())
+
+
 def name_problem(value: str) -> str | None:
     """Why a (normalised) name cannot be accepted, or None."""
     for position, char in enumerate(value, start=1):

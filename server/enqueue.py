@@ -110,10 +110,22 @@ def _preflight_worker_alive(settings: Settings) -> bool:
     return False
 
 
+def preflight_available(settings: Settings) -> bool:
+    """Whether a pre-flight check would be sent now (enabled, and a worker is alive)."""
+    return settings.limits.preflight_wait_seconds > 0 and _preflight_worker_alive(settings)
+
+
 def preflight(
-    settings: Settings, model: bytes, weights: dict[str, dict[str, tuple[list[int], str]]]
+    settings: Settings,
+    model: bytes,
+    weights: dict[str, dict[str, tuple[list[int], str]]],
+    *,
+    samples: list[dict[str, Any]] | None = None,
+    paths: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any] | None:
-    """Ask a pre-flight worker to capture `model` and match `weights`; None if none answered.
+    """Ask a pre-flight worker to capture `model`, match `weights`, run the model on
+    `samples` (real test inputs) and match `paths` (the files' module paths); None if none
+    answered.
 
     Blocks up to `limits.preflight_wait_seconds` (call it from a thread, never holding a lock).
     """
@@ -122,7 +134,12 @@ def preflight(
     wait = settings.limits.preflight_wait_seconds
     if wait <= 0 or not _preflight_worker_alive(settings):
         return None
-    request = {"model_b64": base64.b64encode(model).decode("ascii"), "weights": weights}
+    request = {
+        "model_b64": base64.b64encode(model).decode("ascii"),
+        "weights": weights,
+        "samples": samples or [],
+        "paths": paths or [],
+    }
     try:
         pending = celery_for(settings).send_task(
             PREFLIGHT_TASK,

@@ -80,6 +80,11 @@ class OverallEntryRead(_Read):
         description="Per covered task with an interval: the 95% bootstrap interval [low, high] "
         "of its task score",
     )
+    baseline_label: str | None = Field(
+        default=None,
+        description="For a baseline, what its numbers are, e.g. 'published performance, "
+        "platform-counted cost' (ELUE's published scores at FLOPs counted here)",
+    )
 
 
 class OverallLeaderboardRead(_Read):
@@ -97,6 +102,10 @@ class OverallLeaderboardRead(_Read):
         description="Entries with self-reported costs ranked with the measured ones (by "
         "default they are kept apart: only the baselines among them are listed)",
     )
+    coverage: Literal["all", "any"] = Field(
+        description="all: only entries covering every task with a baseline (every task on a "
+        "track), ranked among themselves; any: every entry"
+    )
     entries: list[OverallEntryRead]
 
 
@@ -111,6 +120,11 @@ class LeaderboardBaselineRead(_Read):
     points: list[LeaderboardBaselinePointRead] = Field(description="The curve, by FLOPs ascending")
     min_flops: float
     max_flops: float
+    label: str = Field(
+        default="",
+        description="What the baseline's numbers are, e.g. 'published performance, "
+        "platform-counted cost'",
+    )
 
 
 class LeaderboardPointRead(_Read):

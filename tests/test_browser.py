@@ -372,7 +372,9 @@ def test_the_site_in_a_browser(site: Site, chromium: Any, tmp_path: Path) -> Non
     assert page.evaluate(
         "document.getElementById('plot-flops').data.some(t => t.name.startsWith('baseline'))"
     )
-    # The entry's point, in page pixels (log x axis), hovered then clicked.
+    # The entry's point, in page pixels (log x axis), hovered then clicked (the plot scrolled
+    # into the viewport first: the mouse only reaches what is on screen).
+    page.locator("#plot-flops").scroll_into_view_if_needed()
     x, y = page.evaluate(
         """(sid) => {
             const gd = document.getElementById('plot-flops');

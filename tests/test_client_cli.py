@@ -139,6 +139,9 @@ def test_check_shows_line_level_problems(server: Server, tmp_path: Path) -> None
     )
     assert ok.returncode == 0, ok.stderr
     assert "SST-2.tsv: SST-2, 2,210 rows (simple)" in ok.stdout
+    assert "quota SST-2: " in ok.stdout
+    assert " left in 24 hours (0 used)" in ok.stdout
+    assert "(a check stores nothing and uses no quota)" in ok.stdout
 
 
 @pytest.mark.slow  # 10-30 s; the default run keeps the suite under 15 min

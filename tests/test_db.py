@@ -11,7 +11,7 @@ from alembic.migration import MigrationContext
 from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
-from sqlalchemy import inspect, select
+from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -137,3 +137,70 @@ def test_unpack_refuses_pickles() -> None:
     np.save(buf, np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(ValueError, match="pickle"):
         unpack_array(zlib.compress(buf.getvalue()))
+
+
+def test_submission_names_unique_up_to_case_and_operator_names_unique(session: Session) -> None:
+    alice = _user(session)
+    session.add(Submission(owner_id=alice.id, name="Tiny  BERT"))
+    session.flush()
+    nested = session.begin_nested()
+    session.add(Submission(owner_id=alice.id, name="tiny bert"))
+    with pytest.raises(IntegrityError):
+        session.flush()
+    nested.rollback()
+    session.add_all(
+        [Submission(owner_id=None, name="Op"), Submission(owner_id=alice.id, name="op")]
+    )
+    session.flush()  # a user's row is not held to the operator's index
+    session.add(Submission(owner_id=None, name="OP"))
+    with pytest.raises(IntegrityError):
+        session.flush()
+
+
+def test_migration_0016_renames_existing_duplicates_and_reserved_names(fresh_url: str) -> None:
+    """Rows that break the new rule are renamed (" #<id>"), the oldest keeping its name."""
+    migrate.upgrade(fresh_url)
+    engine = make_engine(fresh_url)
+    with Session(engine) as s, s.begin():
+        alice = _user(s)
+        first = Submission(owner_id=alice.id, name="DAN")
+        s.add_all([first, Submission(owner_id=None, name="ElasticBERT-base (published)")])
+        s.flush()
+        alice_id, template = alice.id, first.id
+    migrate.downgrade(fresh_url, "0007")
+    with engine.begin() as conn:
+        columns = [
+            c["name"]
+            for c in inspect(conn).get_columns("submissions")
+            if c["name"] not in ("id", "name", "owner_id")
+        ]
+        listed = ", ".join(columns)
+        copy = text(
+            f"INSERT INTO submissions (name, owner_id, {listed}) "
+            f"SELECT :name, :owner, {listed} FROM submissions WHERE id = :id"
+        )
+        for name, owner in [
+            ("dan", alice_id),  # the same name as "DAN" up to case
+            ("D A N", alice_id),  # a different name
+            ("elasticbert-base (published)", alice_id),  # an operator entry's name
+            ("Baseline", alice_id),  # reserved
+            ("Shared", alice_id),  # the name of an operator entry (below): the operator's wins
+            ("shared", None),
+        ]:
+            conn.execute(copy, {"name": name, "owner": owner, "id": template})
+    migrate.upgrade(fresh_url)
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT id, owner_id, name FROM submissions ORDER BY id")).all()
+    engine.dispose()
+    names = [(owner, name) for _, owner, name in rows]
+    ids = [sid for sid, _, _ in rows]
+    assert names == [
+        (alice_id, "DAN"),
+        (None, "ElasticBERT-base (published)"),
+        (alice_id, f"dan #{ids[2]}"),
+        (alice_id, "D A N"),
+        (alice_id, f"elasticbert-base (published) #{ids[4]}"),
+        (alice_id, f"Baseline #{ids[5]}"),
+        (alice_id, f"Shared #{ids[6]}"),
+        (None, "shared"),
+    ]

@@ -255,23 +255,33 @@ def test_overall_scores_coverage_and_order(session: Session, board: Board) -> No
     assert base.self_reported
     assert base.baseline_for == ("SST-2", "SNLI")
     assert base.score == pytest.approx(0.0, abs=1e-12)
+    # By score, as ELUE ranked (B's 1.9 is over one task: coverage 1/2 is shown beside it).
     assert [(e.name, e.rank) for e in lb.entries] == [
+        ("B", 1),
+        ("A", 2),
+        ("ElasticBERT-base", 3),
+        ("C", 3),
+        ("Solo", 5),
+    ]
+    assert lb.coverage == "any"
+    # The default view of the pages and API: entries covering every task with a baseline.
+    full = overall_leaderboard(session, coverage="all")
+    assert full.coverage == "all"
+    assert [(e.name, e.rank) for e in full.entries] == [
         ("A", 1),
         ("ElasticBERT-base", 2),
         ("C", 2),
-        ("B", 4),
-        ("Solo", 5),
     ]
 
 
 @pytest.mark.parametrize(
     ("track", "expected"),
     [
-        # Coverage first (tasks with a point), then average performance, then fewer params.
-        (Track.M40, ["A", "C", "Solo"]),
-        (Track.M55, ["A", "C", "Solo"]),
-        (Track.M70, ["A", "C", "B", "Solo"]),
-        (Track.M110, ["A", "C", "ElasticBERT-base", "B", "Solo"]),
+        # Average performance (Solo: 95 on its one task), then tasks, then fewer params.
+        (Track.M40, ["Solo", "A", "C"]),
+        (Track.M55, ["Solo", "A", "C"]),
+        (Track.M70, ["Solo", "A", "C", "B"]),
+        (Track.M110, ["Solo", "A", "C", "ElasticBERT-base", "B"]),
     ],
 )
 def test_tracks_filter_and_order(
@@ -282,6 +292,8 @@ def test_tracks_filter_and_order(
     assert [e.name for e in lb.entries] == expected
     assert [e.rank for e in lb.entries] == list(range(1, len(expected) + 1))
     assert all(e.params is not None and e.params <= track.limit for e in lb.entries)
+    # With a point on every task (SST-2, SNLI, STS-B): nobody in this scenario.
+    assert overall_leaderboard(session, track, coverage="all").entries == ()
 
 
 def test_entry_without_params_is_in_no_track(session: Session, board: Board) -> None:
@@ -310,7 +322,9 @@ def test_baseline_that_is_not_listed_gives_no_scores(session: Session, board: Bo
     assert all(e.tasks_total == 0 and e.score is None for e in overall.entries)
 
 
-def test_more_covered_tasks_rank_first_even_with_a_lower_average(session: Session) -> None:
+def test_a_partial_entry_is_ranked_by_its_score_and_left_out_of_the_all_tasks_view(
+    session: Session,
+) -> None:
     sst2, snli = make_task(session, "SST-2"), make_task(session, "SNLI")
     base = make_entry(session, "base", {sst2: [(1000, 80.0)], snli: [(1000, 80.0)]})
     both = make_entry(session, "both", {sst2: [(1000, 80.5)], snli: [(1000, 80.5)]})
@@ -318,8 +332,10 @@ def test_more_covered_tasks_rank_first_even_with_a_lower_average(session: Sessio
     for name in ("SST-2", "SNLI"):
         set_task_baseline(session, task_name=name, submission_id=base.id)
     entries = overall_leaderboard(session).entries
-    assert [e.submission_id for e in entries] == [both.id, base.id, one.id]
-    assert [e.score for e in entries] == [pytest.approx(0.5), pytest.approx(0.0), 15.0]
+    assert [e.submission_id for e in entries] == [one.id, both.id, base.id]
+    assert [e.score for e in entries] == [15.0, pytest.approx(0.5), pytest.approx(0.0)]
+    complete = overall_leaderboard(session, coverage="all").entries
+    assert [(e.submission_id, e.rank) for e in complete] == [(both.id, 1), (base.id, 2)]
 
 
 # --- baseline designation ---------------------------------------------------------------------
@@ -522,14 +538,18 @@ def api_board(api: Api) -> tuple[Api, Board]:
 
 def test_api_overall_json_and_csv(api_board: tuple[Api, Board]) -> None:
     api, _board = api_board
-    response = api.client.get("/api/v1/leaderboard")
+    default = api.client.get("/api/v1/leaderboard").json()
+    assert default["coverage"] == "all"
+    assert [e["name"] for e in default["entries"]] == ["A", "ElasticBERT-base", "C"]
+    response = api.client.get("/api/v1/leaderboard", params={"coverage": "any"})
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "application/json"
     body = response.json()
-    assert (body["total"], body["offset"], body["limit"]) == (5, 0, 100)
-    assert [e["name"] for e in body["entries"]] == ["A", "ElasticBERT-base", "C", "B", "Solo"]
-    assert body["entries"][0]["score"] == pytest.approx(A_OVERALL)
-    assert body["entries"][0]["task_scores"]["SST-2"] == pytest.approx(A_SST2)
+    assert (body["total"], body["offset"], body["limit"], body["coverage"]) == (5, 0, 100, "any")
+    assert [e["name"] for e in body["entries"]] == ["B", "A", "ElasticBERT-base", "C", "Solo"]
+    assert api.client.get("/api/v1/leaderboard?coverage=some").status_code == 422
+    assert body["entries"][1]["score"] == pytest.approx(A_OVERALL)
+    assert body["entries"][1]["task_scores"]["SST-2"] == pytest.approx(A_SST2)
     assert [f["family"] for f in body["families"]] == ["sentiment", "nli", "similarity"]
     assert body["tasks"][2] == {
         "name": "STS-B",
@@ -539,33 +559,37 @@ def test_api_overall_json_and_csv(api_board: tuple[Api, Board]) -> None:
         "has_baseline": False,
     }
 
-    as_csv = api.client.get("/api/v1/leaderboard", params={"format": "csv"})
+    as_csv = api.client.get("/api/v1/leaderboard", params={"format": "csv", "coverage": "any"})
     assert as_csv.status_code == 200
     assert as_csv.headers["content-type"].startswith("text/csv")
-    assert 'filename="leaderboard.csv"' in as_csv.headers["content-disposition"]
+    assert 'filename="leaderboard-any-coverage.csv"' in as_csv.headers["content-disposition"]
     rows = _rows(as_csv.text)
     assert [int(r["submission_id"]) for r in rows] == [e["submission_id"] for e in body["entries"]]
     assert [float(r["score"]) if r["score"] else None for r in rows] == [
         pytest.approx(e["score"]) if e["score"] is not None else None for e in body["entries"]
     ]
 
-    page = api.client.get("/api/v1/leaderboard", params={"offset": 1, "limit": 2}).json()
-    assert [e["name"] for e in page["entries"]] == ["ElasticBERT-base", "C"]
+    page = api.client.get(
+        "/api/v1/leaderboard", params={"offset": 1, "limit": 2, "coverage": "any"}
+    ).json()
+    assert [e["name"] for e in page["entries"]] == ["A", "ElasticBERT-base"]
     assert (page["total"], page["offset"], page["limit"]) == (5, 1, 2)
 
 
 def test_api_tracks(api_board: tuple[Api, Board]) -> None:
     api, _ = api_board
-    body = api.client.get("/api/v1/leaderboard", params={"track": "70M"}).json()
+    body = api.client.get("/api/v1/leaderboard", params={"track": "70M", "coverage": "any"}).json()
     assert (body["track"], body["track_limit"], body["ranked_by"]) == (
         "70M",
         70_000_000,
         "average_performance",
     )
-    assert [e["name"] for e in body["entries"]] == ["A", "C", "B", "Solo"]
-    as_csv = api.client.get("/api/v1/leaderboard", params={"track": "70M", "format": "csv"})
-    assert [r["name"] for r in _rows(as_csv.text)] == ["A", "C", "B", "Solo"]
-    assert 'filename="leaderboard-70M.csv"' in as_csv.headers["content-disposition"]
+    assert [e["name"] for e in body["entries"]] == ["Solo", "A", "C", "B"]
+    as_csv = api.client.get(
+        "/api/v1/leaderboard", params={"track": "70M", "format": "csv", "coverage": "any"}
+    )
+    assert [r["name"] for r in _rows(as_csv.text)] == ["Solo", "A", "C", "B"]
+    assert 'filename="leaderboard-70M-any-coverage.csv"' in as_csv.headers["content-disposition"]
 
     bad = api.client.get("/api/v1/leaderboard", params={"track": "30M"})
     assert bad.status_code == 422
@@ -633,7 +657,8 @@ def test_api_serves_fresh_data_after_a_write(api_board: tuple[Api, Board]) -> No
             .where(Result.submission_id == board.b.id, Result.task_id == board.sst2.id)
             .values(performance=90.0)
         )
-    b = next(e for e in api.client.get("/api/v1/leaderboard").json()["entries"] if e["name"] == "B")
+    entries = api.client.get("/api/v1/leaderboard?coverage=any").json()["entries"]
+    b = next(e for e in entries if e["name"] == "B")
     assert b["score"] == pytest.approx(90.0 - 84.1)
 
 
@@ -827,3 +852,37 @@ def test_api_pages_and_plots_take_verified_only(api_board: tuple[Api, Board]) ->
     page = api.client.get("/tasks/SST-2", params={"verified": 1}).text
     assert 'aria-checked="true"' in page
     assert "/api/v1/tasks/SST-2/leaderboard?verified=true" in page
+
+
+def test_baseline_labelled_published_performance_platform_counted_cost(
+    api_board: tuple[Api, Board],
+) -> None:
+    """The seeded baseline's provenance (published scores, FLOPs counted here) is named on the
+    API, the boards, the plot legend and the submission page; the task page says, next to the
+    points cheaper than its cheapest point, how they are compared."""
+    api, board = api_board
+    label = "published performance, platform-counted cost"
+    with api.db() as session:
+        session.execute(
+            update(Result)
+            .where(Result.submission_id == board.baseline.id)
+            .values(metrics={"performance_source": "published", "flops_source": "counted"})
+        )
+    overall = api.client.get("/api/v1/leaderboard").json()
+    base = next(e for e in overall["entries"] if e["is_baseline"])
+    assert base["baseline_label"] == label
+    assert all(e["baseline_label"] is None for e in overall["entries"] if not e["is_baseline"])
+    task = api.client.get("/api/v1/tasks/SST-2/leaderboard").json()
+    assert task["baseline"]["label"] == label
+    assert f"Baseline: {label}" in api.client.get("/").text
+    page = api.client.get("/tasks/SST-2").text
+    assert f"({label})" in page
+    assert f"Baseline: {label}" in page
+    # A is below the range (500 MFLOPs < 1,059): the note names the rule and the point used.
+    assert "cheaper than the cheapest baseline point" in page
+    assert "compared with that point's performance, 84.10 at 1.06 GFLOPs" in page
+    plot = api.client.get("/tasks/SST-2/plot.json").json()
+    assert plot["baseline"]["label"] == label
+    submission = api.client.get(f"/submissions/{board.baseline.id}").text
+    assert "The baseline of SNLI, SST-2: <strong>" + label in submission
+    assert "baseline-label" not in api.client.get(f"/submissions/{board.a.id}").text

@@ -517,6 +517,9 @@ def test_submit_form_without_javascript(seeded_api: Api) -> None:
     ok = client.post("/submit/check", content=body, headers=headers)
     assert ok.status_code == 200, ok.text[:2000]
     assert "Every check passed" in ok.text
+    assert "Quota SST-2: " in ok.text
+    assert "submissions left in 24 hours (this check used none)" in ok.text
+    assert 'id="model-check"' in ok.text  # no pre-flight worker here: says it did not run
     body, headers = browser_multipart(
         {"name": "no js", "visibility": "private", "csrf_token": csrf}, good
     )
@@ -598,10 +601,16 @@ def test_home_filters_sort_and_pages(seeded_api: Api) -> None:
     by_params = client.get("/?self_reported=1&sort=params&dir=desc").text
     assert by_params.index("big model") < by_params.index("small model")
     assert 'aria-sort="descending"' in by_params
-    track = client.get("/?self_reported=1&track=55M").text
+    track = client.get("/?self_reported=1&track=55M&coverage=any").text
     assert "small model" in track
     assert "big model" not in track
-    partial = client.get("/?self_reported=1&partial=1&q=model")
+    # By default a track lists entries with a point on every task (the papers have SST-2 only).
+    assert "small model" not in client.get("/?self_reported=1&track=55M").text
+    # The coverage switch: "All tasks" is the default, "Any tasks" keeps the other filters.
+    home = client.get("/?self_reported=1&q=model").text
+    assert 'href="/?self_reported=1&amp;coverage=any&amp;q=model"' in home
+    assert "among the entries that cover every task with a baseline" in home
+    partial = client.get("/?self_reported=1&coverage=any&partial=1&q=model")
     assert partial.status_code == 200
     assert "<html" not in partial.text
     assert "small model" in partial.text

@@ -178,13 +178,21 @@ def test_overall_score_refuses_unknown_or_duplicate_tasks_and_nan() -> None:
         overall_score({"SST-2": math.nan}, ELUE_TASKS)
 
 
-def test_dropping_a_weak_task_does_not_raise_the_rank() -> None:
+def test_ranked_by_score_as_elue_and_dropping_a_weak_task_leaves_the_default_view() -> None:
     full = overall_score({"SST-2": 2.0, "MRPC": -1.0}, ["SST-2", "MRPC"])  # average 0.5
     partial = overall_score({"SST-2": 1.0}, ["SST-2", "MRPC"])  # average 1.0, one task
     nothing = overall_score({}, ["SST-2", "MRPC"])
     better_full = overall_score({"SST-2": 2.0, "MRPC": 0.0}, ["SST-2", "MRPC"])
+    # Score first, as ELUE ranked: a better score is never below a worse one.
     ranked = sorted([nothing, partial, full, better_full], key=overall_sort_key)
-    assert ranked == [better_full, full, partial, nothing]
+    assert ranked == [better_full, partial, full, nothing]
+    # The default view ("all tasks"): dropping MRPC removes the entry instead of raising it.
+    entries = [nothing, partial, full, better_full]
+    assert rank_overall(entries, score=lambda s: s, coverage="all") == [better_full, full]
+    assert rank_overall(entries, score=lambda s: s, coverage="any") == ranked
+    # Equal scores: more tasks covered first.
+    one = overall_score({"SST-2": 0.5}, ["SST-2", "MRPC"])
+    assert sorted([one, full], key=overall_sort_key) == [full, one]
 
 
 def test_rank_overall_is_stable() -> None:
@@ -411,4 +419,15 @@ def test_rank_track_with_coverage() -> None:
         average_performance=lambda m: m.avg,
         tasks_covered=lambda m: m.tasks,
     )
-    assert [m.name for m in covered] == ["full", "partial"]
+    # Coverage never ahead of the average (the view filters by coverage instead) ...
+    assert [m.name for m in covered] == ["partial", "full"]
+    # ... it breaks ties: at equal averages the entry with more tasks comes first.
+    tied = [Model("partial", 20_000_000, 85.0, 2), Model("full", 20_000_000, 85.0, 6)]
+    ranked = rank_track(
+        tied,
+        Track.M40,
+        params=lambda m: m.params,
+        average_performance=lambda m: m.avg,
+        tasks_covered=lambda m: m.tasks,
+    )
+    assert [m.name for m in ranked] == ["full", "partial"]

@@ -6,7 +6,9 @@ sent (a worker must find it); the real broker and worker run in test_submissions
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import re
 import zipfile
 from collections.abc import Iterator
@@ -16,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import Engine, event, select, update
 
 from core.arrays import pack_array
 from core.db.session import make_engine, transaction
@@ -230,6 +232,9 @@ def test_validate_stores_nothing_and_uses_no_quota(
             # no pre-flight worker runs here (tests/test_verified_e2e.py starts one)
             "model_check": "not run: no pre-flight worker answered (the model is captured when "
             "the submission is counted)",
+            "quota": [
+                {"task": "SST-2", "used": 0, "limit": 1, "remaining": 1, "next_slot_at": None}
+            ],
         }
         assert snapshot(api) == before
         assert sent.jobs == []
@@ -248,6 +253,14 @@ def test_validate_stores_nothing_and_uses_no_quota(
             }
         ]
         assert submit(api, alice, files(SST_2=SST2)).status_code == 202  # quota untouched
+        # The check reports what is left (none now) and still answers: it uses no quota.
+        again = api.client.post(
+            "/api/v1/submissions/validate", headers=alice.headers, files=files(SST_2=SST2)
+        )
+        assert again.status_code == 200, again.text
+        [quota] = again.json()["quota"]
+        assert (quota["task"], quota["used"], quota["remaining"]) == ("SST-2", 1, 0)
+        assert quota["next_slot_at"] is not None
     finally:
         api.close()
 
@@ -509,13 +522,35 @@ def test_quota_counts_only_evaluations_not_failed_by_the_service(
         api.close()
 
 
+UNIQUE = ": names are unique per owner (and so per task), ignoring case and spacing"
+
+
 def test_name_is_unique_per_owner(seeded_api: Api, sent: Sent) -> None:
     alice, bob = seeded_api.user(), seeded_api.user()
     assert submit(seeded_api, alice, files(SST_2=SST2), name="mine").status_code == 202
-    taken = submit(seeded_api, alice, files(SST_2=SST2), name="mine")
+    taken = submit(seeded_api, alice, files(SST_2=SST2), name=" MINE ")
     assert taken.status_code == 422
-    assert details(taken) == [_problem("you already have a submission named 'mine'", column="name")]
+    message = "you already have a submission named 'mine'" + UNIQUE
+    assert details(taken) == [_problem(message, column="name")]
     assert submit(seeded_api, bob, files(SST_2=SST2), name="mine").status_code == 202
+    # Operator entries' names (and the reserved words) are refused to users, whatever the case.
+    reserved = submit(seeded_api, alice, files(SST_2=SST2), name="baseline")
+    assert reserved.status_code == 422
+    assert details(reserved) == [
+        _problem(
+            "'baseline' is reserved for the platform's own entries (the baseline)", column="name"
+        )
+    ]
+    with seeded_api.db() as session:
+        session.add(Submission(owner_id=None, name="Operator Entry"))
+    operator = submit(seeded_api, bob, files(SST_2=SST2), name="operator  entry")
+    assert operator.status_code == 422
+    assert details(operator) == [
+        _problem(
+            "'operator  entry' is the name of an operator entry ('Operator Entry'); choose another",
+            column="name",
+        )
+    ]
 
 
 def test_form_problems(seeded_api: Api, sent: Sent) -> None:
@@ -712,7 +747,9 @@ def test_edit_and_visibility(seeded_api: Api, sent: Sent) -> None:
         f"/api/v1/submissions/{second}", headers=alice.headers, json={"name": "one"}
     )
     assert taken.status_code == 422
-    assert details(taken) == [_problem("you already have a submission named 'one'", column="name")]
+    assert details(taken) == [
+        _problem("you already have a submission named 'one'" + UNIQUE, column="name")
+    ]
     extra = seeded_api.client.patch(url, headers=alice.headers, json={"state": "done"})
     assert extra.status_code == 422
 
@@ -890,6 +927,53 @@ def test_self_reported_paper(seeded_api: Api, sent: Sent) -> None:
     assert rerun.status_code == 409
 
 
+def test_per_point_parameters_of_a_paper_entry(seeded_api: Api) -> None:
+    """A paper's points may each give their parameter count (an early exit after 3 layers has
+    fewer than the whole model); they show per point on the API, the CSV and the pages."""
+    alice = seeded_api.user()
+    entry = {
+        "name": "exits",
+        "paper_url": "https://example.org/paper",
+        "params": 109_000_000,
+        "points": [
+            {
+                "task": "SST-2",
+                "point": "exit3",
+                "performance": 84.1,
+                "flops": 1.0e9,
+                "params": 31_000_000,
+            },
+            {"task": "SST-2", "point": "exit12", "performance": 88.6, "flops": 4.0e9},
+        ],
+    }
+    made = seeded_api.client.post("/api/v1/papers", headers=alice.headers, json=entry)
+    assert made.status_code == 201, made.text
+    [task] = seeded_api.client.get(made.json()["api_url"]).json()["results"]
+    assert [(p["point"], p["params"]) for p in task["points"]] == [
+        ("exit3", 31_000_000),
+        ("exit12", 109_000_000),  # the entry's count where the point gives none
+    ]
+    board = seeded_api.client.get("/api/v1/tasks/SST-2/leaderboard").json()
+    assert sorted((p["point"], p["params"]) for p in board["points"]) == [
+        ("exit12", 109_000_000),
+        ("exit3", 31_000_000),
+    ]
+    csv_text = seeded_api.client.get("/api/v1/tasks/SST-2/leaderboard?format=csv").text
+    rows = {r["point"]: r["params"] for r in csv.DictReader(io.StringIO(csv_text))}
+    assert rows == {"exit3": "31000000", "exit12": "109000000"}
+    page = seeded_api.client.get(f"/submissions/{made.json()['id']}").text
+    assert "31,000,000 parameters" in page
+    bad = seeded_api.client.post(
+        "/api/v1/papers",
+        headers=alice.headers,
+        json={**entry, "name": "bad", "points": [{**entry["points"][0], "params": 0}]},
+    )
+    assert bad.status_code == 422
+    (problem,) = details(bad)
+    assert problem["column"] == "points.0.params"  # checked like the entry's (plausibility)
+    assert "zero" in problem["problem"].lower() or "positive" in problem["problem"].lower()
+
+
 def test_task_inputs_download(seeded_api: Api) -> None:
     response = seeded_api.client.get("/api/v1/tasks/snli/inputs")
     assert response.status_code == 200
@@ -901,6 +985,54 @@ def test_task_inputs_download(seeded_api: Api) -> None:
     assert all(len(line.split("\t")) == 3 for line in lines)
     assert [line.split("\t")[0] for line in lines[1:4]] == ["0", "1", "2"]
     assert seeded_api.client.get("/api/v1/tasks/QNLI/inputs").status_code == 404
+
+
+def test_every_imported_split_downloads_and_no_download_reaches_test_gold(
+    seeded_api: Api, elue_dir: Path
+) -> None:
+    """Every split the operator imported is offered on the API and the task page: dev with its
+    labels, test as inputs only; no request of these reads `task_gold` (where test gold is)."""
+    gold_reads: list[str] = []
+
+    def watch(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if "task_gold" in statement.lower():
+            gold_reads.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", watch)
+    try:
+        tasks = seeded_api.client.get("/api/v1/tasks").json()
+        assert tasks
+        for task in tasks:
+            splits = {s["split"]: s for s in task["splits"]}
+            assert set(splits) == {"test", "dev"}, task["name"]
+            assert splits["test"]["labelled"] is False
+            assert splits["dev"]["labelled"] is True
+            assert splits["test"]["size"] == task["test_size"]
+            columns = ["index", *task["text_columns"]]
+            for split in splits.values():
+                got = seeded_api.client.get(split["url"])
+                assert got.status_code == 200, got.text
+                lines = got.text.splitlines()
+                header = columns + (["label"] if split["split"] == "dev" else [])
+                assert lines[0].split("\t") == header
+                assert len(lines) == split["size"] + 1
+                assert all(len(line.split("\t")) == len(header) for line in lines)
+            page = seeded_api.client.get(f"/tasks/{task['name']}").text
+            assert f'href="/api/v1/tasks/{task["name"]}/data/dev"' in page
+            assert "inputs only (gold labels stay on the server)" in page
+        for missing in ("train", "gold", "test_full", "TEST"):
+            refused = seeded_api.client.get(f"/api/v1/tasks/SST-2/data/{missing}")
+            assert refused.status_code == 404
+            assert "(imported: test, dev)" in refused.json()["error"]["message"]
+    finally:
+        event.remove(Engine, "before_cursor_execute", watch)
+    assert gold_reads == []
+    # The dev file is the imported one: its labels in order.
+    dev = seeded_api.client.get("/api/v1/tasks/SST-2/data/dev").text.splitlines()
+    source = (elue_dir / "SST-2" / "dev.tsv").read_text(encoding="utf-8-sig").splitlines()
+    assert [line.split("\t")[-1] for line in dev[1:6]] == [
+        line.split("\t")[-1] for line in source[1:6]
+    ]
 
 
 def test_zip_upload_is_accepted(seeded_api: Api, sent: Sent) -> None:

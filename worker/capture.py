@@ -543,7 +543,7 @@ def capture(job: dict[str, Any]) -> dict[str, Any]:
                     "(the model may branch on it); every length of this job lies in that range, "
                     "so one graph serves all"
                 )
-                return _captured(loaded, graphs, notes, start)
+                return _run_samples(_captured(loaded, graphs, notes, start), loaded, job, deadline)
             try:
                 graphs = _export_static(loaded, lengths, deadline, generalise=not branches)
             except CaptureError:
@@ -562,7 +562,50 @@ def capture(job: dict[str, Any]) -> dict[str, Any]:
             )
         else:
             raise _export_failure(exc) from exc
-    return _captured(loaded, graphs, notes, start)
+    return _run_samples(_captured(loaded, graphs, notes, start), loaded, job, deadline)
+
+
+def _run_samples(
+    captured: dict[str, Any], loaded: Any, job: dict[str, Any], deadline: float
+) -> dict[str, Any]:
+    """The pre-flight check's run of `entire_model` on real test samples (`job["samples"]`:
+    task, token ids, first segment), after the capture: per sample its output shape or the
+    error it raised. Nothing here decides a number; the worker only reports it."""
+    samples = job.get("samples") or []
+    if not samples:
+        return captured
+    import torch
+
+    from worker.counting.loading import model_call
+
+    runs: list[dict[str, Any]] = []
+    bound = int(loaded.vocab_size) if loaded.vocab_size else None
+    for sample in samples[:64]:
+        # Ids at or above the vocab_size the model file declares are wrapped below it (the
+        # count draws ids below it too): the run checks lengths, segments and shapes.
+        ids = [int(t) % bound if bound else int(t) for t in sample["ids"]]
+        run: dict[str, Any] = {
+            "task": str(sample.get("task", "")),
+            "index": int(sample.get("index", -1)),
+            "tokens": len(ids),
+        }
+        if time.monotonic() > deadline:
+            run["error"] = "not run: the pre-flight time limit was reached"
+            runs.append(run)
+            continue
+        try:
+            call = model_call(
+                loaded, len(ids), token_ids=torch.tensor(ids), first_segment=sample.get("first")
+            )
+            with torch.no_grad():
+                out = loaded.entire_model(*call.args, **call.kwargs)
+            first = out[0] if isinstance(out, (tuple, list)) and out else out
+            shape = getattr(getattr(first, "logits", first), "shape", None)
+            run["shape"] = [int(n) for n in shape] if shape is not None else None
+        except Exception as exc:
+            run["error"] = f"{type(exc).__name__}: {str(exc)[:500]}"
+        runs.append(run)
+    return {**captured, "sample_runs": runs}
 
 
 def _captured(

@@ -181,6 +181,19 @@ def _show_summary(summary: dict[str, Any]) -> None:
             f"  weights: {weights['file']}: {weights['tensors']:,} tensor(s), "
             f"{weights['elements']:,} values, {weights['size']:,} bytes"
         )
+    if summary.get("model_check"):
+        typer.echo(f"  model check: {summary['model_check']}")
+    for q in summary.get("quota") or []:
+        typer.echo(f"  quota {quota_line(q)}")
+    typer.echo("  (a check stores nothing and uses no quota)")
+
+
+def quota_line(q: dict[str, Any]) -> str:
+    """One task's remaining daily quota, as the check reports it."""
+    text = f"{q['task']}: {q['remaining']} of {q['limit']} left in 24 hours ({q['used']} used)"
+    if q.get("next_slot_at") and q["used"]:
+        text += f"; the oldest frees at {q['next_slot_at']}"
+    return text
 
 
 def _mflops(value: float | None) -> str:

@@ -57,6 +57,7 @@ from core.ranking.curves import curve_summary
 from core.ranking.fronts import front_mask
 from core.ranking.score import (
     BaselineCurve,
+    Coverage,
     CurvePoint,
     OverallScore,
     Position,
@@ -154,14 +155,31 @@ class _Curve:
     def position(self, flops: float) -> Position:
         return self.curve.position(flops)
 
-    def baseline(self, submission_id: int, name: str) -> Baseline:
+    def baseline(self, submission_id: int, name: str, label: str) -> Baseline:
         return Baseline(
             submission_id=submission_id,
             submission_name=name,
+            label=label,
             points=tuple(BaselinePoint(p.flops, p.performance) for p in self.curve.points),
             min_flops=self.curve.min_flops,
             max_flops=self.curve.max_flops,
         )
+
+
+PUBLISHED_COUNTED = "published performance, platform-counted cost"
+
+
+def baseline_label(kind: str, metrics: Iterable[dict[str, Any]]) -> str:
+    """What a baseline's numbers are, from its points' provenance (`core.seed.baseline`):
+    ELUE's published scores at FLOPs this platform counted, a measured entry, or a paper's."""
+    sources = [(m.get("performance_source"), m.get("flops_source")) for m in metrics]
+    if sources and all(s == ("published", "counted") for s in sources):
+        return PUBLISHED_COUNTED
+    if kind == SubmissionKind.MEASURED.value:
+        return "measured performance, platform-counted cost"
+    if sources and all(s[0] == "published" for s in sources):
+        return "published performance, published or pending cost"
+    return "self-reported performance and cost"
 
 
 def _no_baseline_note(task: Task) -> str:
@@ -300,7 +318,7 @@ def _replicates(session: Session, submission_id: int, task_ids: list[int]) -> li
         TaskUncertainty.task_id.in_(task_ids),
         TaskUncertainty.replicates.is_not(None),
     )
-    found = dict(session.execute(query).tuples().all())
+    found = {row[0]: row[1] for row in session.execute(query)}
     return [unpack_array(data) for t in task_ids if (data := found.get(t)) is not None]
 
 
@@ -493,7 +511,13 @@ def _task_leaderboard(
     if base_id is not None and base_id in subs:
         curve = _Curve.of((r.flops, r.performance) for r in rows if r.submission_id == base_id)
     baseline = (
-        curve.baseline(base_id, subs[base_id].name)
+        curve.baseline(
+            base_id,
+            subs[base_id].name,
+            baseline_label(
+                subs[base_id].kind, (r.metrics for r in rows if r.submission_id == base_id)
+            ),
+        )
         if curve is not None and base_id is not None
         else None
     )
@@ -632,11 +656,24 @@ def overall_leaderboard(
     *,
     verified_only: bool = False,
     self_reported: bool = True,
+    coverage: Coverage = "any",
 ) -> OverallLeaderboard:
-    """Every listed submission ranked by ELUE score (coverage first), or within a track;
-    `verified_only`: verified entries only (and the baselines), ranked among themselves;
-    `self_reported=False`: measured entries (and the baselines) only, ranked among themselves
-    (what the pages and the API show by default: self-reported costs are kept apart)."""
+    """Every listed submission ranked by ELUE score (higher first, as ELUE ranked), or within a
+    track by average performance; `verified_only`: verified entries only (and the baselines);
+    `self_reported=False`: measured entries (and the baselines) only (the pages' and the API's
+    default: self-reported costs are kept apart); `coverage` "all" (the pages' and API's
+    default): only entries covering every task (docs/ranking.md), "any": every entry. Filters
+    only remove entries and re-number the ranks: the order is the same."""
+    if coverage == "all":
+        return cache.get(
+            session,
+            ("overall", track, verified_only, self_reported, "all"),
+            lambda s: _covering_board(
+                overall_leaderboard(
+                    s, track, verified_only=verified_only, self_reported=self_reported
+                )
+            ),
+        )
     if not self_reported:
         return cache.get(
             session,
@@ -647,7 +684,7 @@ def overall_leaderboard(
         return cache.get(
             session,
             ("overall", track, True),
-            lambda s: _verified_board(overall_leaderboard(s, track)),
+            lambda s: _verified_board(overall_leaderboard(s, track, coverage="any")),
         )
     return cache.get(session, ("overall", track), lambda s: _overall(s, track))
 
@@ -655,22 +692,34 @@ def overall_leaderboard(
 def _verified_board(full: OverallLeaderboard) -> OverallLeaderboard:
     """The verified entries (and the baselines) of a board, ranked among themselves: an
     entry's ELUE score does not depend on the others, so only the ranks change (ties kept)."""
-    kept = [e for e in full.entries if e.verified or e.is_baseline]
+    return _kept(full, [e for e in full.entries if e.verified or e.is_baseline])
+
+
+def _covering_board(board: OverallLeaderboard) -> OverallLeaderboard:
+    """The entries of `board` that cover every task: with a baseline (ELUE score), or every
+    task (a track, ranked by average performance over the tasks with a point)."""
+    if board.track is None:
+        kept = [e for e in board.entries if e.tasks_covered == e.tasks_total]
+    else:
+        kept = [e for e in board.entries if len(e.best_performance) == len(board.tasks)]
+    return replace(_kept(board, kept), coverage="all")
+
+
+def _kept(board: OverallLeaderboard, kept: Sequence[OverallEntry]) -> OverallLeaderboard:
+    """`board` with only `kept` (in board order), re-ranked among themselves (ties kept)."""
     ranks = _competition_ranks(kept, lambda e: e.rank)
-    return replace(full, entries=tuple(_ranked(e, r) for e, r in zip(kept, ranks, strict=True)))
+    return replace(board, entries=tuple(_ranked(e, r) for e, r in zip(kept, ranks, strict=True)))
 
 
 def _measured_board(full: OverallLeaderboard) -> OverallLeaderboard:
     """The measured entries (and the baselines) of a board, ranked among themselves."""
-    kept = [e for e in full.entries if not e.self_reported or e.is_baseline]
-    ranks = _competition_ranks(kept, lambda e: e.rank)
-    return replace(full, entries=tuple(_ranked(e, r) for e, r in zip(kept, ranks, strict=True)))
+    return _kept(full, [e for e in full.entries if not e.self_reported or e.is_baseline])
 
 
 def _overall(session: Session, track: Track | None) -> OverallLeaderboard:
     if track is not None:
         # A track is a filter and re-ranking of the overall entries: reuse them (cached).
-        full = overall_leaderboard(session, None)
+        full = overall_leaderboard(session, None, coverage="any")
         return _track_board(full, track)
 
     tasks = _ordered_tasks(session)
@@ -783,10 +832,20 @@ def _overall(session: Session, track: Track | None) -> OverallLeaderboard:
         for sid in outside:
             out_of_range[sid].append(name)
 
+    labels: dict[int, str] = {}
+    if baseline_for:  # a few rows: the baselines' points' provenance
+        provenance: dict[int, list[dict[str, Any]]] = defaultdict(list)
+        for sid, metrics in session.execute(
+            select(Result.submission_id, Result.metrics).where(
+                Result.submission_id.in_(list(baseline_for)), listed_point()
+            )
+        ):
+            provenance[sid].append(dict(metrics or {}))
+        labels = {sid: baseline_label(subs[sid].kind, provenance[sid]) for sid in baseline_for}
     columns = tuple(_column(t, t.id in has_baseline) for t in tasks)
     names = [c.name for c in columns]
     scored_tasks = [c.name for c in columns if c.has_baseline]
-    scored: list[tuple[tuple[int, float], int, OverallScore, dict[str, float]]] = []
+    scored: list[tuple[tuple[float, int], int, OverallScore, dict[str, float]]] = []
     for sid in subs:
         if sid not in best and sid not in incomplete:
             continue  # listed, but no point with a performance and FLOPs
@@ -831,6 +890,7 @@ def _overall(session: Session, track: Track | None) -> OverallLeaderboard:
                 self_reported=sub.kind == SubmissionKind.SELF_REPORTED.value,
                 is_baseline=sid in baseline_for,
                 baseline_for=tuple(baseline_for.get(sid, ())),
+                baseline_label=labels.get(sid),
                 params=sub.model_params,
                 paper_url=sub.paper_url,
                 code_url=sub.code_url,
@@ -877,7 +937,7 @@ def _track_board(full: OverallLeaderboard, track: Track) -> OverallLeaderboard:
         tasks_covered=lambda e: len(e.best_performance),
     )
     ranks = _competition_ranks(
-        ranked, lambda e: (len(e.best_performance), e.average_performance, e.params)
+        ranked, lambda e: (e.average_performance, len(e.best_performance), e.params)
     )
     return OverallLeaderboard(
         tasks=full.tasks,
@@ -885,6 +945,7 @@ def _track_board(full: OverallLeaderboard, track: Track) -> OverallLeaderboard:
         track=track,
         track_limit=track.limit,
         ranked_by="average_performance",
+        coverage=full.coverage,
         entries=tuple(_ranked(e, r) for e, r in zip(ranked, ranks, strict=True)),
     )
 

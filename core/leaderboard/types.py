@@ -6,7 +6,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from core.ranking.score import Position
+from core.ranking.score import Coverage, Position
 from core.ranking.tracks import Track
 
 RankedBy = Literal["elue_score", "average_performance"]
@@ -47,6 +47,8 @@ class Baseline:
     points: tuple[BaselinePoint, ...]
     min_flops: float
     max_flops: float
+    # what its numbers are, e.g. "published performance, platform-counted cost"
+    label: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +169,8 @@ class OverallEntry:
     score_ci_low: float | None = None
     score_ci_high: float | None = None
     task_score_intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    # a baseline's numbers, e.g. "published performance, platform-counted cost"; else None
+    baseline_label: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,3 +181,6 @@ class OverallLeaderboard:
     track_limit: int | None  # inclusive parameter limit of the track
     ranked_by: RankedBy
     entries: tuple[OverallEntry, ...]
+    # "any": every entry; "all": only those covering every task (with a baseline, or every
+    # task on a track), re-ranked among themselves
+    coverage: Coverage = "any"

@@ -6,10 +6,11 @@ import datetime as dt
 import enum
 from typing import Any
 
-from sqlalchemy import Enum, ForeignKey, Index, Integer, String, Text, UniqueConstraint
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy import Enum, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column, validates
 
 from core.db.base import Base, utcnow
+from core.text import name_key
 
 
 def _str_enum(cls: type[enum.StrEnum]) -> Enum:
@@ -56,10 +57,25 @@ class FileRole(enum.StrEnum):
     # (its tensor listing: `submission_weights`)
 
 
+def _name_key_default(context: Any) -> str:
+    return name_key(str(context.get_current_parameters()["name"]))
+
+
 class Submission(Base):
     __tablename__ = "submissions"
     __table_args__ = (
         UniqueConstraint("owner_id", "name"),
+        # Names are unique per owner up to case and spacing (so per owner and task, as ELUE
+        # required), and among operator entries (no owner), whose names users cannot take
+        # (core.submissions.names); migration 0016.
+        UniqueConstraint("owner_id", "name_key"),
+        Index(
+            "uq_submissions_operator_name_key",
+            "name_key",
+            unique=True,
+            sqlite_where=text("owner_id IS NULL"),
+            postgresql_where=text("owner_id IS NULL"),
+        ),
         Index("ix_submissions_state_changed", "state", "state_changed_at"),
         Index("ix_submissions_listing", "visibility", "hidden", "kind"),
         Index("ix_submissions_cost_queue", "cost_queue", "cost_queued_at"),
@@ -72,6 +88,8 @@ class Submission(Base):
         ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
     name: Mapped[str] = mapped_column(String(200))
+    # core.text.name_key(name): set with the name (ORM objects), or from it (bulk inserts)
+    name_key: Mapped[str] = mapped_column(String(600), default=_name_key_default)
     description: Mapped[str] = mapped_column(Text, default="")
     paper_url: Mapped[str | None] = mapped_column(String(500))
     code_url: Mapped[str | None] = mapped_column(String(500))
@@ -116,6 +134,11 @@ class Submission(Base):
     state_changed_at: Mapped[dt.datetime] = mapped_column(default=utcnow)
     started_at: Mapped[dt.datetime | None]
     finished_at: Mapped[dt.datetime | None]
+
+    @validates("name")
+    def _set_name_key(self, _key: str, value: str) -> str:
+        self.name_key = name_key(value)
+        return value
 
 
 class SubmissionFile(Base):

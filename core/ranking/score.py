@@ -174,15 +174,41 @@ def overall_score(per_task: Mapping[str, float], all_tasks: Sequence[str]) -> Ov
     )
 
 
-def overall_sort_key(s: OverallScore) -> tuple[int, float]:
-    """Ascending sort key: more tasks covered first, then higher average; no score last.
+Coverage: TypeAlias = Literal["all", "any"]
+"""Which entries a view lists: "all": those covering every task; "any": every entry."""
 
-    Coverage comes first because the average is over covered tasks only: were it sorted by
-    average alone, leaving out a weak task would raise a submission's rank.
+COVERAGES: tuple[Coverage, ...] = ("all", "any")
+DEFAULT_COVERAGE: Coverage = "all"
+
+
+def covers(s: OverallScore, coverage: Coverage) -> bool:
+    """Whether an entry with overall score `s` is listed in a view of `coverage`.
+
+    "all": it covers every task that has a baseline (vacuously true while none has one);
+    "any": every entry.
     """
-    return (-s.tasks_covered, -s.average if s.average is not None else math.inf)
+    return coverage == "any" or s.tasks_covered == s.tasks_total
 
 
-def rank_overall(entries: Sequence[T], *, score: Callable[[T], OverallScore]) -> list[T]:
-    """`entries` in overall-ranking order (`overall_sort_key`); equal keys keep their order."""
-    return sorted(entries, key=lambda e: overall_sort_key(score(e)))
+def overall_sort_key(s: OverallScore) -> tuple[float, int]:
+    """Ascending sort key, as ELUE ranks: higher ELUE score first; no score last; among equal
+    scores, more tasks covered first.
+
+    Coverage is a filter of the view (`covers`), not a sort key: in the default view ("all
+    tasks") every entry's mean is over the same tasks, so leaving out a weak task removes an
+    entry from that view instead of raising its rank; the "any" view ranks partial entries by
+    the same score and shows their coverage next to it.
+    """
+    return (-s.average if s.average is not None else math.inf, -s.tasks_covered)
+
+
+def rank_overall(
+    entries: Sequence[T],
+    *,
+    score: Callable[[T], OverallScore],
+    coverage: Coverage = "any",
+) -> list[T]:
+    """`entries` listed in a view of `coverage`, in overall-ranking order (`overall_sort_key`);
+    equal keys keep their order."""
+    kept = [e for e in entries if covers(score(e), coverage)]
+    return sorted(kept, key=lambda e: overall_sort_key(score(e)))

@@ -60,16 +60,17 @@ def rank_track(
 
     Order: average performance descending, then fewer parameters; equal entries keep their input
     order. Entries without an average (no task) are left out. With `tasks_covered`, entries that
-    cover more tasks come first (as in the overall ELUE ranking), so leaving out a weak task
-    cannot raise a rank.
+    cover more tasks come first among equal averages. Coverage is a filter of the view
+    (`core.leaderboard.service`), never ahead of the average: a lower average never ranks above
+    a higher one.
     """
-    ranked: list[tuple[int, float, int, int, T]] = []
+    ranked: list[tuple[float, int, int, int, T]] = []
     for index, entry in enumerate(entries):
         n_params = params(entry)
         avg = average_performance(entry)
         if n_params > track.limit or avg is None:
             continue
         covered = tasks_covered(entry) if tasks_covered is not None else 0
-        ranked.append((-covered, -avg, n_params, index, entry))
+        ranked.append((-avg, -covered, n_params, index, entry))
     ranked.sort(key=lambda r: r[:4])
     return [r[4] for r in ranked]

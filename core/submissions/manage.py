@@ -18,16 +18,10 @@ from core.models import (
     Task,
     Visibility,
 )
+from core.submissions.names import name_conflict
 from core.submissions.schemas import SubmissionUpdate
 from core.submissions.state import set_state
 from core.text import normalise_name
-
-
-def name_taken(session: Session, *, owner_id: int | None, name: str, exclude: int | None) -> bool:
-    query = select(Submission.id).where(Submission.owner_id == owner_id, Submission.name == name)
-    if exclude is not None:
-        query = query.where(Submission.id != exclude)
-    return session.scalar(query) is not None
 
 
 def update_submission(session: Session, submission: Submission, changes: SubmissionUpdate) -> None:
@@ -38,11 +32,11 @@ def update_submission(session: Session, submission: Submission, changes: Submiss
             raise InvalidInputError(
                 "Invalid name", [Problem("name must be 1 to 200 characters", column="name")]
             )
-        if name_taken(session, owner_id=submission.owner_id, name=name, exclude=submission.id):
-            raise InvalidInputError(
-                "Invalid name",
-                [Problem(f"you already have a submission named {name!r}", column="name")],
-            )
+        conflict = name_conflict(
+            session, owner_id=submission.owner_id, name=name, exclude=submission.id
+        )
+        if conflict is not None:
+            raise InvalidInputError("Invalid name", [Problem(conflict, column="name")])
         submission.name = name
     if changes.description is not None:
         submission.description = changes.description

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from core.errors import InvalidInputError, NotFoundError, Problem
 from core.models import Result, Submission, SubmissionKind, SubmissionState
 from core.submissions.files import parse_prediction_name
-from core.submissions.manage import name_taken
+from core.submissions.names import name_conflict
 from core.submissions.plausibility import check_cost
 from core.submissions.schemas import PaperCreate
 from core.submissions.self_reported import SELF_REPORTED
@@ -27,8 +27,8 @@ def create_paper_entry(session: Session, *, owner_id: int, entry: PaperCreate) -
     name = normalise_name(entry.name)  # the schema has refused invisible characters
     if not name or len(name) > 200:
         problems.append(Problem("name must be 1 to 200 characters", column="name"))
-    elif name_taken(session, owner_id=owner_id, name=name, exclude=None):
-        problems.append(Problem(f"you already have a submission named {name!r}", column="name"))
+    elif (conflict := name_conflict(session, owner_id=owner_id, name=name)) is not None:
+        problems.append(Problem(conflict, column="name"))
     paper_url = str(entry.paper_url)
     code_url = str(entry.code_url) if entry.code_url is not None else None
     for field, url in (("paper_url", paper_url), ("code_url", code_url)):
@@ -41,7 +41,8 @@ def create_paper_entry(session: Session, *, owner_id: int, entry: PaperCreate) -
             problems.append(problem)
         elif value is not None:
             params = round(value)
-    points: list[tuple[int, str, int, float]] = []  # (position, point, task id, FLOPs)
+    # (position, point, task id, FLOPs, params)
+    points: list[tuple[int, str, int, float, int | None]] = []
     seen: dict[tuple[int, str], int] = {}
     for i, p in enumerate(entry.points):
         where = f"points.{i}"
@@ -68,7 +69,16 @@ def create_paper_entry(session: Session, *, owner_id: int, entry: PaperCreate) -
             )
             continue
         seen[key] = i
-        points.append((i, point, task.id, flops))
+        point_params = params
+        if p.params is not None:
+            value, problem = check_cost(
+                "params", p.params, entry.params_unit, column=f"{where}.params"
+            )
+            if problem is not None:
+                problems.append(problem)
+                continue
+            point_params = round(value) if value is not None else None
+        points.append((i, point, task.id, flops, point_params))
     if problems:
         raise InvalidInputError(
             f"The entry has {len(problems)} problem(s); nothing was stored", problems
@@ -86,7 +96,7 @@ def create_paper_entry(session: Session, *, owner_id: int, entry: PaperCreate) -
     set_state(submission, SubmissionState.DONE, "Self-reported from a paper; nothing was measured")
     session.add(submission)
     session.flush()
-    for i, point, task_id, flops in points:
+    for i, point, task_id, flops, point_params in points:
         p = entry.points[i]
         session.add(
             Result(
@@ -99,7 +109,8 @@ def create_paper_entry(session: Session, *, owner_id: int, entry: PaperCreate) -
                 cost_status=SELF_REPORTED,
                 flops_mean=flops,
                 macs_mean=flops / 2,
-                params=params,
+                # the point's own count (an early exit uses fewer layers), else the entry's
+                params=point_params,
             )
         )
     session.flush()

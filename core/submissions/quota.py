@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from sqlalchemy import exists, or_, select
 from sqlalchemy.orm import Session
@@ -102,6 +103,42 @@ def check_quota(
             problems,
             retry_after,
         )
+
+
+@dataclass(frozen=True, slots=True)
+class TaskQuota:
+    """What is left of (owner, task)'s daily quota: a check shows it and uses none of it."""
+
+    task: str
+    used: int
+    limit: int
+    remaining: int
+    next_slot_at: dt.datetime | None  # when a used slot frees (the oldest leaves the window)
+
+
+def remaining_quota(
+    session: Session,
+    *,
+    owner_id: int,
+    tasks: Iterable[Task],
+    limit: int,
+    now: dt.datetime | None = None,
+) -> list[TaskQuota]:
+    """Per task (by name), the evaluations counted in the window and the slots left."""
+    now = now or utcnow()
+    out = []
+    for task in sorted(set(tasks), key=lambda t: t.name):
+        times = counted_times(session, owner_id=owner_id, task_id=task.id, now=now)
+        out.append(
+            TaskQuota(
+                task=task.name,
+                used=len(times),
+                limit=limit,
+                remaining=max(0, limit - len(times)),
+                next_slot_at=times[0] + WINDOW if times else None,
+            )
+        )
+    return out
 
 
 def _clock(now: dt.datetime, seconds: int) -> str:

@@ -46,6 +46,16 @@ class WeightsSummary(BaseModel):
     elements: int  # over every tensor
 
 
+class QuotaRead(BaseModel):
+    task: str
+    used: int = Field(description="Evaluations counted on this task in the last 24 hours")
+    limit: int
+    remaining: int = Field(description="Submissions naming this task still allowed now")
+    next_slot_at: dt.datetime | None = Field(
+        None, description="When the oldest counted evaluation leaves the 24-hour window"
+    )
+
+
 class ValidationSummary(BaseModel):
     valid: bool
     model: str | None
@@ -56,6 +66,8 @@ class ValidationSummary(BaseModel):
     weights: WeightsSummary | None = None
     # The model run in a pre-flight worker's sandbox (captured, weights matched), or why not
     model_check: str | None = None
+    # What is left of the daily quota on each task named (the check itself uses none)
+    quota: list[QuotaRead] = Field(default_factory=list)
 
 
 class OwnerRead(BaseModel):
@@ -318,6 +330,9 @@ class PaperPoint(BaseModel):
     flops: FiniteFloat
     flops_unit: FlopsUnit = FlopsUnit.FLOPS
     metrics: dict[SafeText, FiniteFloat] | None = None
+    # This point's parameter count (e.g. an early exit's layers) in the entry's `params_unit`,
+    # checked like the entry's; default: the entry's `params`
+    params: FiniteFloat | None = None
 
 
 class PaperCreate(BaseModel):

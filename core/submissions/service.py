@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import select
+import numpy as np
 from sqlalchemy.orm import Session
 
 from core.errors import InvalidInputError, Problem
@@ -21,6 +21,7 @@ from core.models import (
     Visibility,
 )
 from core.predictions import (
+    ModuleCall,
     PredictionFormat,
     parse_exit_layer_file,
     parse_prediction_file,
@@ -34,6 +35,7 @@ from core.submissions.files import (
     check_model_source,
     resolve_prediction_names,
 )
+from core.submissions.names import name_conflict
 from core.submissions.self_reported import SELF_REPORTED, PointCost, TypedCosts, match_costs
 from core.submissions.state import set_state
 from core.submissions.weights import WeightsManifest, check_weights_file
@@ -72,6 +74,10 @@ class CheckedPrediction:
     point: str
     rows: int
     format: PredictionFormat  # the parsed arrays are dropped: only what the summary needs is kept
+    # the distinct module paths (or exit layers) the file names, each with its first row, at
+    # most MAX_PREFLIGHT_PATHS: the pre-flight check matches them against the captured graph
+    paths: tuple[tuple[int, tuple[ModuleCall, ...]], ...] = ()
+    exit_layers: tuple[tuple[int, int], ...] = ()  # (first row, exit layer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +93,19 @@ class CheckedSubmission:
     weights: CheckedWeights | None = None
     # ELUE's Type 1: each point's self-reported cost, (task id, point) -> cost; None: measured
     costs: dict[tuple[int, str], PointCost] | None = None
+
+
+MAX_PREFLIGHT_PATHS = 64  # distinct paths per file the pre-flight check matches
+
+
+def _distinct_exits(layers: Sequence[int] | np.ndarray) -> tuple[tuple[int, int], ...]:
+    """(first row, exit layer) of each distinct exit layer, at most MAX_PREFLIGHT_PATHS."""
+    seen: dict[int, int] = {}
+    for row, layer in enumerate(layers):
+        if len(seen) >= MAX_PREFLIGHT_PATHS:
+            break
+        seen.setdefault(int(layer), row)
+    return tuple((row, layer) for layer, row in seen.items())
 
 
 def _size_problem(upload: UploadedFile, limit: int, what: str) -> Problem | None:
@@ -133,10 +152,8 @@ def check_submission(
         problems.append(Problem(f"name: {problem}", column="name"))
     elif not name or len(name) > 200:
         problems.append(Problem("name must be 1 to 200 characters", column="name"))
-    elif session.scalar(
-        select(Submission.id).where(Submission.owner_id == owner_id, Submission.name == name)
-    ):
-        problems.append(Problem(f"you already have a submission named {name!r}", column="name"))
+    elif (conflict := name_conflict(session, owner_id=owner_id, name=name)) is not None:
+        problems.append(Problem(conflict, column="name"))
     if (problem := text_problem(draft.description, multiline=True)) is not None:
         problems.append(Problem(f"description: {problem}", column="description"))
     if draft.tokenizer_name and (problem := text_problem(draft.tokenizer_name)) is not None:
@@ -441,6 +458,7 @@ def _check_predictions(
                 continue
             joined = upload.path.with_name(upload.path.name + ".with-exit-layers.tsv")
             write_with_exit_layers(parsed, layers, manifest, joined)
+            exit_rows = _distinct_exits(layers)
             upload = UploadedFile(f"{name.display} + {exit_name.display}", joined)
             fmt = PredictionFormat.EXIT_LAYER
         elif parsed is None:
@@ -448,6 +466,23 @@ def _check_predictions(
         else:
             upload = UploadedFile(name.display, upload.path)
             fmt = parsed.format
+            exit_rows = (
+                _distinct_exits(parsed.exit_layers) if parsed.exit_layers is not None else ()
+            )
+        paths: dict[tuple[ModuleCall, ...], int] = {}
+        for row, path in enumerate(parsed.modules or ()):
+            if len(paths) >= MAX_PREFLIGHT_PATHS:
+                break
+            paths.setdefault(path, row)
         checked.predictions.append(
-            CheckedPrediction(upload, task.id, task.name, name.point, parsed.n, fmt)
+            CheckedPrediction(
+                upload,
+                task.id,
+                task.name,
+                name.point,
+                parsed.n,
+                fmt,
+                paths=tuple((row, path) for path, row in paths.items()),
+                exit_layers=exit_rows,
+            )
         )

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import String, delete, func, insert, literal, select
 from sqlalchemy.orm import Session
 
 from core.arrays import pack_array, unpack_array
@@ -80,6 +80,54 @@ def load_test_texts(session: Session, task: Task) -> list[tuple[str, ...]]:
         .order_by(TaskExample.idx)
     )
     return [(a,) if b is None else (a, b) for a, b in rows]
+
+
+SPLITS = ("test", "dev")  # the splits `paretoboard tasks import` stores, in download order
+
+
+@dataclass(frozen=True, slots=True)
+class SplitInfo:
+    """One imported split as downloads offer it."""
+
+    split: str
+    size: int
+    labelled: bool  # the download has a `label` column (dev, when imported with labels)
+
+
+def imported_splits(session: Session, task: Task) -> list[SplitInfo]:
+    """The splits the operator imported for `task` (a split with no row is left out).
+
+    The test split is offered as inputs only: its gold lives in `task_gold`, which no
+    download reads."""
+    labelled_dev = session.scalar(
+        select(TaskExample.idx)
+        .where(
+            TaskExample.task_id == task.id,
+            TaskExample.split == "dev",
+            TaskExample.label.is_not(None),
+        )
+        .limit(1)
+    )
+    out = [SplitInfo("test", task.test_size, False)]
+    if task.dev_size:
+        out.append(SplitInfo("dev", task.dev_size, labelled_dev is not None))
+    return [s for s in out if s.size]
+
+
+def load_split_rows(
+    session: Session, task: Task, split: str
+) -> list[tuple[tuple[str, ...], str | None]]:
+    """A split's rows in index order: its texts and, outside the test split, its label (None
+    where none was imported). The test split never carries a label: its gold is not here."""
+    if split not in SPLITS:
+        raise NotFoundError(f"Task {task.name} has no split {split!r} (splits: test, dev)")
+    label = TaskExample.label if split != "test" else literal(None, String())
+    rows = session.execute(
+        select(TaskExample.text_a, TaskExample.text_b, label)
+        .where(TaskExample.task_id == task.id, TaskExample.split == split)
+        .order_by(TaskExample.idx)
+    )
+    return [((a,) if b is None else (a, b), lab) for a, b, lab in rows]
 
 
 def find_task_folders(root: Path) -> list[Path]:

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
+from core.ranking.score import DEFAULT_COVERAGE, Coverage
 from core.ranking.tracks import Track
 from core.tasks.service import get_task
 from frontend.templating import render
@@ -41,12 +42,14 @@ def home(
     partial: bool = False,
     verified: bool = False,
     self_reported: bool = False,
+    coverage: Coverage = DEFAULT_COVERAGE,
 ) -> HTMLResponse:
     """The overall leaderboard, or one parameter track; filtered, sorted and paged by query
     (`self_reported=1`: self-reported entries ranked with the measured ones, flagged)."""
     query = HomeQuery(
         verified=verified,
         self_reported=self_reported,
+        coverage=coverage,
         track=track,
         q=q,
         min_params=parse_millions(min_params),

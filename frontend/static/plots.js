@@ -10,7 +10,10 @@
 
   var SUB = { id: 0, name: 1, kind: 2, params: 3, score: 4, baseline: 5, colour: 6 };
   var PT = { sub: 0, mflops: 1, perf: 2, params: 3, pos: 4, flopsFront: 5, paramsFront: 6, incomplete: 7, elueMflops: 8, disagrees: 9, verified: 10, point: 11 };
-  var POSITION = { b: "below the baseline's FLOPs range", a: "above the baseline's FLOPs range" };
+  var POSITION = {
+    b: "cheaper than the cheapest baseline point: compared with that point's performance, held flat (no credit for the saving)",
+    a: "costlier than the costliest baseline point: compared with that point's performance, held flat"
+  };
   var UNITS = { "1": 1, K: 1e3, M: 1e6, G: 1e9 };
   var BASELINE = "#111111";
   var FRONT = "#6b6b6b";
@@ -150,11 +153,12 @@
     if (axis === "flops" && data.baseline) {
       var b = data.baseline;
       below.push({
-        type: "scatter", mode: "lines+markers", name: "baseline: " + esc(b.name), legendrank: 1001,
+        type: "scatter", mode: "lines+markers", legendrank: 1001,
+        name: "baseline: " + esc(b.name) + (b.label ? " (" + esc(b.label) + ")" : ""),
         x: b.points.map(function (p) { return p[0] * 1e6 / UNITS[opts.unit]; }),
         y: b.points.map(function (p) { return p[1]; }),
         text: b.points.map(function (p) {
-          return "<b>" + esc(b.name) + "</b> (baseline)<br>FLOPs: " + flopsText(p[0]) +
+          return "<b>" + esc(b.name) + "</b> (baseline" + (b.label ? ": " + esc(b.label) : "") + ")<br>FLOPs: " + flopsText(p[0]) +
             "<br>Performance: " + p[1].toFixed(2);
         }),
         customdata: b.points.map(function () { return b.id; }),
@@ -176,7 +180,10 @@
             type: "scatter", mode: "markers", name: "baseline: " + esc(bsub[SUB.name]), legendrank: 1001,
             x: bidx.map(function (i) { return xOf(data.points[i], axis, opts); }),
             y: bidx.map(function (i) { return data.points[i][PT.perf]; }),
-            text: bidx.map(function (i) { return hover(bsub, data.points[i]) + "<br>(baseline)"; }),
+            text: bidx.map(function (i) {
+              return hover(bsub, data.points[i]) + "<br>(baseline" +
+                (data.baseline.label ? ": " + esc(data.baseline.label) : "") + ")";
+            }),
             customdata: bidx.map(function () { return bsub[SUB.id]; }),
             hovertemplate: "%{text}<extra></extra>",
             marker: { color: BASELINE, size: 7, symbol: "square" }

@@ -299,6 +299,13 @@
       lines.push("Weights " + body.weights.file + ": " + body.weights.tensors + " tensor" +
         (body.weights.tensors === 1 ? "" : "s") + ", " + sizeText(body.weights.size) + ".");
     }
+    if (body.model_check) {
+      lines.push("Model: " + body.model_check + ".");
+    }
+    (body.quota || []).forEach(function (q) {
+      lines.push("Quota " + q.task + ": " + q.remaining + " of " + q.limit +
+        " submissions left in 24 hours (this check used none).");
+    });
     showSummary("ok", "Every check passed.", lines);
     statusLine.textContent = "Every check passed.";
     focusSummary();

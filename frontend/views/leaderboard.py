@@ -31,6 +31,7 @@ from core.leaderboard import (
 )
 from core.leaderboard.paging import Derived, search_entries
 from core.models import SubmissionKind, Task
+from core.ranking.score import DEFAULT_COVERAGE, Coverage
 from core.ranking.tracks import Track
 from core.submissions.queries import page_url
 from core.tasks import service as task_service
@@ -65,6 +66,7 @@ def badges(
     self_reported: bool,
     verified: bool,
     incomplete: Sequence[str] | int = (),
+    baseline_label: str | None = None,
 ) -> list[Badge]:
     out: list[Badge] = []
     if incomplete:
@@ -83,7 +85,15 @@ def badges(
         )
     if is_baseline:
         where = f" of {', '.join(baseline_for)}" if baseline_for else ""
-        out.append(Badge("Baseline", "baseline", f"The baseline curve{where} (ELUE score 0)"))
+        label = f"Baseline: {baseline_label}" if baseline_label else "Baseline"
+        out.append(
+            Badge(
+                label,
+                "baseline",
+                f"The baseline curve{where} (ELUE score 0)"
+                + (f"; {baseline_label}" if baseline_label else ""),
+            )
+        )
     if self_reported:
         out.append(
             Badge(
@@ -188,12 +198,14 @@ class HomeQuery:
     verified: bool = False  # verified entries only (docs/verification.md)
     # Self-reported entries ranked with the measured ones (by default they are kept apart)
     self_reported: bool = False
+    coverage: Coverage = DEFAULT_COVERAGE  # "all": entries covering every task; "any": all
 
     def url(self, **changes: Any) -> str:
         values: dict[str, Any] = {
             "track": self.track.value if self.track else None,
             "verified": "1" if self.verified else None,
             "self_reported": "1" if self.self_reported else None,
+            "coverage": None if self.coverage == DEFAULT_COVERAGE else self.coverage,
             "q": self.q,
             "min_params": _bound_text(self.min_params),
             "max_params": _bound_text(self.max_params),
@@ -204,6 +216,8 @@ class HomeQuery:
         values.update(changes)
         if values["page"] == 1:
             values["page"] = None
+        if values.get("coverage") == DEFAULT_COVERAGE:
+            values["coverage"] = None
         for flag in ("verified", "self_reported"):
             if values.get(flag) in (False, "0"):
                 values[flag] = None
@@ -302,6 +316,7 @@ class HomeView:
     verified_only: bool = False
     verified_url: str = "/?verified=1"
     self_reported_url: str = "/?self_reported=1"
+    coverage_links: list[TrackTab] = field(default_factory=list)  # all tasks / any
 
 
 def _entry_value(entry: OverallEntry, sort: str, track: bool) -> Any:
@@ -445,6 +460,7 @@ def _home_row(entry: OverallEntry, board: OverallLeaderboard) -> HomeRow:
             self_reported=entry.self_reported,
             verified=entry.verified,
             incomplete=entry.incomplete_tasks,
+            baseline_label=entry.baseline_label,
         ),
         params=fmt.params(entry.params),
         params_title=fmt.exact(entry.params) if entry.params else "unknown",
@@ -510,7 +526,11 @@ def _ordered(board: OverallLeaderboard, sort: str, direction: Direction) -> Sequ
 
 def home_view(session: Session, query: HomeQuery) -> HomeView:
     board = overall_leaderboard(
-        session, query.track, verified_only=query.verified, self_reported=query.self_reported
+        session,
+        query.track,
+        verified_only=query.verified,
+        self_reported=query.self_reported,
+        coverage=query.coverage,
     )
     track = board.track is not None
     ordered = _ordered(board, query.sort, query.dir)
@@ -525,9 +545,10 @@ def home_view(session: Session, query: HomeQuery) -> HomeView:
                 max_params=query.max_params,
                 verified=query.verified,
                 self_reported=query.self_reported,
+                coverage=query.coverage,
             ).url(),
             board.track is None,
-            "Every entry, ranked by tasks covered, then ELUE score",
+            "Ranked by ELUE score, higher first",
         )
     ] + [
         TrackTab(
@@ -539,6 +560,7 @@ def home_view(session: Session, query: HomeQuery) -> HomeView:
                 max_params=query.max_params,
                 verified=query.verified,
                 self_reported=query.self_reported,
+                coverage=query.coverage,
             ).url(),
             board.track is t,
             f"Models with at most {t.limit:,} parameters, ranked by average performance",
@@ -576,6 +598,8 @@ def home_view(session: Session, query: HomeQuery) -> HomeView:
         api_query["verified"] = "true"
     if query.self_reported:
         api_query["self_reported"] = "true"
+    if query.coverage != DEFAULT_COVERAGE:
+        api_query["coverage"] = query.coverage
     notes = []
     if not any(c.has_baseline for c in board.tasks) and board.tasks:
         notes.append("No task has a baseline yet, so no entry has an ELUE score.")
@@ -590,16 +614,29 @@ def home_view(session: Session, query: HomeQuery) -> HomeView:
         cards=_cards(session, board),
         ranked_by=(
             f"Models with at most {board.track_limit:,} parameters, ranked by average performance "
-            "(tasks covered first, then fewer parameters)"
+            "(then fewer parameters)"
             if track and board.track_limit
-            else "Ranked by tasks covered, then overall ELUE score"
+            else "Ranked by overall ELUE score, higher first"
+        )
+        + (
+            (
+                ", among the entries with a point on every task"
+                if track
+                else ", among the entries that cover every task with a baseline"
+            )
+            if query.coverage == "all"
+            else ", every entry (coverage shown alongside)"
         ),
+        coverage_links=_coverage_links(query, track),
         average_label=average_label,
         listed=len(board.entries),
         json_url="/api/v1/leaderboard" + ("?" + urlencode(api_query) if api_query else ""),
         csv_url="/api/v1/leaderboard?" + urlencode({**api_query, "format": "csv"}),
         reset_url=HomeQuery(
-            track=query.track, verified=query.verified, self_reported=query.self_reported
+            track=query.track,
+            verified=query.verified,
+            self_reported=query.self_reported,
+            coverage=query.coverage,
         ).url(),
         verified_only=query.verified,
         verified_url=query.url(verified=not query.verified, page=1),
@@ -613,6 +650,24 @@ def home_view(session: Session, query: HomeQuery) -> HomeView:
         max_text=_bound_text(query.max_params) or "",
         notes=notes,
     )
+
+
+def _coverage_links(query: HomeQuery, track: bool) -> list[TrackTab]:
+    every = "a point on every task" if track else "a score on every task with a baseline"
+    return [
+        TrackTab(
+            "All tasks",
+            query.url(coverage="all", page=1),
+            query.coverage == "all",
+            f"Only entries with {every}: leaving out a weak task cannot raise a rank (default)",
+        ),
+        TrackTab(
+            "Any tasks",
+            query.url(coverage="any", page=1),
+            query.coverage == "any",
+            "Every entry, ranked by the same score over the tasks it covers",
+        ),
+    ]
 
 
 # --- a task page ------------------------------------------------------------------------------
@@ -651,6 +706,14 @@ class FrontRow:
     performance_ci: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class SplitLink:
+    split: str
+    url: str
+    filename: str
+    text: str  # "1,821 examples, inputs only (gold labels stay on the server)"
+
+
 @dataclass
 class TaskView:
     name: str
@@ -668,6 +731,9 @@ class TaskView:
     baseline_name: str | None
     baseline_url: str | None
     baseline_range: str | None
+    baseline_label: str | None
+    baseline_min: str | None  # the cheapest baseline point: "84.1 at 1.06 GFLOPs"
+    baseline_max: str | None
     note: str | None
     measured: list[TaskRow]
     measured_pager: Pager
@@ -681,6 +747,7 @@ class TaskView:
     points_total: int
     verified_only: bool = False
     verified_url: str = ""
+    splits: list[SplitLink] = field(default_factory=list)  # every imported split, to download
 
 
 def _task_rows(board: TaskLeaderboard, entries: Sequence[TaskSubmissionEntry]) -> list[TaskRow]:
@@ -692,7 +759,8 @@ def _task_rows(board: TaskLeaderboard, entries: Sequence[TaskSubmissionEntry]) -
     for entry in entries:
         row = made.get(entry.submission_id)
         if row is None:
-            row = made[entry.submission_id] = _task_row(entry, _best_interval(board, entry))
+            label = board.baseline.label if board.baseline else None
+            row = made[entry.submission_id] = _task_row(entry, _best_interval(board, entry), label)
         rows.append(row)
     return rows
 
@@ -706,7 +774,9 @@ def _best_interval(board: TaskLeaderboard, entry: TaskSubmissionEntry) -> str:
     return fmt.interval(best[0].ci_low, best[0].ci_high) if best else fmt.DASH
 
 
-def _task_row(entry: TaskSubmissionEntry, best_ci: str = "") -> TaskRow:
+def _task_row(
+    entry: TaskSubmissionEntry, best_ci: str = "", baseline_label: str | None = None
+) -> TaskRow:
     return TaskRow(
         rank=entry.rank,
         name=entry.name,
@@ -716,6 +786,7 @@ def _task_row(entry: TaskSubmissionEntry, best_ci: str = "") -> TaskRow:
             self_reported=entry.kind == SubmissionKind.SELF_REPORTED.value,
             verified=entry.verified,
             incomplete=entry.incomplete_points,
+            baseline_label=baseline_label if entry.is_baseline else None,
         ),
         score=fmt.signed(entry.score),
         points=entry.points,
@@ -803,6 +874,17 @@ def task_view(
             if baseline
             else None
         ),
+        baseline_label=baseline.label if baseline else None,
+        baseline_min=(
+            f"{fmt.perf(baseline.points[0].performance)} at {fmt.flops(baseline.min_flops)}"
+            if baseline
+            else None
+        ),
+        baseline_max=(
+            f"{fmt.perf(baseline.points[-1].performance)} at {fmt.flops(baseline.max_flops)}"
+            if baseline
+            else None
+        ),
         note=board.note,
         measured=_task_rows(board, measured[m_window]),
         measured_pager=m_pager,
@@ -826,6 +908,22 @@ def task_view(
         plot_shown=plot.shown,
         plot_total=plot.total,
         points_total=len(board.points),
+        splits=[
+            SplitLink(
+                split=sp.split,
+                url=f"/api/v1/tasks/{task.name}/data/{sp.split}",
+                filename=f"{task.name}.{sp.split}.tsv",
+                text=f"{fmt.exact(sp.size)} examples, "
+                + (
+                    "inputs only (gold labels stay on the server)"
+                    if sp.split == "test"
+                    else "with labels"
+                    if sp.labelled
+                    else "inputs (imported without labels)"
+                ),
+            )
+            for sp in task_service.imported_splits(session, task)
+        ],
     )
 
 
@@ -936,6 +1034,7 @@ def plot_body(
             {
                 "name": baseline.submission_name,
                 "id": baseline.submission_id,
+                "label": baseline.label,
                 "points": [
                     [_round(b.flops / 1e6), round(b.performance, 3)] for b in baseline.points
                 ],

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.arrays import unpack_array
+from core.leaderboard.service import baseline_label
 from core.models import (
     FileRole,
     Result,
@@ -451,6 +452,8 @@ class SubmissionView:
     rerunnable: bool
     baseline_tasks: list[str]  # tasks an admin can make this submission the baseline of
     notes: list[str] = field(default_factory=list)
+    baseline_of: list[str] = field(default_factory=list)  # tasks whose baseline it is
+    baseline_label: str | None = None  # e.g. "published performance, platform-counted cost"
     verification: VerificationView | None = None
     weights: list[WeightsView] = field(default_factory=list)
     plots: list[OwnPlot] = field(default_factory=list)  # its curve per task vs. the board
@@ -782,6 +785,26 @@ def submission_view(
                 "these predictions",
             )
         )
+    baseline_tasks = baseline_of(session, submission)
+    label = None
+    if baseline_tasks:
+        label = baseline_label(
+            submission.kind.value,
+            (
+                dict(m or {})
+                for m in session.scalars(
+                    select(Result.metrics).where(Result.submission_id == submission.id)
+                )
+            ),
+        )
+        badge_list.insert(
+            0,
+            Badge(
+                f"Baseline: {label}",
+                "baseline",
+                f"The baseline curve of {', '.join(baseline_tasks)} (ELUE score 0)",
+            ),
+        )
     if submission.visibility is Visibility.PRIVATE:
         badge_list.append(Badge("Private", "private", "Only you and administrators see it"))
     if submission.hidden:
@@ -850,6 +873,8 @@ def submission_view(
         verification=_verification_view(read),
         plots=own_plots(session, submission, read),
         owner_actions=_owner_actions(session, submission, viewer),
+        baseline_of=baseline_tasks,
+        baseline_label=label,
     )
 
 

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from core.leaderboard import cache, overall_csv, overall_leaderboard, task_csv, task_leaderboard
 from core.leaderboard.paging import DEFAULT_PAGE, MAX_PAGE, search_entries, task_page
+from core.ranking.score import DEFAULT_COVERAGE, Coverage
 from core.ranking.tracks import Track
 from server.deps import SessionDep
 from server.leaderboard_schemas import OverallLeaderboardRead, TaskLeaderboardRead
@@ -43,6 +44,14 @@ VerifiedQuery = Annotated[
         description="Only verified entries and points (the platform reproduced their "
         "predictions by running the counted graph with their weights; docs/verification.md), "
         "ranked among themselves, with the baseline"
+    ),
+]
+CoverageQuery = Annotated[
+    Coverage,
+    Query(
+        description="all (default): only entries that cover every task with a baseline (every "
+        "task on a track), so leaving out a weak task cannot raise a rank; any: every entry, "
+        "by the same score (its coverage alongside). docs/ranking.md"
     ),
 ]
 LimitQuery = Annotated[
@@ -118,8 +127,15 @@ def _render_overall(
     limit: int | None,
     verified: bool = False,
     self_reported: bool = False,
+    coverage: Coverage = DEFAULT_COVERAGE,
 ) -> _Rendered:
-    board = overall_leaderboard(session, track, verified_only=verified, self_reported=self_reported)
+    board = overall_leaderboard(
+        session,
+        track,
+        verified_only=verified,
+        self_reported=self_reported,
+        coverage=coverage,
+    )
     entries = search_entries(board, q)
     end = None if limit is None else offset + limit
     page = entries[offset:end]
@@ -127,6 +143,7 @@ def _render_overall(
         name = "leaderboard" if track is None else f"leaderboard-{track.value}"
         name += "-verified" if verified else ""
         name += "-with-self-reported" if self_reported else ""
+        name += "-any-coverage" if coverage == "any" else ""
         csv_text = overall_csv(dataclasses.replace(board, entries=page))
         return _Rendered.of(csv_text.encode(), CSV, filename=f"{name}.csv")
     body = {
@@ -136,6 +153,7 @@ def _render_overall(
         "limit": limit,
         "verified_only": verified,
         "self_reported": self_reported,
+        "coverage": coverage,
     }
     return _Rendered.of(to_json({**body, "entries": page}), JSON)
 
@@ -169,23 +187,29 @@ def get_overall_leaderboard(
             "(only the baselines among them are listed)"
         ),
     ] = False,
+    coverage: CoverageQuery = DEFAULT_COVERAGE,
 ) -> Response:
     """Listed submissions, a page at a time: per-task ELUE scores, overall score, coverage,
     best performances; `total` counts the entries matching `q` before paging. Entries with
     self-reported costs are left out unless `self_reported=true`.
 
-    Ranked by tasks covered, then overall ELUE score; with `track`, only entries within the
-    parameter budget, ranked by average performance (coverage first, then fewer parameters).
+    Ranked by overall ELUE score, higher first (as ELUE ranked; equal scores: more tasks
+    covered first); with `track`, only entries within the parameter budget, ranked by average
+    performance (then fewer parameters). `coverage` filters, it never reorders.
     """
     limit = _page_limit(fmt, limit)
     if offset == 0 and not q.strip() and limit in (None, DEFAULT_PAGE):
         rendered = cache.get(  # the first page, the whole CSV: rendered once per version
             session,
-            ("overall-body", track, fmt, limit, verified, self_reported),
-            lambda s: _render_overall(s, track, fmt, "", 0, limit, verified, self_reported),
+            ("overall-body", track, fmt, limit, verified, self_reported, coverage),
+            lambda s: _render_overall(
+                s, track, fmt, "", 0, limit, verified, self_reported, coverage
+            ),
         )
     else:
-        rendered = _render_overall(session, track, fmt, q, offset, limit, verified, self_reported)
+        rendered = _render_overall(
+            session, track, fmt, q, offset, limit, verified, self_reported, coverage
+        )
     return _respond(request, rendered)
 
 

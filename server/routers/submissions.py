@@ -8,6 +8,7 @@ withdrawal is committed.
 from __future__ import annotations
 
 import logging
+import pathlib
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -16,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from core.db.session import engine_for, transaction
-from core.errors import InvalidInputError, Problem
+from core.errors import ConflictError, InvalidInputError, Problem
 from core.models import SubmissionKind, SubmissionState, Task, User
 from core.settings import Settings
 from core.storage import BlobStore
@@ -27,10 +28,11 @@ from core.submissions.access import (
 )
 from core.submissions.blobs import blob_lock, collect_blobs
 from core.submissions.files import resolve_prediction_names
-from core.submissions.quota import check_quota
+from core.submissions.quota import check_quota, remaining_quota
 from core.submissions.schemas import (
     CostsRead,
     FileSummary,
+    QuotaRead,
     RerunReport,
     SubmissionCreated,
     SubmissionPage,
@@ -43,8 +45,8 @@ from core.submissions.schemas import (
 from core.submissions.self_reported import costs_from_fields
 from core.submissions.service import CheckedSubmission, check_submission, store_submission
 from core.tasks.names import TaskNames
-from core.tasks.service import get_task
-from core.tokenizers import registered_tokenizers
+from core.tasks.service import get_task, load_test_texts
+from core.tokenizers import DEFAULT_TOKENIZER, cached_tokenizer, encode, registered_tokenizers
 from server import enqueue
 from server.auth import AdminUser, OptionalUser, UnauthenticatedError, WriterUser
 from server.deps import SessionDep, SettingsDep
@@ -93,12 +95,89 @@ def _check(
     )
 
 
+PREFLIGHT_FIRST_ROWS = 3  # real test samples per task: the first rows ...
+PREFLIGHT_LONGEST_ROWS = 2  # ... and the longest inputs (position limits, length branches)
+
+
+def _preflight_samples(
+    session: Session, settings: Settings, staged: StagedUpload, checked: CheckedSubmission
+) -> list[dict[str, Any]]:
+    """A handful of real test inputs of each task the submission names, tokenized with its
+    tokenizer as the cost job tokenizes them (never labels: the test split holds none)."""
+    path: pathlib.Path | None
+    if staged.tokenizer is not None:
+        path = staged.tokenizer.path
+    else:
+        path = registered_tokenizers(settings.storage.tokenizers_dir).get(
+            checked.tokenizer_name or DEFAULT_TOKENIZER
+        )
+    if path is None:
+        return []
+    tok = cached_tokenizer(path, max_tokens=settings.limits.max_tokens)
+    samples: list[dict[str, Any]] = []
+    for task_id, task_name in dict.fromkeys((p.task_id, p.task_name) for p in checked.predictions):
+        task = session.get(Task, task_id)
+        if task is None:
+            continue
+        texts = load_test_texts(session, task)
+        longest = sorted(range(len(texts)), key=lambda i: -sum(len(t) for t in texts[i]))
+        rows = list(
+            dict.fromkeys(
+                [*range(min(PREFLIGHT_FIRST_ROWS, len(texts))), *longest[:PREFLIGHT_LONGEST_ROWS]]
+            )
+        )
+        chosen = [texts[i] for i in rows]
+        if chosen and len(chosen[0]) == 2:
+            encodings = tok.encode_batch([(a, b) for a, b in chosen])
+            ids = [e.ids for e in encodings]
+            firsts: list[int | None] = [e.type_ids.count(0) for e in encodings]
+        else:
+            ids = encode(tok, chosen)
+            firsts = [None] * len(ids)
+        samples += [
+            {"task": task_name, "index": row, "ids": list(i), "first": first}
+            for row, i, first in zip(rows, ids, firsts, strict=True)
+        ]
+    return samples
+
+
+def _preflight_paths(checked: CheckedSubmission) -> list[dict[str, Any]]:
+    out = []
+    for p in checked.predictions:
+        if p.paths:
+            out.append(
+                {
+                    "file": p.upload.name,
+                    "task": p.task_name,
+                    "modules": [[(c.name, list(c.shape)) for c in path] for _, path in p.paths],
+                    "rows": [row for row, _ in p.paths],
+                }
+            )
+        elif p.exit_layers:
+            out.append(
+                {
+                    "file": p.upload.name,
+                    "task": p.task_name,
+                    "exit_layers": [layer for _, layer in p.exit_layers],
+                    "rows": [row for row, _ in p.exit_layers],
+                }
+            )
+    return out
+
+
 def _refuse_on_preflight(
-    settings: Settings, staged: StagedUpload, checked: CheckedSubmission, *, check_only: bool
+    session: Session,
+    settings: Settings,
+    staged: StagedUpload,
+    checked: CheckedSubmission,
+    *,
+    check_only: bool,
 ) -> dict[str, Any] | None:
-    """Run the model in a pre-flight worker's sandbox; 422 when the weights do not match its
-    graph (or, for a check, when it cannot be captured). None: no worker answered in time
-    (the weights are then checked when the submission is counted)."""
+    """Run the model in a pre-flight worker's sandbox (captured, then run on a handful of real
+    test samples of each task named; every module path the files name matched against its
+    graph); 422 when the weights do not match its graph, or (a check) when it cannot be
+    captured, fails on a sample or a path does not match. None: no worker answered in time
+    (the same is checked when the submission is counted)."""
     assert staged.model is not None
     weights: dict[str, dict[str, tuple[list[int], str]]] = {}
     label = ""
@@ -108,7 +187,13 @@ def _refuse_on_preflight(
             name: (list(shape), dtype)
             for name, (shape, dtype) in checked.weights.manifest.tensors.items()
         }
-    answer = enqueue.preflight(settings, staged.model.path.read_bytes(), weights)
+    # A check sends real samples and the files' paths, when a worker is there to run them
+    full = check_only and enqueue.preflight_available(settings)
+    samples = _preflight_samples(session, settings, staged, checked) if full else []
+    paths = _preflight_paths(checked) if full else []
+    answer = enqueue.preflight(
+        settings, staged.model.path.read_bytes(), weights, samples=samples, paths=paths
+    )
     if answer is None:
         return None
     problems = [
@@ -132,6 +217,25 @@ def _refuse_on_preflight(
                 )
             ],
         )
+    failed = [
+        Problem(f"the model fails on {text}"[:2000], file=staged.model.name, column="model")
+        for text in answer.get("sample_problems") or []
+    ]
+    failed += [
+        Problem(
+            str(p.get("problem"))[:2000],
+            file=str(p.get("file")) if p.get("file") else None,
+            line=int(p["line"]) if p.get("line") is not None else None,
+            column=str(p.get("column") or "modules"),
+        )
+        for p in answer.get("path_problems") or []
+    ]
+    if failed:
+        raise InvalidInputError(
+            f"The pre-flight check ran the model and found {len(failed)} problem(s); "
+            "nothing was stored",
+            failed,
+        )
     return answer
 
 
@@ -147,6 +251,23 @@ def _drop_blobs(settings: Settings, shas: list[str]) -> None:
         log.warning("could not remove the blobs of a failed upload yet: %s", exc)
 
 
+def _model_check_text(answer: dict[str, Any] | None, checked: CheckedSubmission) -> str:
+    if answer is None:
+        return (
+            "not run: no pre-flight worker answered (the model is captured when the "
+            "submission is counted)"
+        )
+    text = f"captured in the sandbox in {float(answer.get('seconds', 0)):.1f} s"
+    ran = answer.get("samples_run") or {}
+    if ran:
+        text += "; ran on " + ", ".join(f"{n} real {t} test input(s)" for t, n in ran.items())
+    if answer.get("paths_checked"):
+        text += f"; {answer['paths_checked']} distinct module path(s) match its graph"
+    if checked.weights is not None:
+        text += "; the weights match its graph"
+    return text
+
+
 def _create(
     session: Session, settings: Settings, user: User, staged: StagedUpload
 ) -> tuple[int, str]:
@@ -154,7 +275,7 @@ def _create(
     # check_submission refuses a missing model unless the costs are self-reported
     assert staged.model is not None or checked.costs is not None
     if checked.weights is not None:
-        _refuse_on_preflight(settings, staged, checked, check_only=False)
+        _refuse_on_preflight(session, settings, staged, checked, check_only=False)
     # One submission at a time per user (PostgreSQL row lock), so two uploads cannot both take
     # the last slot of the quota.
     session.get(User, user.id, with_for_update=True)
@@ -180,9 +301,10 @@ def _create(
                 job_id = enqueue.assign_job(submission)
                 session.commit()
             except IntegrityError as exc:  # a concurrent upload took the same name
-                raise InvalidInputError(
-                    "The submission could not be stored; nothing was stored",
-                    [Problem("you already have a submission with this name", column="name")],
+                raise ConflictError(
+                    "The submission could not be stored, nothing was stored: you already have "
+                    "a submission with this name (names are unique per owner, ignoring case "
+                    "and spacing)"
                 ) from exc
     except BaseException:
         _drop_blobs(settings, store.written)  # a full disk, the database away: no orphans
@@ -267,17 +389,26 @@ async def validate_submission(
     async with staged_upload(request, settings) as staged:
         checked = await run_in_threadpool(_check, session, settings, user, staged, dry_run=True)
         summary = _summary(staged, checked)
+        summary.quota = [
+            QuotaRead(
+                task=q.task,
+                used=q.used,
+                limit=q.limit,
+                remaining=q.remaining,
+                next_slot_at=q.next_slot_at,
+            )
+            for q in remaining_quota(
+                session,
+                owner_id=user.id,
+                tasks=_tasks_named(session, staged),
+                limit=settings.limits.submissions_per_task_per_day,
+            )
+        ]
         if staged.model is not None:
             answer = await run_in_threadpool(
-                _refuse_on_preflight, settings, staged, checked, check_only=True
+                _refuse_on_preflight, session, settings, staged, checked, check_only=True
             )
-            summary.model_check = (
-                f"captured in the sandbox in {float(answer.get('seconds', 0)):.1f} s"
-                + ("; the weights match its graph" if checked.weights is not None else "")
-                if answer is not None
-                else "not run: no pre-flight worker answered (the model is captured when the "
-                "submission is counted)"
-            )
+            summary.model_check = _model_check_text(answer, checked)
         return summary
 
 

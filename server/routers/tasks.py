@@ -5,7 +5,9 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
+from sqlalchemy.orm import Session
 
+from core.errors import NotFoundError
 from core.leaderboard import clear_task_baseline, set_task_baseline
 from core.models import Task
 from core.paired import PairedRead, compare
@@ -16,12 +18,24 @@ from core.tasks import service
 from server import enqueue
 from server.auth import AdminUser, OptionalUser
 from server.deps import SessionDep, SettingsDep
-from server.schemas import TaskRead
+from server.schemas import TaskRead, TaskSplitRead
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"])
 
 
-def _read(task: Task) -> TaskRead:
+def _splits(session: Session, task: Task) -> list[TaskSplitRead]:
+    return [
+        TaskSplitRead(
+            split=s.split,
+            size=s.size,
+            labelled=s.labelled,
+            url=f"/api/v1/tasks/{task.name}/data/{s.split}",
+        )
+        for s in service.imported_splits(session, task)
+    ]
+
+
+def _read(task: Task, session: Session) -> TaskRead:
     m = service.manifest_of(task)
     return TaskRead(
         name=task.name,
@@ -33,17 +47,18 @@ def _read(task: Task) -> TaskRead:
         text_columns=list(m.text_columns),
         test_size=task.test_size,
         description=task.description,
+        splits=_splits(session, task),
     )
 
 
 @router.get("")
 def list_tasks(session: SessionDep) -> list[TaskRead]:
-    return [_read(t) for t in service.list_tasks(session)]
+    return [_read(t, session) for t in service.list_tasks(session)]
 
 
 @router.get("/{name}", responses={404: {"description": "Unknown task"}})
 def get_task(name: str, session: SessionDep) -> TaskRead:
-    return _read(service.get_task(session, name))
+    return _read(service.get_task(session, name), session)
 
 
 TaskName = Annotated[str, Path(max_length=64)]
@@ -73,15 +88,50 @@ def _tsv_field(text: str) -> str:
 )
 def task_inputs(name: TaskName, session: SessionDep) -> Response:
     """The public test inputs to predict (gold labels never leave the server)."""
+    return _split_tsv(session, service.get_task(session, name), "test")
+
+
+@router.get(
+    "/{name}/data/{split}",
+    response_class=Response,
+    responses={
+        200: {
+            "description": "One imported split as TSV: `index`, the text columns, and `label` "
+            "where the split was imported with labels (dev); the test split is inputs only",
+            "content": {TSV: {"schema": {"type": "string"}}},
+        },
+        404: {"description": "Unknown task, or a split it does not have"},
+    },
+)
+def task_split(
+    name: TaskName, split: Annotated[str, Path(max_length=16)], session: SessionDep
+) -> Response:
+    """Download a split the operator imported (`splits` of the task lists them). The test
+    split's gold labels are never in any download."""
     task = service.get_task(session, name)
+    offered = {s.split: s for s in service.imported_splits(session, task)}
+    if split not in offered:
+        raise NotFoundError(
+            f"Task {task.name} has no split {split!r} to download "
+            f"(imported: {', '.join(offered) or 'none'})"
+        )
+    return _split_tsv(session, task, split)
+
+
+def _split_tsv(session: Session, task: Task, split: str) -> Response:
     columns = service.manifest_of(task).text_columns
-    lines = ["\t".join(["index", *columns])]
-    for i, texts in enumerate(service.load_test_texts(session, task)):
-        lines.append("\t".join([str(i), *(_tsv_field(t) for t in texts)]))
+    rows = service.load_split_rows(session, task, split)
+    labelled = split != "test" and any(label is not None for _, label in rows)
+    lines = ["\t".join(["index", *columns, *(["label"] if labelled else [])])]
+    for i, (texts, label) in enumerate(rows):
+        cells = [str(i), *(_tsv_field(t) for t in texts)]
+        if labelled:
+            cells.append("" if label is None else _tsv_field(label))
+        lines.append("\t".join(cells))
     return Response(
         ("\n".join(lines) + "\n").encode("utf-8"),
         media_type=f"{TSV}; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{task.name}.test.tsv"'},
+        headers={"Content-Disposition": f'attachment; filename="{task.name}.{split}.tsv"'},
     )
 
 
