@@ -35,6 +35,7 @@ from core.submissions.queries import page_url
 from core.tasks import service as task_service
 from core.tasks.manifest import Family, family_title
 from frontend.views import format as fmt
+from server.bodies import Body
 
 T = TypeVar("T")
 PER_PAGE = 100
@@ -745,6 +746,7 @@ class PlotData:
     body: str  # compact JSON, with <, > and & escaped (safe inside a <script> element)
     shown: int  # submissions drawn one curve each
     total: int  # submissions on the task board
+    encoded: Body  # `body` as sent by plot.json: bytes made once, a gzip copy when large
 
 
 def _round(value: float, digits: int = 5) -> float:
@@ -829,7 +831,8 @@ def _plot(board: TaskLeaderboard, everything: bool) -> PlotData:
     text = json.dumps(body, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     # Inside <script type="application/json">: no "</script>" or "<!--" can appear.
     text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
-    return PlotData(text, len(chosen) if not everything else len(subs), len(board.submissions))
+    shown = len(chosen) if not everything else len(subs)
+    return PlotData(text, shown, len(board.submissions), Body.of(text.encode()))
 
 
 def task_plot_json(
