@@ -275,13 +275,13 @@ def _stack(
             folder / "web.log",
         )
         procs["score worker"] = _spawn(
-            [str(PB), "worker", "--queues", "score", "--loglevel", "WARNING"],
+            [str(PB), "worker", "--queues", "score", "--loglevel", "INFO"],
             env,
             folder / "score.log",
         )
         for k in range(args.cost_workers):
             procs[f"cost worker {k + 1}"] = _spawn(
-                [str(PB), "worker", "--queues", "cost", "--loglevel", "WARNING"],
+                [str(PB), "worker", "--queues", "cost", "--loglevel", "INFO"],
                 env,
                 folder / f"cost{k + 1}.log",
             )
@@ -290,13 +290,18 @@ def _stack(
             dead = [n for n, p in procs.items() if p.poll() is not None]
             if dead:
                 raise RuntimeError(f"{dead} exited; logs in {folder}")
+            workers = [folder / "score.log"]
+            workers += [folder / f"cost{k + 1}.log" for k in range(args.cost_workers)]
+            ready = all(" ready." in log.read_text(errors="replace") for log in workers)
             try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                if ready and httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError("the web app did not answer within 120 s")
+                raise RuntimeError(
+                    f"the web app or a worker not ready within 120 s; logs in {folder}"
+                )
             time.sleep(0.3)
         yield base, procs
     finally:
