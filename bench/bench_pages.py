@@ -75,9 +75,12 @@ class Weight:
 
 
 def _time(client: httpx.Client, path: str) -> tuple[float, httpx.Response]:
+    """ms to the body's last byte as sent (gzip not decoded: the client's work), response."""
     url, headers = _request(path)  # httpx asks for gzip; `IDENTITY` + path for the raw bytes
     start = time.perf_counter()
-    response = client.get(url, headers=headers)
+    with client.stream("GET", url, headers=headers) as response:
+        for _ in response.iter_raw():
+            pass
     return (time.perf_counter() - start) * 1000, response
 
 
