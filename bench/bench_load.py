@@ -124,14 +124,22 @@ class Reads:
     wall: float = 0.0
 
 
+IN_FLIGHT = 64  # reads sent at once at most; the rest wait their turn (charged to latency)
+
+
 async def _read_load(base: str, paths: list[str], rps: int, seconds: float) -> Reads:
     out = Reads()
-    limits = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+    limits = httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)
+    # httpcore matches queued requests to connections in O(queued x connections) per event:
+    # thousands of queued reads (a server that fell behind) would make this client, not the
+    # server, the bottleneck, and starve the uploads that share its event loop.
+    gate = asyncio.Semaphore(IN_FLIGHT)
     async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
 
         async def one(path: str, due: float) -> None:
             try:
-                response = await client.get(path)
+                async with gate:
+                    response = await client.get(path)
                 ok = response.status_code == 200
                 key = f"{path}: HTTP {response.status_code}"
             except httpx.HTTPError as exc:
