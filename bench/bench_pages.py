@@ -37,7 +37,9 @@ import httpx
 from sqlalchemy import select
 
 from bench.bench_leaderboard import (
+    IDENTITY,
     _database,
+    _request,
     _server,
     _touch_private,
     _touch_result,
@@ -73,8 +75,12 @@ class Weight:
 
 
 def _time(client: httpx.Client, path: str) -> tuple[float, httpx.Response]:
+    """ms to the body's last byte as sent (gzip not decoded: the client's work), response."""
+    url, headers = _request(path)  # httpx asks for gzip; `IDENTITY` + path for the raw bytes
     start = time.perf_counter()
-    response = client.get(path)
+    with client.stream("GET", url, headers=headers) as response:
+        for _ in response.iter_raw():
+            pass
     return (time.perf_counter() - start) * 1000, response
 
 
@@ -208,7 +214,9 @@ def main() -> None:
             "/tasks/SNLI?page=20",
             "/tasks/SST-2/plot.json",
             "/tasks/SST-2/plot.json?all=1",
+            IDENTITY + "/tasks/SST-2/plot.json?all=1",
             f"/submissions/{sid}",
+            f"/api/v1/submissions/{sid}",
             "/about",
         ]
         writes = {
@@ -226,8 +234,11 @@ def main() -> None:
                     for p in ("/", "/tasks/SST-2", f"/submissions/{sid}", "/about")
                 }
                 plot = {
-                    p: len(client.get(p).content)
+                    f"{p} ({coding})": int(
+                        client.get(p, headers={"Accept-Encoding": coding}).headers["content-length"]
+                    )
                     for p in ("/tasks/SST-2/plot.json", "/tasks/SST-2/plot.json?all=1")
+                    for coding in ("identity", "gzip")
                 }
     print(
         f"\n{args.db}; warm: {args.requests} requests per page from {args.concurrency} threads over "
@@ -259,7 +270,7 @@ def main() -> None:
             f"first visit {(w.html + w.assets) / 1024:7.1f}"
         )
     for path, size in plot.items():
-        print(f"plot data {path:<34} {size / 1024:7.1f} KiB")
+        print(f"plot data {path:<45} {size / 1024:7.1f} KiB as sent")
 
 
 if __name__ == "__main__":

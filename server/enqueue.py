@@ -19,6 +19,7 @@ from core.models import Submission
 from core.settings import Settings
 from core.submissions.manage import check_rerunnable
 from core.submissions.schemas import RerunReport
+from core.submissions.state import new_job_id
 
 log = logging.getLogger(__name__)
 _apps: dict[tuple[str, str], Celery] = {}
@@ -70,9 +71,7 @@ def send_score(settings: Settings, submission_id: int, job_id: str) -> bool:
 
 def assign_job(submission: Submission) -> str:
     """Give a new, already queued submission its job id (commit, then `send_score`)."""
-    from worker.pipeline import new_job_id
-
-    submission.job_id = new_job_id()
+    submission.job_id = new_job_id()  # not from worker.pipeline: torch would load with it
     return submission.job_id
 
 

@@ -19,6 +19,7 @@ from core.models import Result, ResultCost, Submission, SubmissionState
 from core.settings import REPO_ROOT, LimitsSettings, Settings, StorageSettings
 from core.storage import BlobStore
 from core.submissions.service import SubmissionDraft, UploadedFile, create_submission
+from core.submissions.state import new_job_id
 from core.tokenizers import registered_tokenizers
 from tests.helpers import noisy_predictions, raw_gold, write_predictions
 from worker import pipeline
@@ -46,7 +47,7 @@ class Env:
                 limits=self.settings.limits,
                 tokenizers=registered_tokenizers(self.settings.storage.tokenizers_dir),
             )
-            sub.job_id = pipeline.new_job_id()
+            sub.job_id = new_job_id()
             return sub.id
 
     def submission(self, sid: int) -> Submission:

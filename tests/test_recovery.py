@@ -23,7 +23,7 @@ from core.db import migrate
 from core.db.session import make_engine, transaction
 from core.models import Submission, SubmissionState
 from core.settings import BrokerSettings, LimitsSettings, Settings
-from core.submissions.state import set_state
+from core.submissions.state import new_job_id, set_state
 from worker import attempts, pipeline
 from worker.attempts import Stage, Status
 from worker.cost_messages import CostReport
@@ -166,7 +166,7 @@ def _row(
     age: float = 0.0,
 ) -> tuple[int, str]:
     with transaction(db.engine) as session:
-        sub = Submission(name=f"s{random.getrandbits(48)}", job_id=pipeline.new_job_id())
+        sub = Submission(name=f"s{random.getrandbits(48)}", job_id=new_job_id())
         session.add(sub)
         set_state(sub, state, "test")
         sub.attempts = attempts_made

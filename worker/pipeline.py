@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
@@ -22,7 +21,7 @@ from core.models import Submission, SubmissionKind, SubmissionState
 from core.settings import Settings
 from core.storage import BlobStore
 from core.submissions import cost_queue
-from core.submissions.state import LOG_LIMIT, set_state, storable
+from core.submissions.state import LOG_LIMIT, new_job_id, set_state, storable
 from worker import counting_stage, metrics, scoring_stage, verification_stage
 from worker import verification as verification_mod
 from worker.cost_messages import CostReport, CostRequest
@@ -44,10 +43,6 @@ MODEL_KILLED_MESSAGE = (
 class Outcome:
     CONTINUE = "continue"  # the next stage should run
     STOP = "stop"  # done, failed, or superseded: nothing more to do
-
-
-def new_job_id() -> str:
-    return uuid.uuid4().hex
 
 
 def queue_submission(submission: Submission, message: str = "Waiting for a worker") -> str:

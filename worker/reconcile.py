@@ -15,10 +15,10 @@ from core.db.session import transaction
 from core.models import Submission, SubmissionState
 from core.settings import Settings
 from core.submissions import cost_queue
-from core.submissions.state import set_state
+from core.submissions.state import new_job_id, set_state
 from worker import metrics
 from worker.attempts import ERRORS, Liveness, Record, Stage
-from worker.pipeline import GAVE_UP_MESSAGE, MODEL_KILLED_MESSAGE, new_job_id
+from worker.pipeline import GAVE_UP_MESSAGE, MODEL_KILLED_MESSAGE
 
 log = logging.getLogger(__name__)
 Sender = Callable[[int, str], None]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import uuid
 from typing import Any
 
 from core.db.base import utcnow
@@ -11,6 +12,12 @@ from core.models import Submission, SubmissionState
 MESSAGE_LIMIT = 2_000  # state_message and the timeline's messages
 DETAIL_LIMIT = 20_000  # error_detail (tracebacks)
 LOG_LIMIT = 200_000  # sandbox_log (the tail)
+
+
+def new_job_id() -> str:
+    """A fresh job id (the web app assigns one per upload: kept out of `worker.pipeline`,
+    whose import pulls in torch and scipy, ~10 s and ~300 MB in a web process)."""
+    return uuid.uuid4().hex
 
 
 def storable(text: str, limit: int, *, tail: bool = False) -> str:

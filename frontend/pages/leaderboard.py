@@ -19,6 +19,7 @@ from frontend.views.leaderboard import (
     task_view,
 )
 from server.auth import OptionalUser
+from server.bodies import send
 from server.deps import SessionDep
 
 router = APIRouter(include_in_schema=False)
@@ -81,14 +82,19 @@ def task_page(
 
 @router.get("/tasks/{task}/plot.json")
 def task_plot(
-    task: TaskName, session: SessionDep, all: bool = False, verified: bool = False
+    request: Request,
+    task: TaskName,
+    session: SessionDep,
+    all: bool = False,
+    verified: bool = False,
 ) -> Response:
     """The task plots' compact data: fronts, baseline and top entries (`all=1`: everyone;
     `verified=1`: verified points only, with the baseline)."""
     row = get_task(session, task)
     plot = task_plot_json(session, row.name, everything=all, verified=verified)
-    return Response(
-        plot.body.encode(),
-        media_type="application/json",
-        headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
+    return send(
+        request,
+        plot.encoded,
+        "application/json",
+        {"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"},
     )

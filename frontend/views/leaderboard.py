@@ -39,6 +39,7 @@ from core.tasks.manifest import Family, family_title
 from frontend.views import format as fmt
 from frontend.views.colours import colour_of
 from frontend.views.uncertainty import CurveText, curve_text
+from server.bodies import Body
 
 T = TypeVar("T")
 PER_PAGE = 100
@@ -935,6 +936,7 @@ class PlotData:
     body: str  # compact JSON, with <, > and & escaped (safe inside a <script> element)
     shown: int  # submissions drawn one curve each
     total: int  # submissions on the task board
+    encoded: Body  # `body` as sent by plot.json: bytes made once, a gzip copy when large
 
 
 def _round(value: float, digits: int = 5) -> float:
@@ -963,7 +965,12 @@ def _plot(board: TaskLeaderboard, everything: bool) -> PlotData:
         (chosen if keep else rest).append(entry)
     subs = chosen + (rest if everything else [])
     text = plot_body(board, subs, highlight=len(chosen), everything=everything)
-    return PlotData(text, len(chosen) if not everything else len(subs), len(board.submissions))
+    return PlotData(
+        text,
+        len(chosen) if not everything else len(subs),
+        len(board.submissions),
+        Body.of(text.encode()),
+    )
 
 
 def plot_body(

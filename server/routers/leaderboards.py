@@ -6,7 +6,8 @@ name search `q` (a word of the name starts with it: `core.leaderboard.search`, a
 scan). The first page and the whole CSV are rendered once per board version and cached with
 the leaderboards (`core.leaderboard.cache`), so a warm request for them costs one read of the
 board version and no rendering; other pages are sliced and rendered per request. Each body
-carries an ETag; a matching If-None-Match gets 304.
+carries an ETag; a matching If-None-Match gets 304. A body of 1 MiB or more (the whole CSV)
+gets a gzip copy made with it, sent to clients that accept gzip (`server.bodies`).
 
 The JSON is written straight from the `core.leaderboard.types` dataclasses with pydantic-core
 (no per-request validation); their field names are those of the documented response models in
@@ -16,7 +17,6 @@ The JSON is written straight from the `core.leaderboard.types` dataclasses with 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -28,6 +28,7 @@ from core.leaderboard import cache, overall_csv, overall_leaderboard, task_csv, 
 from core.leaderboard.paging import DEFAULT_PAGE, MAX_PAGE, search_entries, task_page
 from core.ranking.score import DEFAULT_COVERAGE, Coverage
 from core.ranking.tracks import Track
+from server.bodies import Body, send
 from server.deps import SessionDep
 from server.leaderboard_schemas import OverallLeaderboardRead, TaskLeaderboardRead
 
@@ -84,27 +85,24 @@ def _responses(csv_description: str) -> dict[int | str, dict[str, Any]]:
 
 @dataclass(frozen=True, slots=True)
 class _Rendered:
-    body: bytes
+    body: Body
     media_type: str
-    etag: str
     filename: str | None  # sent as an attachment (CSV)
 
     @classmethod
     def of(cls, body: bytes, media_type: str, *, filename: str | None = None) -> _Rendered:
-        digest = hashlib.blake2b(body, digest_size=16).hexdigest()
-        return cls(body, media_type, f'"{digest}"', filename)
+        return cls(Body.of(body), media_type, filename)  # a gzip copy when large (CSV)
+
+    @property
+    def etag(self) -> str:
+        return self.body.etag
 
 
 def _respond(request: Request, rendered: _Rendered) -> Response:
-    headers = {"ETag": rendered.etag, "Cache-Control": "no-cache"}
+    headers = {"Cache-Control": "no-cache"}
     if rendered.filename is not None:
         headers["Content-Disposition"] = f'attachment; filename="{rendered.filename}"'
-    sent = request.headers.get("if-none-match")
-    if sent is not None and (
-        sent.strip() == "*" or rendered.etag in (t.strip() for t in sent.split(","))
-    ):
-        return Response(status_code=304, headers=headers)
-    return Response(content=rendered.body, media_type=rendered.media_type, headers=headers)
+    return send(request, rendered.body, rendered.media_type, headers)
 
 
 # --- overall ----------------------------------------------------------------------------------
