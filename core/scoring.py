@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.arrays import pack_array, unpack_array
@@ -143,13 +143,17 @@ def refresh_overall_uncertainty(session: Session, submission_id: int) -> None:
 
 
 def forget_uncertainty(session: Session, submission_id: int, keep_task_ids: set[int]) -> None:
-    """Drop a submission's task rows for tasks it no longer has points on."""
-    session.execute(
-        delete(TaskUncertainty).where(
+    """Drop a submission's task rows for tasks it no longer has points on (as objects, so that
+    the board version is bumped only when the submission is listed)."""
+    stale = session.scalars(
+        select(TaskUncertainty).where(
             TaskUncertainty.submission_id == submission_id,
             TaskUncertainty.task_id.not_in(keep_task_ids),
         )
-    )
+    ).all()
+    for row in stale:
+        session.delete(row)
+    session.flush()
     refresh_overall_uncertainty(session, submission_id)
 
 

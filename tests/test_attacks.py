@@ -46,7 +46,14 @@ MODELS = Path(__file__).parent / "models"
 GIB = 2**30
 SECRET = "s3cr3t-7d0e5b21-never-visible"
 # The tables no evaluation writes to; compared row by row before and after each attack.
-EVALUATION_TABLES = {"submissions", "submission_files", "results", "result_costs"}
+EVALUATION_TABLES = {
+    "submissions",
+    "submission_files",
+    "results",
+    "result_costs",
+    "task_uncertainty",  # scoring: the bootstrap intervals
+    "submission_uncertainty",
+}
 # Host files the sandbox must not change (the runner code it runs, the sandbox itself).
 RUNNER_FILES = [
     REPO_ROOT / "worker" / "cost_job.py",

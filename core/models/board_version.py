@@ -173,9 +173,19 @@ def _submission_listed(session: Session, submission_id: Any) -> bool | None:
         return None
     with session.no_autoflush:
         sub = session.get(Submission, submission_id)
-    if sub is None:
-        return None
-    return _listed(lambda k: _current(sub, k))
+        if sub is None:
+            return None
+        listed = _listed(lambda k: _current(sub, k))
+        if listed is None:  # expired (e.g. after a commit): read the three columns, no flush
+            row = session.execute(
+                select(Submission.visibility, Submission.hidden, Submission.state).where(
+                    Submission.id == submission_id
+                )
+            ).first()
+            if row is not None:
+                values = {"visibility": row[0], "hidden": row[1], "state": row[2]}
+                listed = _listed(values.__getitem__)
+    return listed
 
 
 def _submission_matters(obj: Submission, *, new: bool, deleted: bool) -> bool:
