@@ -12,12 +12,13 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
 from core.errors import ParetoboardError
 from core.models import User, UserRole, UserSession
 from core.users import sessions as user_sessions
 from core.users.service import user_for_token
-from server.deps import SessionDep
+from server.deps import SessionDep, release_connection
 from server.forms import read_form
 
 SESSION_KEY = "sid"  # the server-side session's key, inside the signed cookie
@@ -113,7 +114,7 @@ def csrf_token(request: Request) -> str:
     return token
 
 
-async def check_csrf(request: Request) -> None:
+async def check_csrf(request: Request, session: SessionDep) -> None:
     """Cookie-authenticated writes must echo the session's CSRF token (header or form field)."""
     if getattr(request.state, "auth", None) != "cookie":
         return  # token auth and anonymous calls carry no ambient credentials
@@ -122,6 +123,8 @@ async def check_csrf(request: Request) -> None:
     if sent is None and request.headers.get("content-type", "").startswith(
         ("application/x-www-form-urlencoded", "multipart/form-data")
     ):
+        # An upload's body may be large: its pooled connection is given back while it streams.
+        await run_in_threadpool(release_connection, session)
         form = await read_form(request)  # the one parser, with the service's limits
         value = form.get(CSRF_FORM_FIELD)
         sent = value if isinstance(value, str) else None

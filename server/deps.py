@@ -28,8 +28,26 @@ def get_session(request: Request) -> Iterator[Session]:
     default scope the commit ran after the response had gone out.
     """
     settings: Settings = request.app.state.settings
-    with session_factory(engine_for(settings.database_url))() as session, session.begin():
-        yield session
+    with session_factory(engine_for(settings.database_url))() as session:
+        try:
+            yield session
+            session.commit()  # what the handler left open (it may have committed part already)
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def release_connection(session: Session) -> None:
+    """End the request's transaction so far (what it read, e.g. the caller's token or session)
+    and give its pooled connection back while a large body streams in: 50 uploads at once must
+    not hold 50 connections (bench/bench_load.py: the pool ran dry and reads answered 503).
+    Objects stay loaded; the next query takes a connection again."""
+    keep = session.expire_on_commit
+    session.expire_on_commit = False
+    try:
+        session.commit()
+    finally:
+        session.expire_on_commit = keep
 
 
 def refuse_control_characters(request: Request) -> None:

@@ -416,3 +416,42 @@ def test_reconcile_command_removes_and_lists_leftovers(
     assert "leftovers: 1 staging folder(s), 1 orphan blob(s)" in done.stdout
     assert not dead.exists()
     assert not store.exists(orphan)
+
+
+def test_uploads_hold_no_database_connection_while_the_body_streams(
+    seeded_api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The request's pooled connection (used to authenticate) is given back before the body is
+    read, by the token path and by the browser's CSRF check: 50 concurrent uploads must not
+    hold 50 connections while their bytes arrive (the pool ran dry in bench/bench_load.py)."""
+    from server import auth
+    from server.routers import submissions
+
+    pool = engine_for(seeded_api.settings.database_url).pool
+    seen: list[tuple[str, int]] = []
+    real_staged, real_read = submissions.staged_upload, auth.read_form
+
+    def staged(request: Any, settings: Any) -> Any:
+        seen.append(("upload", pool.checkedout()))  # type: ignore[attr-defined]
+        return real_staged(request, settings)
+
+    async def read_form(request: Any) -> Any:
+        seen.append(("csrf", pool.checkedout()))  # type: ignore[attr-defined]
+        return await real_read(request)
+
+    monkeypatch.setattr(submissions, "staged_upload", staged)
+    monkeypatch.setattr(auth, "read_form", read_form)
+    alice = seeded_api.user()
+    files = {"model": ("model.py", TINY_MODEL.read_bytes()), "predictions": ("SST-2.tsv", SST2)}
+    made = seeded_api.client.post(
+        "/api/v1/submissions", headers=alice.headers, data={"name": "held"}, files=files
+    )
+    assert made.status_code == 202, made.text
+    browser = seeded_api.login(alice)
+    csrf = browser.headers.pop("X-CSRF-Token")
+    checked = browser.post(
+        "/api/v1/submissions/validate", data={"csrf_token": csrf, "name": "held2"}, files=files
+    )
+    assert checked.status_code == 200, checked.text
+    assert [kind for kind, _ in seen] == ["upload", "csrf", "upload"]
+    assert seen == [("upload", 0), ("csrf", 0), ("upload", 0)]

@@ -49,7 +49,7 @@ from core.tasks.service import get_task, load_test_texts
 from core.tokenizers import DEFAULT_TOKENIZER, cached_tokenizer, encode, registered_tokenizers
 from server import enqueue
 from server.auth import AdminUser, OptionalUser, UnauthenticatedError, WriterUser
-from server.deps import SessionDep, SettingsDep
+from server.deps import SessionDep, SettingsDep, release_connection
 from server.uploads import MULTIPART_BODY, StagedUpload, draft_from, staged_upload
 
 log = logging.getLogger(__name__)
@@ -323,6 +323,7 @@ async def create_submission(
     request: Request, user: WriterUser, session: SessionDep, settings: SettingsDep
 ) -> SubmissionCreated:
     """Everything checkable without running code is checked first; 422 lists every problem."""
+    await run_in_threadpool(release_connection, session)  # none held while the body streams
     async with staged_upload(request, settings) as staged:
         submission_id, job_id = await run_in_threadpool(_create, session, settings, user, staged)
     queued = await run_in_threadpool(enqueue.send_score, settings, submission_id, job_id)
@@ -386,6 +387,7 @@ async def validate_submission(
     request: Request, user: WriterUser, session: SessionDep, settings: SettingsDep
 ) -> ValidationSummary:
     """The same checks as a submission; stores nothing; 200 with what was found when valid."""
+    await run_in_threadpool(release_connection, session)  # none held while the body streams
     async with staged_upload(request, settings) as staged:
         checked = await run_in_threadpool(_check, session, settings, user, staged, dry_run=True)
         summary = _summary(staged, checked)
