@@ -364,7 +364,7 @@ class FileCost(BaseModel):
 class BaselineSet(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    submission_id: int
+    submission_id: int = Field(ge=1, le=2**62)  # an id the database can hold
 
 
 class BaselineRead(BaseModel):
