@@ -6,11 +6,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
+from sqlalchemy.orm import Session
 
 from core.errors import InvalidInputError
+from core.models import Task
+from core.settings import Settings
 from core.tasks.service import get_task
 from frontend.templating import render
 from frontend.views.compare import (
+    CompareTable,
     compare_view,
     export_table,
     parse_compare_query,
@@ -65,9 +69,7 @@ def compare_csv(
     ref: Option = "",
 ) -> Response:
     """The compare table as CSV (exact values, FLOPs in the chosen unit)."""
-    row = get_task(session, task)
-    query = parse_compare_query(row.name, ids, scale, unit, ref)
-    table = export_table(session, settings, row, query)
+    row, table = _table(session, settings, task, ids, scale, unit, ref)
     return Response(
         table_csv(table),
         media_type="text/csv; charset=utf-8",
@@ -86,14 +88,27 @@ def compare_latex(
     ref: Option = "",
 ) -> Response:
     """The compare table as a LaTeX `table` (a `tabular`; the caption names the counter)."""
-    row = get_task(session, task)
-    query = parse_compare_query(row.name, ids, scale, unit, ref)
-    table = export_table(session, settings, row, query)
+    row, table = _table(session, settings, task, ids, scale, unit, ref)
     return Response(
         table_latex(table, label=f"tab:compare-{row.name.lower()}"),
         media_type="application/x-tex; charset=utf-8",
         headers=_attachment(f"compare-{row.name}.tex"),
     )
+
+
+def _table(
+    session: Session,
+    settings: Settings,
+    task: str,
+    ids: list[str],
+    scale: str,
+    unit: str,
+    ref: str,
+) -> tuple[Task, CompareTable]:
+    """The task (404 if unknown) and the view's table, for the exports (422 on a bad query)."""
+    row = get_task(session, task)
+    query = parse_compare_query(row.name, ids, scale, unit, ref)
+    return row, export_table(session, settings, row, query)
 
 
 def _attachment(name: str) -> dict[str, str]:
