@@ -68,10 +68,16 @@ def decode_parsed(
 ) -> ParsedPredictions:
     """Inverse of `encode_parsed`, checked against the task (ValueError when it does not fit)."""
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as npz:
-            found = {name: npz[name] for name in npz.files}
-    except (OSError, EOFError, KeyError, zipfile.BadZipFile) as exc:
-        raise ValueError(f"unreadable parsed form: {exc}") from exc
+        return _decode(data, manifest=manifest, n_rows=n_rows, file_name=file_name)
+    except (OSError, EOFError, KeyError, IndexError, TypeError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"unreadable parsed form: {exc!r}") from exc
+
+
+def _decode(
+    data: bytes, *, manifest: TaskManifest, n_rows: int, file_name: str
+) -> ParsedPredictions:
+    with np.load(io.BytesIO(data), allow_pickle=False) as npz:
+        found = {name: npz[name] for name in npz.files}
     if int(found.get("version", np.array(-1))) != FORMAT_VERSION:
         raise ValueError("parsed form of another version")
     fmt = PredictionFormat(str(found["format"]))
@@ -111,8 +117,12 @@ def decode_parsed(
 
 
 def store_parsed(store: BlobStore, sha256: str, digest: str, form: bytes) -> None:
-    """Keep a file's parsed form (`encode_parsed`) for the task of `digest` next to its blob."""
-    store.put_derived(parsed_key(sha256, digest), form)
+    """Keep a file's parsed form (`encode_parsed`) for the task of `digest` next to its blob.
+
+    A disk too full for it fails nothing: the form is only a saving, `read_parsed` parses.
+    """
+    with contextlib.suppress(OSError):
+        store.put_derived(parsed_key(sha256, digest), form)
 
 
 def read_parsed(
@@ -131,9 +141,9 @@ def read_parsed(
     when the blob itself is gone, as reading it would.
     """
     size = store.path(sha256).stat().st_size  # the blob must still be here: OSError if not
-    key = parsed_key(sha256, task_digest(manifest, n_rows))
+    digest = task_digest(manifest, n_rows)
     if size <= max_bytes:  # a lowered limit refuses the file again, with the parser's message
-        form = store.read_derived(key)
+        form = store.read_derived(parsed_key(sha256, digest))
         if form is not None:
             with contextlib.suppress(ValueError):
                 return decode_parsed(form, manifest=manifest, n_rows=n_rows, file_name=file_name)
@@ -145,6 +155,5 @@ def read_parsed(
         max_bytes=max_bytes,
         max_problems=max_problems,
     )
-    with contextlib.suppress(OSError):  # a read-only or full disk: parse again next time
-        store.put_derived(key, encode_parsed(parsed))
+    store_parsed(store, sha256, digest, encode_parsed(parsed))
     return parsed

@@ -75,7 +75,7 @@ class CheckedPrediction:
     task_name: str
     point: str
     rows: int
-    format: PredictionFormat  # the parsed arrays are dropped: only what the summary needs is kept
+    format: PredictionFormat  # the parsed arrays are not kept, only their compact form below
     # the distinct module paths (or exit layers) the file names, each with its first row, at
     # most MAX_PREFLIGHT_PATHS: the pre-flight check matches them against the captured graph
     paths: tuple[tuple[int, tuple[ModuleCall, ...]], ...] = ()
