@@ -21,13 +21,14 @@ import numpy as np
 import typer
 
 from cli.common import fail, session_scope, settings
+from core.costs import flops_summary
 from core.errors import InvalidInputError, ParetoboardError, Problem
 from core.predictions import ParsedPredictions, PredictionFormat, parse_prediction_file
 from core.submissions.service import CheckedSubmission, UploadedFile, _check_predictions
 from core.tasks.service import get_task, load_test_texts, manifest_of
 from core.tokenizers import DEFAULT_TOKENIZER, registered_tokenizers
 from worker import counting_stage
-from worker.counting_stage import CostJob, add_point, flops_summary, run_cost_job
+from worker.counting_stage import CostJob, add_point, run_cost_job
 from worker.tokenize_job import TokenizeRequest, TokenizerError
 
 WHOLE_MODEL = "(no prediction file: every sample through the whole model)"
