@@ -15,7 +15,7 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 import typer
@@ -26,9 +26,9 @@ from core.predictions import ParsedPredictions, PredictionFormat, parse_predicti
 from core.submissions.service import CheckedSubmission, UploadedFile, _check_predictions
 from core.tasks.service import get_task, load_test_texts, manifest_of
 from core.tokenizers import DEFAULT_TOKENIZER, registered_tokenizers
-from worker import counting_stage
-from worker.counting_stage import CostJob, add_point, flops_summary, run_cost_job
-from worker.tokenize_job import TokenizeRequest, TokenizerError
+
+if TYPE_CHECKING:
+    from worker.counting_stage import CostJob
 
 WHOLE_MODEL = "(no prediction file: every sample through the whole model)"
 
@@ -48,6 +48,12 @@ def count(
     as_json: bool = typer.Option(False, "--json", help="print the numbers as JSON"),
 ) -> None:
     """Count FLOPs per sample and parameters as the platform will (in the sandbox)."""
+    # the worker extra's (sympy, torch): imported by this command only, so that the rest of the
+    # CLI (serve, db upgrade, ...) runs on the base install
+    from worker import counting_stage
+    from worker.counting_stage import CostJob, add_point, run_cost_job
+    from worker.tokenize_job import TokenizeRequest, TokenizerError
+
     config = settings()
     if not model.is_file():
         _die(f"no such file: {model}")
@@ -165,6 +171,8 @@ def _report(
 ) -> dict[str, Any]:
     """What the platform stores for each point: mean (and percentiles of) FLOPs per sample, the
     ELUE convention's mean, the parameter count, the counter version and rule-table hash."""
+    from worker.counting_stage import flops_summary
+
     rows = []
     for i, parsed in enumerate(points):
         entry = output.entries[job.result_entry[i]]
