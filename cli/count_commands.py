@@ -50,9 +50,15 @@ def count(
     """Count FLOPs per sample and parameters as the platform will (in the sandbox)."""
     # the worker extra's (sympy, torch): imported by this command only, so that the rest of the
     # CLI (serve, db upgrade, ...) runs on the base install
-    from worker import counting_stage
-    from worker.counting_stage import CostJob, add_point, run_cost_job
-    from worker.tokenize_job import TokenizeRequest, TokenizerError
+    try:
+        from worker import counting_stage
+        from worker.counting_stage import CostJob, add_point, run_cost_job
+        from worker.tokenize_job import TokenizeRequest, TokenizerError
+    except ModuleNotFoundError as exc:
+        _die(
+            f"counting needs the worker extra ({exc.name} is not installed): "
+            "pip install -r requirements/lock-worker.txt after torch (README)"
+        )
 
     config = settings()
     if not model.is_file():
