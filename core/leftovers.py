@@ -32,7 +32,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from core.db.session import transaction
-from core.storage import BlobStore
+from core.storage import BlobStore, LocalBlobStore
 
 log = logging.getLogger(__name__)
 STAGING_PREFIX = "upload-"
@@ -173,6 +173,12 @@ def clean_leftovers(
     blobs = clean_orphan_blobs(engine, store, grace_seconds=grace_seconds)
     cleaned.blobs = blobs.blobs
     cleaned.bytes_freed += blobs.bytes_freed
+    local = LocalBlobStore(data_dir / "uploads")
+    if not isinstance(store, LocalBlobStore) and local.root.is_dir():
+        # with an object store, the folder holds only the weights copied for cost workers
+        copies = clean_orphan_blobs(engine, local, grace_seconds=grace_seconds)
+        cleaned.blobs += copies.blobs
+        cleaned.bytes_freed += copies.bytes_freed
     if cleaned:
         log.info("removed leftovers: %s", cleaned.summary())
     return cleaned

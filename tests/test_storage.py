@@ -263,3 +263,36 @@ def test_storage_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) 
     assert storage.s3_secret_key.get_secret_value() == "s3cret"
     assert "s3cret" not in repr(storage)
     assert isinstance(blob_store(Settings(storage=StorageSettings())), LocalBlobStore)
+
+
+def test_weights_copied_for_cost_workers(
+    s3_storage: dict[str, str], tmp_path: Path, sqlite_templates: dict[str, Path]
+) -> None:
+    """Cost workers hold no store credentials: with S3, the score worker leaves the weights in
+    its upload folder (read-only to them); unused copies go with the orphans."""
+    import shutil
+
+    from core.leftovers import clean_leftovers
+    from worker.pipeline import _weights_for_cost_workers
+    from worker.verification import VerifyRequest
+
+    settings = Settings(
+        storage=StorageSettings.model_validate({"data_dir": tmp_path, **s3_storage})
+    )
+    store = blob_store(settings)
+    sha, _ = store.put_bytes(b"safetensors bytes")
+    _weights_for_cost_workers(
+        store, settings, VerifyRequest(weights={"SST-2": sha}, inputs={}, entries=[])
+    )
+    local = LocalBlobStore(settings.storage.uploads_dir)
+    assert local.read_bytes(sha) == b"safetensors bytes"
+
+    shutil.copyfile(sqlite_templates["empty"], tmp_path / "paretoboard.db")
+    engine = make_engine(settings.database_url)
+    try:
+        cleaned = clean_leftovers(tmp_path, engine, store, grace_seconds=0)
+    finally:
+        engine.dispose()
+    assert cleaned.blobs == [sha, sha]  # the unreferenced blob in the bucket, then its copy
+    assert not local.exists(sha)
+    assert not store.exists(sha)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from core.db.session import transaction
 from core.models import Submission, SubmissionKind, SubmissionState
 from core.settings import Settings
-from core.storage import BlobStore, blob_store
+from core.storage import BlobStore, LocalBlobStore, blob_store
 from core.submissions import cost_queue
 from core.submissions.state import LOG_LIMIT, new_job_id, set_state, storable
 from worker import counting_stage, metrics, scoring_stage, verification_stage
@@ -217,6 +217,8 @@ def prepare_counting(
     if final is not None:
         _record_final(final)
         return None
+    if verify is not None:
+        _weights_for_cost_workers(store, settings, verify)
     metrics.record_stage("cost_prepare", time.monotonic() - started)
     return CostRequest.build(
         submission_id=submission_id,
@@ -226,6 +228,21 @@ def prepare_counting(
         sizes=job.sizes,
         verify=verify,
     )
+
+
+def _weights_for_cost_workers(
+    store: BlobStore, settings: Settings, verify: verification_mod.VerifyRequest
+) -> None:
+    """With an object store, a copy of the weights in this host's upload folder: cost workers
+    hold no store credentials and read them from that folder (mounted read-only, as with the
+    local store). Copies no live submission uses go with the orphans (`core.leftovers`)."""
+    if isinstance(store, LocalBlobStore):
+        return
+    local = LocalBlobStore(settings.storage.uploads_dir)
+    for sha in sorted(set(verify.weights.values())):
+        if not local.exists(sha):
+            with store.open(sha) as stream:
+                local.put_stream(stream)
 
 
 def _wait_for_share(sub: Submission, per_user: int) -> None:
