@@ -15,7 +15,7 @@ from core.errors import InvalidInputError, Problem
 from core.models import Result, Submission, SubmissionFile, SubmissionKind, SubmissionState, Task
 from core.parsed import read_parsed
 from core.settings import Settings
-from core.storage import BlobStore
+from core.storage import blob_store
 from core.submissions.queries import baseline_curve
 from core.tasks.service import load_gold, manifest_of
 from core.uncertainty import CONFIDENCE, METHOD, Difference, paired_bootstrap, task_rng
@@ -133,7 +133,7 @@ def compare(
     else:
         pairs = [(i, b_names.index(name)) for i, name in enumerate(a_names) if name in b_names]
 
-    store = BlobStore(settings.storage.uploads_dir)
+    store = blob_store(settings)
     manifest = manifest_of(task)
 
     def labels(sha: str, name: str) -> np.ndarray:

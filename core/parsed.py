@@ -140,7 +140,7 @@ def read_parsed(
     Raises what parsing raises (`PredictionFileError`, with the parser's messages) and `OSError`
     when the blob itself is gone, as reading it would.
     """
-    size = store.path(sha256).stat().st_size  # the blob must still be here: OSError if not
+    size = store.size(sha256)  # the blob must still be here: OSError (BlobNotFoundError) if not
     digest = task_digest(manifest, n_rows)
     if size <= max_bytes:  # a lowered limit refuses the file again, with the parser's message
         form = store.read_derived(parsed_key(sha256, digest))

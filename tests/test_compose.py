@@ -131,6 +131,24 @@ def test_cost_worker_holds_only_the_broker_url(services: dict[str, Any]) -> None
         assert spec["command"][spec["command"].index("--concurrency") + 1] == "1"
 
 
+def test_web_and_score_workers_share_the_object_store(services: dict[str, Any]) -> None:
+    """Uploads go to the S3-compatible store (MinIO here), so web and score workers may run on
+    several hosts; the store is on the backend network only, and cost workers hold no key."""
+    minio = services["minio"]
+    assert minio["image"].startswith("minio/minio:RELEASE.")
+    assert minio["networks"] == ["backend"]
+    assert "blobdata:/data" in minio["volumes"]
+    for name in ("migrate", "server", "worker-score"):
+        env = services[name]["environment"]
+        assert env["PARETOBOARD_STORAGE__BACKEND"] == "s3", name
+        assert "http://minio:9000" in env["PARETOBOARD_STORAGE__S3_ENDPOINT_URL"], name
+        assert "paretoboard_storage" in services[name]["secrets"], name
+    # `paretoboard db upgrade` creates the bucket: the store must be up first
+    assert services["migrate"]["depends_on"]["minio"]["condition"] == "service_healthy"
+    for name in COST_WORKERS:
+        assert "PARETOBOARD_STORAGE__BACKEND" not in services[name]["environment"], name
+
+
 def test_cost_network_reaches_only_redis(compose: dict[str, Any]) -> None:
     services = compose["services"]
     on_cost = {name for name, spec in services.items() if "cost" in spec.get("networks", [])}

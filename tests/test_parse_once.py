@@ -23,7 +23,7 @@ from core.paired import compare
 from core.parsed import decode_parsed, encode_parsed, read_parsed
 from core.predictions import parse_predictions
 from core.settings import LimitsSettings, Settings, StorageSettings
-from core.storage import DERIVED, BlobStore
+from core.storage import DERIVED, LocalBlobStore
 from core.submissions.service import SubmissionDraft, UploadedFile, create_submission
 from core.submissions.state import new_job_id
 from core.tasks.manifest import LabelKind, TaskManifest
@@ -46,8 +46,8 @@ class Env:
     tokenized: Counter[int]
 
     @property
-    def store(self) -> BlobStore:
-        return BlobStore(self.settings.storage.uploads_dir)
+    def store(self) -> LocalBlobStore:
+        return LocalBlobStore(self.settings.storage.uploads_dir)
 
     def submit(self, elue_dir: Path, name: str, seed: int = 1) -> int:
         files = []

@@ -32,7 +32,7 @@ from core.models import (
 )
 from core.scoring import BootstrapConfig, backfill_uncertainty
 from core.settings import REPO_ROOT
-from core.storage import BlobStore
+from core.storage import LocalBlobStore
 from core.tasks.service import get_task
 from core.uncertainty import combine_tasks
 from tests.api_helpers import Api
@@ -75,7 +75,7 @@ def _file(task: str, seed: int, *, exits: bool = False, flip: int = 0) -> bytes:
 def _scored(
     api: Api, name: str, files: dict[str, bytes], mflops: dict[str, float], **kw: object
 ) -> int:
-    store = BlobStore(api.settings.storage.uploads_dir)
+    store = LocalBlobStore(api.settings.storage.uploads_dir)
     with api.db() as session:
         task = get_task(session, "SST-2")
         sub = Submission(
@@ -325,7 +325,7 @@ def test_rows_without_intervals_show_a_dash_until_backfilled(scored: tuple[Api, 
     config = BootstrapConfig(
         api.settings.scoring.bootstrap_resamples, api.settings.scoring.bootstrap_seed
     )
-    store = BlobStore(api.settings.storage.uploads_dir)
+    store = LocalBlobStore(api.settings.storage.uploads_dir)
     limits = {"max_bytes": 10**8, "max_problems": 50}
     with api.db() as session:
         report = backfill_uncertainty(session, store, config, **limits)

@@ -16,7 +16,7 @@ import web.pages
 from core.db.session import engine_for
 from core.leftovers import clean_orphan_blobs, clean_staging
 from core.settings import Settings, get_settings
-from core.storage import BlobStore
+from core.storage import blob_store
 from web.api import health, leaderboards, papers, submissions, tasks
 from web.api import session as session_routes
 from web.api import tokens as token_routes
@@ -39,7 +39,7 @@ def _clean_leftovers(settings: Settings) -> None:
     try:
         clean_orphan_blobs(
             engine_for(settings.database_url),
-            BlobStore(settings.storage.uploads_dir),
+            blob_store(settings),
             grace_seconds=settings.storage.orphan_grace_seconds,
             report=True,
         )

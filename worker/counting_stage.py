@@ -80,7 +80,7 @@ def _tokenizer(
     )
     if upload is not None:
         return (
-            store.path(upload.sha256),
+            store.local_path(upload.sha256),
             f"the uploaded tokenizer file {upload.original_name!r}",
             True,
         )

@@ -20,7 +20,7 @@ from core.db.session import engine_for, transaction
 from core.errors import ConflictError, InvalidInputError, Problem
 from core.models import SubmissionKind, SubmissionState, Task, User
 from core.settings import Settings
-from core.storage import BlobStore
+from core.storage import blob_store
 from core.submissions import manage, queries
 from core.submissions.access import (
     get_owned_submission_or_raise,
@@ -246,7 +246,7 @@ def _drop_blobs(settings: Settings, shas: list[str]) -> None:
         return
     try:
         with transaction(engine_for(settings.database_url)) as fresh:
-            collect_blobs(fresh, BlobStore(settings.storage.uploads_dir), shas)
+            collect_blobs(fresh, blob_store(settings), shas)
     except Exception as exc:
         log.warning("could not remove the blobs of a failed upload yet: %s", exc)
 
@@ -285,9 +285,11 @@ def _create(
         tasks=_tasks_named(session, staged),
         limit=settings.limits.submissions_per_task_per_day,
     )
-    store = BlobStore(settings.storage.uploads_dir)
+    store = blob_store(settings)
     try:
-        with blob_lock(store, exclusive=False):
+        # On PostgreSQL the lock ends with the commit below; an error rolls the session back
+        # (ending it) before the clean-up, which takes it exclusively.
+        with blob_lock(session, exclusive=False):
             try:
                 submission = store_submission(
                     session,
@@ -495,7 +497,7 @@ def withdraw_submission(
     session.commit()
     try:
         with transaction(engine_for(settings.database_url)) as fresh:
-            collect_blobs(fresh, BlobStore(settings.storage.uploads_dir), shas)
+            collect_blobs(fresh, blob_store(settings), shas)
     except Exception:  # the withdrawal stands; an unreferenced blob is only wasted space
         log.exception("submission %s: could not remove its unreferenced blobs", submission_id)
     return Response(status_code=204)

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from core.db.session import engine_for, transaction
 from core.errors import InvalidInputError, ParetoboardError, Problem
 from core.models import Visibility
-from core.storage import BlobStore
+from core.storage import blob_store
 from core.submissions import manage
 from core.submissions.access import get_owned_submission_or_raise
 from core.submissions.blobs import collect_blobs
@@ -129,7 +129,7 @@ async def withdraw(
         return _back(submission_id)
     try:
         with transaction(engine_for(settings.database_url)) as fresh:
-            collect_blobs(fresh, BlobStore(settings.storage.uploads_dir), shas)
+            collect_blobs(fresh, blob_store(settings), shas)
     except Exception:  # the withdrawal stands; an unreferenced blob is only wasted space
         log.exception("submission %s: could not remove its unreferenced blobs", submission_id)
     flash(request, f"Submission {submission_id} was withdrawn.")

@@ -15,12 +15,13 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Path, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
+from starlette.background import BackgroundTask
 from starlette.datastructures import FormData, UploadFile
 
 from core.errors import NotFoundError, ParetoboardError
 from core.models import SubmissionFile, Visibility
 from core.settings import Settings
-from core.storage import BlobStore
+from core.storage import BlobNotFoundError, blob_store
 from core.submissions import plausibility
 from core.submissions.access import get_visible_submission_or_raise, sees_private_details
 from core.submissions.schemas import ValidationSummary
@@ -83,11 +84,14 @@ def submission_file(
     )
     if row is None:
         raise NotFoundError(f"No file {file_id} in submission {submission_id}")
-    path = BlobStore(settings.storage.uploads_dir).path(row.sha256)
-    if not path.is_file():
-        raise NotFoundError(f"The file {row.original_name!r} is no longer stored")
+    store = blob_store(settings)
+    try:
+        path = store.local_path(row.sha256)  # an object store's blob: a copy until sent
+    except BlobNotFoundError:
+        raise NotFoundError(f"The file {row.original_name!r} is no longer stored") from None
     return FileResponse(
         path,
+        background=BackgroundTask(store.close),
         filename=display_name(row.original_name) or f"file-{row.id}",
         media_type="application/octet-stream",
         headers={"X-Content-Type-Options": "nosniff", "Cache-Control": "private, no-store"},
