@@ -22,10 +22,10 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from core.settings import BrokerSettings, DatabaseSettings, Mode, Settings, StorageSettings
+from jobs.app import COST_TASK, configure
 from server import probes
 from server.app import create_app
 from tests.processes import free_port
-from worker.celery_app import COST_TASK, configure
 
 pytest_plugins = ["tests.api_helpers"]
 

@@ -26,11 +26,13 @@ from core.models import FileRole, Result, ResultCost, Submission, SubmissionFile
 from core.predictions import ParsedPredictions, PredictionFormat
 from core.settings import REPO_ROOT, Settings
 from core.storage import BlobStore
+from core.submissions.states import CostStatus
 from core.tasks.manifest import LabelKind
 from core.tasks.service import load_test_texts, manifest_of
 from core.tokenizers import cached_tokenizer, encode, registered_tokenizers
+from jobs.cost_output import CostOutput, EntryOutput, ErrorOutput, parse_cost_output
+from jobs.messages import VerifyJobEntry, VerifyRequest, VerifyTask
 from worker.capture import CAPTURE_MARKER
-from worker.cost_output import CostOutput, EntryOutput, ErrorOutput, parse_cost_output
 from worker.sandbox import (
     Bind,
     SandboxLimits,
@@ -41,7 +43,6 @@ from worker.sandbox import (
 )
 from worker.scoring_stage import parse_stored, prediction_files
 from worker.tokenize_job import TaskInputs, TokenizeRequest, tokenize
-from worker.verification import VerifyJobEntry, VerifyRequest, VerifyTask
 
 CODE_TARGET = "/opt/paretoboard"
 JOB_TARGET = "/job"
@@ -603,7 +604,7 @@ def store_costs(session: Session, submission: Submission, job: CostJob, output: 
             setattr(result, name, value)
         result.macs_mean = summary["flops_mean"] / 2
         result.params = output.params
-        result.cost_status = "counted"
+        result.cost_status = CostStatus.COUNTED
         result.device = (output.device or "")[:64] or None
         result.counter_versions = dict(output.versions)
         elue = np.asarray(
