@@ -16,7 +16,7 @@ import threading
 from celery import Celery
 from kombu.entity import Queue
 
-from core.settings import Settings, get_settings
+from core.settings import Settings
 
 SCORE_QUEUE = "score"  # fast, no user code
 COST_QUEUE = "cost"  # sandboxed user code (GPU where there is one)
@@ -43,8 +43,7 @@ def configure(celery: Celery, settings: Settings) -> Celery:
     celery.conf.update(
         broker_url=settings.broker.url.get_secret_value(),
         result_backend=settings.broker.result_backend.get_secret_value(),
-        # Fail fast when the broker is down: the reconciler is the safety net, not the sender.
-        broker_connection_timeout=3,
+        broker_connection_timeout=3,  # fail fast: the reconciler re-sends what was not sent
         task_queues=[Queue(q) for q in (SCORE_QUEUE, *COST_QUEUES, PREFLIGHT_QUEUE)],  # type: ignore[no-untyped-call]
         task_default_queue=SCORE_QUEUE,
         task_routes={
@@ -103,8 +102,3 @@ def app_for(settings: Settings) -> Celery:
         if app is None:
             app = _apps[key] = configure(Celery("paretoboard"), settings)
         return app
-
-
-def get_app() -> Celery:
-    """The Celery app of this process's settings."""
-    return app_for(get_settings())
