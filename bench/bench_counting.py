@@ -51,6 +51,7 @@ from core.models import Result, ResultCost, Submission, SubmissionState, Task
 from core.settings import REPO_ROOT, Settings, StorageSettings
 from core.storage import LocalBlobStore
 from core.submissions.service import SubmissionDraft, UploadedFile, create_submission
+from core.submissions.state import queue_submission
 from core.tasks import service
 from core.tokenizers import registered_tokenizers
 from worker import counting_stage, pipeline
@@ -209,7 +210,7 @@ def _run_pipeline(
     with transaction(engine) as session:
         sub = session.get(Submission, sid)
         assert sub is not None
-        job_id = pipeline.queue_submission(sub, "bench")
+        job_id = queue_submission(sub, "bench")
     outcome = pipeline.run_scoring(engine, settings, sid, job_id)
     times["scoring"] = time.perf_counter() - start
     if outcome != pipeline.Outcome.CONTINUE:

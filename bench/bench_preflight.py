@@ -25,8 +25,9 @@ from core.db import migrate
 from core.db.session import make_engine, transaction
 from core.settings import REPO_ROOT, Settings
 from core.tasks import service
+from jobs.messages import PreflightRequest
 from web.api.submissions import _preflight_samples
-from worker.preflight import PreflightRequest, run_preflight
+from worker.preflight import run_preflight
 
 MODELS = [
     REPO_ROOT / "examples" / "dan.py",

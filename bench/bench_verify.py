@@ -153,8 +153,9 @@ def main() -> None:
 def _sandboxed(args: argparse.Namespace, tokenizer: Any, weights: Path) -> None:
     """The whole verification as a cost worker runs it, on SST-2's subset."""
     from core.storage import LocalBlobStore
+    from jobs.messages import VerifyJobEntry, VerifyRequest, VerifyTask
     from worker.counting_stage import CostJob, run_cost_job
-    from worker.verification import VerifyJobEntry, VerifyRequest, VerifyTask, run_verification
+    from worker.verification import run_verification
 
     ids, _ = _inputs(args.elue_dir, "SST-2", tokenizer)
     ids = ids[: args.subset or len(ids)]

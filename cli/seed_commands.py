@@ -148,12 +148,9 @@ def _sender(s: Settings, evaluate: Evaluate) -> Sender | None:
         return run_here
 
     def queue(submission_id: int, job_id: str) -> str:
-        from worker.tasks import send_score
+        from jobs.send import send_score
 
-        try:
-            send_score(submission_id, job_id)
-        except Exception as exc:  # broker down: the reconciler re-sends it later
-            log.warning("submission %s: could not reach the broker: %s", submission_id, exc)
+        if not send_score(settings(), submission_id, job_id):  # logged; the reconciler re-sends
             return "the queue could not be reached; it stays queued for the reconciler"
         return "queued to the worker"
 

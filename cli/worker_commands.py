@@ -52,7 +52,7 @@ def worker(
 
     from celery import signals
 
-    from worker.celery_app import get_app
+    from jobs.app import WORKER_TASKS, app_for
 
     def _logging(loglevel: object = None, **_: object) -> None:
         configure_logging(fmt, loglevel if isinstance(loglevel, str | int) else "INFO")
@@ -81,12 +81,14 @@ def worker(
         from worker.preflight import announce
 
         announce(s)  # the web waits for a pre-flight check only while one of these is alive
-    get_app().worker_main(argv)
+    celery = app_for(s)
+    celery.conf.include = [WORKER_TASKS]  # the tasks are shared tasks: they bind to this app
+    celery.worker_main(argv)
 
 
 def _check_sandbox_totals(s: Settings, queues: list[str]) -> None:
     """Workers that run sandboxes: say which whole-sandbox totals no cgroup bounds here."""
-    from worker.celery_app import COST_QUEUES, PREFLIGHT_QUEUE
+    from jobs.app import COST_QUEUES, PREFLIGHT_QUEUE
     from worker.sandbox import SandboxUnavailableError
     from worker.sandbox.cgroup import startup_report
 
@@ -101,7 +103,7 @@ def _check_sandbox_totals(s: Settings, queues: list[str]) -> None:
 
 def _check_cost_device(s: Settings, queues: list[str], concurrency: int) -> None:
     """Say which device cost jobs run on; refuse a GPU worker running two jobs on one GPU."""
-    from worker.celery_app import COST_QUEUES
+    from jobs.app import COST_QUEUES
     from worker.device import detect_device
 
     if not set(queues) & set(COST_QUEUES):
@@ -144,7 +146,7 @@ def evaluate(
     device: str = typer.Option("", help="cpu or cuda (default: the settings' cost_device)"),
 ) -> None:
     """Run the whole pipeline for one submission in the foreground (operators)."""
-    from core.models import Submission
+    from core.models import Submission, SubmissionState
     from worker.device import detect_device
     from worker.pipeline import evaluate as run
 
@@ -161,7 +163,7 @@ def evaluate(
         typer.echo(f"submission {submission_id}: {sub.state.value}: {sub.state_message}")
         if sub.error_detail:
             typer.echo(sub.error_detail, err=True)
-        if sub.state.value != "done":
+        if sub.state is not SubmissionState.DONE:
             raise typer.Exit(code=1)
 
 
@@ -177,22 +179,23 @@ def reconcile(
     """Re-enqueue submissions stuck in an active state (run periodically, or use --beat); remove
     the staging folders and orphan blobs that killed uploads left."""
     import datetime as dt
+    import functools
 
     from core.leftovers import clean_leftovers
     from core.storage import blob_store
-    from worker import attempts
+    from jobs import records
+    from jobs.send import send_count, send_score
     from worker.reconcile import reconcile as run
-    from worker.tasks import send_count, send_score
 
     s = settings()
     done = run(
         engine_for(s.database_url),
         s,
-        send_score=send_score,
-        send_count=send_count,
+        send_score=functools.partial(send_score, s),
+        send_count=functools.partial(send_count, s),
         older_than=dt.timedelta(seconds=older_than) if older_than else None,
         # An explicit --older-than re-sends whatever the broker says about running jobs.
-        records=None if older_than else lambda ids: attempts.read_records(s, ids),
+        records=None if older_than else lambda ids: records.read_records(s, ids),
     )
     for r in done:
         what = f"re-enqueued (job {r.job_id})" if r.job_id else "failed after too many attempts"

@@ -16,8 +16,11 @@ from sqlalchemy.orm import Session
 
 from core.arrays import pack_array
 from core.models import Result, ResultCost
+from core.submissions.states import CostStatus
 
-COUNTED: Final = "counted"  # Result.cost_status of a point whose FLOPs this service counted
+COUNTED: Final = (
+    CostStatus.COUNTED
+)  # Result.cost_status of a point whose FLOPs this service counted
 
 
 def flops_summary(values: npt.NDArray[Any]) -> dict[str, float]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import logging
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -20,7 +19,8 @@ from sqlalchemy import func, select, text
 from core.db.session import engine_for, session_factory
 from core.models import Submission
 from core.settings import Settings
-from worker.celery_app import COST_QUEUES, SCORE_QUEUE
+from jobs import records
+from jobs.app import COST_QUEUES, SCORE_QUEUE
 
 TIMEOUT_SECONDS = 3.0
 QUEUES = (SCORE_QUEUE, *COST_QUEUES)
@@ -32,8 +32,6 @@ _PRIORITY_STEPS = (3, 6, 9)
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 _pool = concurrent.futures.ThreadPoolExecutor(max_workers=8, thread_name_prefix="probe")
-_clients: dict[str, redis.Redis] = {}
-_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -58,14 +56,7 @@ def _describe(what: str, exc: BaseException) -> str:
 
 
 def _redis(settings: Settings) -> redis.Redis:
-    url = settings.broker.url.get_secret_value()
-    with _lock:
-        client = _clients.get(url)
-        if client is None:
-            client = _clients[url] = redis.Redis.from_url(
-                url, socket_timeout=TIMEOUT_SECONDS, socket_connect_timeout=TIMEOUT_SECONDS
-            )
-        return client
+    return records.client(settings)  # the process's one client for the broker
 
 
 def database(settings: Settings) -> Probe:

@@ -26,16 +26,16 @@ from core.settings import LimitsSettings, Settings, StorageSettings
 from core.storage import LocalBlobStore
 from core.submissions import cost_queue
 from core.submissions.service import SubmissionDraft, UploadedFile, create_submission
-from core.submissions.state import set_state
+from core.submissions.state import queue_submission, set_state
 from core.tokenizer_rules import check_tokenizer, check_tokenizer_file, regex_problem
 from core.tokenizers import registered_tokenizers
 from core.users import service as user_service
+from jobs.messages import CostRequest
+from jobs.records import Record
 from server import enqueue
 from tests.helpers import noisy_predictions, raw_gold, write_predictions
 from tests.submission_helpers import TINY_MODEL, footprint, predictions_bytes
 from worker import pipeline
-from worker.attempts import Record
-from worker.cost_messages import CostRequest
 from worker.reconcile import reconcile
 
 if TYPE_CHECKING:
@@ -198,7 +198,7 @@ class Env:
                 limits=self.settings.limits,
                 tokenizers=registered_tokenizers(self.settings.storage.tokenizers_dir),
             )
-            job_id = pipeline.queue_submission(sub)
+            job_id = queue_submission(sub)
             sid = sub.id
         assert pipeline.run_scoring(self.engine, self.settings, sid, job_id) == "continue"
         return sid

@@ -20,14 +20,14 @@ from core.models import Submission, SubmissionState
 from core.settings import BrokerSettings, Settings, StorageSettings
 from core.storage import LocalBlobStore
 from core.submissions.service import SubmissionDraft, UploadedFile, create_submission
+from core.submissions.state import queue_submission
 from core.tasks import service as task_service
 from core.tokenizers import registered_tokenizers
 from core.users import service as user_service
+from jobs.app import SCORE_TASK, configure
 from tests.helpers import noisy_predictions, raw_gold, write_predictions
 from tests.processes import stop
 from tests.submission_helpers import TINY_MODEL
-from worker.celery_app import SCORE_TASK, configure
-from worker.pipeline import queue_submission
 
 REDIS_URL = os.environ.get("PARETOBOARD_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 PB = Path(sys.executable).with_name("paretoboard")

@@ -34,16 +34,16 @@ from core.models import Result, ResultCost, Submission, SubmissionFile, Submissi
 from core.settings import REPO_ROOT, BrokerSettings, LimitsSettings, Settings, StorageSettings
 from core.storage import LocalBlobStore
 from core.submissions.service import SubmissionDraft, UploadedFile, create_submission
+from core.submissions.state import queue_submission
 from core.tasks import service as task_service
 from core.tokenizers import registered_tokenizers
 from core.users import service as user_service
+from jobs import records
+from jobs.app import SCORE_TASK, configure
 from tests.helpers import noisy_predictions, raw_gold, write_predictions
 from tests.processes import free_port, stop, uvicorn_command, wait_until_up
 from tests.submission_helpers import blob_files
 from tests.tcp_proxy import TcpProxy
-from worker import attempts
-from worker.celery_app import SCORE_TASK, configure
-from worker.pipeline import queue_submission
 
 pytestmark = pytest.mark.slow
 MODELS = Path(__file__).parent / "models"
@@ -181,12 +181,12 @@ class Drill:
             )
             job_id = queue_submission(sub)
             sid = sub.id
-        attempts.mark_queued(self.settings, sid, job_id, attempts.Stage.SCORE)
+        records.mark_queued(self.settings, sid, job_id, records.JobStage.SCORE)
         self.celery.send_task(SCORE_TASK, args=[sid, job_id])
         return sid
 
     def record(self, sid: int) -> dict[str, object]:
-        raw = redis.Redis(port=self.redis.port).get(attempts.KEY.format(sid))
+        raw = redis.Redis(port=self.redis.port).get(records.KEY.format(sid))
         return json.loads(raw) if raw else {}
 
     def wait_record(self, sid: int, stage: str, phase: str, timeout: float = 180) -> None:

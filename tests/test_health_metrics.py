@@ -22,10 +22,10 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from core.settings import BrokerSettings, DatabaseSettings, Mode, Settings, StorageSettings
+from jobs.app import COST_TASK, configure
 from server import probes
 from tests.processes import free_port
 from web.app import create_app
-from worker.celery_app import COST_TASK, configure
 
 pytest_plugins = ["tests.api_helpers"]
 

@@ -28,9 +28,9 @@ from core.submissions.service import SubmissionDraft, UploadedFile, create_submi
 from core.submissions.state import new_job_id
 from core.tasks.manifest import LabelKind, TaskManifest
 from core.tokenizers import registered_tokenizers
+from jobs.cost_output import CostOutput, EntryOutput
 from tests.helpers import noisy_predictions, raw_gold, write_predictions
 from worker import counting_stage, pipeline
-from worker.cost_output import CostOutput, EntryOutput
 from worker.counting_stage import CostJob, SandboxRun
 
 MODEL = Path(__file__).parent / "models" / "tiny_static.py"

@@ -24,10 +24,11 @@ from core.db.session import make_engine, transaction
 from core.models import Submission, SubmissionState
 from core.settings import BrokerSettings, LimitsSettings, Settings
 from core.submissions.state import new_job_id, set_state
-from worker import attempts, pipeline
-from worker.attempts import Stage, Status
-from worker.cost_messages import CostReport
-from worker.cost_output import SandboxOutputError, check_cost_output, parse_cost_output
+from jobs import records
+from jobs.cost_output import SandboxOutputError, check_cost_output, parse_cost_output
+from jobs.messages import CostReport
+from jobs.records import JobStage, Status
+from worker import pipeline
 from worker.reconcile import reconcile
 
 REDIS_URL = os.environ.get("PARETOBOARD_TEST_REDIS_URL", "redis://127.0.0.1:6379")
@@ -48,7 +49,7 @@ def _sid() -> int:
 
 
 def _record(sid: int) -> dict[str, object]:
-    raw = redis.Redis.from_url(BROKER).get(attempts.KEY.format(sid))
+    raw = redis.Redis.from_url(BROKER).get(records.KEY.format(sid))
     assert raw is not None
     record = json.loads(raw)
     assert isinstance(record, dict)
@@ -63,12 +64,12 @@ def _dead_pid() -> int:
 
 def test_every_delivery_counts_and_a_dead_holder_is_taken_over() -> None:
     settings, sid = _settings(), _sid()
-    attempts.mark_queued(settings, sid, "job-a", Stage.COST)
-    first = attempts.begin(settings, sid, "job-a", Stage.COST)
+    records.mark_queued(settings, sid, "job-a", JobStage.COST)
+    first = records.begin(settings, sid, "job-a", JobStage.COST)
     assert (first.status, first.number, first.previous_phase) == (Status.RUN, 1, None)
 
     def die_in_model() -> None:
-        with attempts.lease(settings, first) as held:
+        with records.lease(settings, first) as held:
             held.phase("model")
             assert _record(sid)["phase"] == "model"
             raise MemoryError  # the job died in the model: the record says where
@@ -76,68 +77,68 @@ def test_every_delivery_counts_and_a_dead_holder_is_taken_over() -> None:
     with pytest.raises(MemoryError):
         die_in_model()
     assert _record(sid)["state"] == "stopped"
-    second = attempts.begin(settings, sid, "job-a", Stage.COST)
+    second = records.begin(settings, sid, "job-a", JobStage.COST)
     assert (second.status, second.number, second.previous_phase) == (Status.RUN, 2, "model")
 
     # A pool process killed mid-job (its lease still fresh): its redelivery takes over.
     client = redis.Redis.from_url(BROKER)
     record = _record(sid) | {"pid": _dead_pid()}
-    client.set(attempts.KEY.format(sid), json.dumps(record))
-    third = attempts.begin(settings, sid, "job-a", Stage.COST)
+    client.set(records.KEY.format(sid), json.dumps(record))
+    third = records.begin(settings, sid, "job-a", JobStage.COST)
     assert (third.status, third.number, third.previous_phase) == (Status.RUN, 3, "start")
     assert not third.exhausted(settings)
     fourth_holder = _record(sid) | {"pid": _dead_pid()}
-    client.set(attempts.KEY.format(sid), json.dumps(fourth_holder))
-    fourth = attempts.begin(settings, sid, "job-a", Stage.COST)
+    client.set(records.KEY.format(sid), json.dumps(fourth_holder))
+    fourth = records.begin(settings, sid, "job-a", JobStage.COST)
     assert fourth.number == 4
     assert fourth.exhausted(settings)
 
 
 def test_live_holder_superseded_and_finished_jobs_are_skipped() -> None:
     settings, sid = _settings(), _sid()
-    attempts.mark_queued(settings, sid, "job-a", Stage.SCORE)
-    first = attempts.begin(settings, sid, "job-a", Stage.SCORE)
+    records.mark_queued(settings, sid, "job-a", JobStage.SCORE)
+    first = records.begin(settings, sid, "job-a", JobStage.SCORE)
     client = redis.Redis.from_url(BROKER)
     # held by a live worker on another host, fresh lease: a second copy is not run
-    client.set(attempts.KEY.format(sid), json.dumps(_record(sid) | {"worker": "elsewhere"}))
-    assert attempts.begin(settings, sid, "job-a", Stage.SCORE).status is Status.BUSY
+    client.set(records.KEY.format(sid), json.dumps(_record(sid) | {"worker": "elsewhere"}))
+    assert records.begin(settings, sid, "job-a", JobStage.SCORE).status is Status.BUSY
     client.set(
-        attempts.KEY.format(sid), json.dumps(_record(sid) | {"worker": first.worker, "pid": 1})
+        records.KEY.format(sid), json.dumps(_record(sid) | {"worker": first.worker, "pid": 1})
     )
-    assert attempts.begin(settings, sid, "job-a", Stage.SCORE).status is Status.BUSY
+    assert records.begin(settings, sid, "job-a", JobStage.SCORE).status is Status.BUSY
     # a newer job replaced it: an old copy is skipped, unless the database says it is current
-    attempts.mark_queued(settings, sid, "job-b", Stage.SCORE)
-    assert attempts.begin(settings, sid, "job-a", Stage.SCORE).status is Status.SUPERSEDED
-    forced = attempts.begin(settings, sid, "job-a", Stage.SCORE, authoritative=True)
+    records.mark_queued(settings, sid, "job-b", JobStage.SCORE)
+    assert records.begin(settings, sid, "job-a", JobStage.SCORE).status is Status.SUPERSEDED
+    forced = records.begin(settings, sid, "job-a", JobStage.SCORE, authoritative=True)
     assert (forced.status, forced.number) == (Status.RUN, 1)
-    with attempts.lease(settings, forced):
+    with records.lease(settings, forced):
         pass
     assert _record(sid)["state"] == "done"
-    assert attempts.begin(settings, sid, "job-a", Stage.SCORE).status is Status.FINISHED
+    assert records.begin(settings, sid, "job-a", JobStage.SCORE).status is Status.FINISHED
 
 
 def test_heartbeats_renew_the_lease_until_the_block_ends() -> None:
     settings, sid = _settings(heartbeat_seconds=0.2, lease_seconds=1.0), _sid()
-    delivery = attempts.begin(settings, sid, "job-a", Stage.COST)
-    with attempts.lease(settings, delivery):
+    delivery = records.begin(settings, sid, "job-a", JobStage.COST)
+    with records.lease(settings, delivery):
         started = _record(sid)["beat"]
         deadline = time.monotonic() + 30
         while _record(sid)["beat"] == started:
             assert time.monotonic() < deadline, "no heartbeat"
             time.sleep(0.05)
-        record = attempts.read_records(settings, [sid])[sid]
+        record = records.read_records(settings, [sid])[sid]
         assert record is not None
-        assert record.liveness("job-a", settings, time.time()) is attempts.Liveness.RUNNING
-    record = attempts.read_records(settings, [sid])[sid]
+        assert record.liveness("job-a", settings, time.time()) is records.Liveness.RUNNING
+    record = records.read_records(settings, [sid])[sid]
     assert record is not None
     assert record.state == "done"
     # a running record whose heartbeats stopped reads as dead once the lease is over
     stale = _record(sid) | {"state": "running", "beat": time.time() - 5}
-    redis.Redis.from_url(BROKER).set(attempts.KEY.format(sid), json.dumps(stale))
-    record = attempts.read_records(settings, [sid])[sid]
+    redis.Redis.from_url(BROKER).set(records.KEY.format(sid), json.dumps(stale))
+    record = records.read_records(settings, [sid])[sid]
     assert record is not None
-    assert record.liveness("job-a", settings, time.time()) is attempts.Liveness.DEAD
-    assert record.liveness("job-b", settings, time.time()) is attempts.Liveness.MISSING
+    assert record.liveness("job-a", settings, time.time()) is records.Liveness.DEAD
+    assert record.liveness("job-b", settings, time.time()) is records.Liveness.MISSING
 
 
 # ----------------------------------------------------------------------------- reconciler
@@ -180,23 +181,23 @@ def _write(sid: int, job_id: str, stage: str, state: str, *, beat_age: float, ph
     now = time.time()
     record = {"job_id": job_id, "stage": stage, "state": state, "at": now - beat_age}
     record |= {"beat": now - beat_age, "deliveries": 1, "phase": phase, "worker": "w", "pid": 1}
-    redis.Redis.from_url(BROKER).set(attempts.KEY.format(sid), json.dumps(record))
+    redis.Redis.from_url(BROKER).set(records.KEY.format(sid), json.dumps(record))
 
 
 def test_reconciler_resends_dead_and_lost_jobs_and_names_the_fault(pg: Db) -> None:
     settings = _settings(pg.url)
     dead, dead_job = _row(pg, SubmissionState.COUNTING, attempts_made=1)
-    _write(dead, dead_job, Stage.COST, "running", beat_age=60, phase="model")
+    _write(dead, dead_job, JobStage.COST, "running", beat_age=60, phase="model")
     waiting, waiting_job = _row(pg, SubmissionState.QUEUED, age=3600)
-    _write(waiting, waiting_job, Stage.SCORE, "queued", beat_age=3600, phase="")
+    _write(waiting, waiting_job, JobStage.SCORE, "queued", beat_age=3600, phase="")
     running, running_job = _row(pg, SubmissionState.SCORING, age=3600)
-    _write(running, running_job, Stage.SCORE, "running", beat_age=5, phase="scoring")
+    _write(running, running_job, JobStage.SCORE, "running", beat_age=5, phase="scoring")
     fresh_lost, _ = _row(pg, SubmissionState.QUEUED, age=10)
     old_lost, _ = _row(pg, SubmissionState.QUEUED, age=600)
     poison, poison_job = _row(pg, SubmissionState.COUNTING, attempts_made=3)
-    _write(poison, poison_job, Stage.COST, "running", beat_age=60, phase="model")
+    _write(poison, poison_job, JobStage.COST, "running", beat_age=60, phase="model")
     broken, broken_job = _row(pg, SubmissionState.SCORING, attempts_made=3)
-    _write(broken, broken_job, Stage.SCORE, "stopped", beat_age=0, phase="scoring")
+    _write(broken, broken_job, JobStage.SCORE, "stopped", beat_age=0, phase="scoring")
 
     sent: list[tuple[str, int, str]] = []
     done = reconcile(
@@ -204,7 +205,7 @@ def test_reconciler_resends_dead_and_lost_jobs_and_names_the_fault(pg: Db) -> No
         settings,
         send_score=lambda s, j: sent.append(("score", s, j)),
         send_count=lambda s, j: sent.append(("count", s, j)),
-        records=lambda ids: attempts.read_records(settings, ids),
+        records=lambda ids: records.read_records(settings, ids),
     )
     ids = {r.submission_id for r in done}
     assert {dead, old_lost, poison, broken} <= ids
@@ -232,7 +233,7 @@ def test_reconciler_resends_dead_and_lost_jobs_and_names_the_fault(pg: Db) -> No
         settings,
         send_score=lambda s, j: None,
         send_count=lambda s, j: None,
-        records=lambda ids: attempts.read_records(settings, ids),
+        records=lambda ids: records.read_records(settings, ids),
     )
     assert not {dead, poison, broken, waiting, running} & {r.submission_id for r in again}
 
@@ -345,3 +346,146 @@ def test_reports_hold_only_what_the_job_asked_for() -> None:
         node = node["k"]  # type: ignore[assignment]
     with pytest.raises(SandboxOutputError, match="nested deeper"):
         parse_cost_output(json.dumps(_report(cross_check=deep)).encode(), {"SST-2": 2})
+
+
+# ------------------------------------------------------------- Celery's retries (autoretry_for)
+
+
+@pytest.fixture
+def stage_env(pg: Db, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """The tasks run in this process (Celery's `apply`: retries at once, no countdown) on `pg`;
+    `max_attempts` high, so that Celery's own retry limit is what ends a stage."""
+    from worker import tasks
+
+    settings = _settings(pg.url, max_attempts=50)
+    monkeypatch.setattr(tasks, "_env", lambda: (settings, pg.engine))
+    monkeypatch.setattr(tasks, "get_settings", lambda: settings)
+    monkeypatch.setattr(tasks, "_device", lambda: "cpu")
+    return settings
+
+
+def test_a_database_fault_is_retried_by_celery_then_fails_as_the_service(
+    pg: Db, stage_env: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from worker import tasks
+
+    calls: list[int] = []
+
+    def away(*_args: object) -> str:
+        record = _record(sid)
+        calls.append(int(record["deliveries"]))  # type: ignore[call-overload]
+        raise OperationalError("SELECT 1", {}, ConnectionRefusedError("the database is away"))
+
+    found: list[object] = []  # the record's state as each delivery begins
+    begin = records.begin
+
+    def spy(settings: Settings, sid: int, *args: object, **kwargs: object) -> records.Delivery:
+        found.append(_record(sid)["state"] if calls else None)
+        return begin(settings, sid, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(tasks.pipeline, "run_scoring", away)
+    monkeypatch.setattr(tasks.records, "begin", spy)
+    sid, job = _row(pg, SubmissionState.QUEUED)
+    result = tasks.score_submission.apply(args=[sid, job])
+    assert result.failed()
+    # the first delivery and every retry ran the stage (each one counted in the record), and
+    # each retry found the record queued, not stopped: the reconciler leaves it to the retry
+    assert calls == list(range(1, tasks.MAX_RETRIES + 2))
+    assert found == [None] + ["queued"] * tasks.MAX_RETRIES
+    assert _record(sid)["state"] == "stopped"  # the last one gave up
+    with transaction(pg.engine) as session:
+        sub = session.get(Submission, sid)
+        assert sub is not None
+        assert (sub.state, sub.fault, sub.failed_stage) == (
+            SubmissionState.FAILED,
+            "service",
+            "queued",
+        )
+        assert sub.state_message == pipeline.SERVICE_FAULT_MESSAGE
+        assert sub.error_detail is not None
+        assert "scoring: OperationalError" in sub.error_detail
+
+
+def test_a_stage_that_recovers_on_a_retry_goes_on(
+    pg: Db, stage_env: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from jobs import send
+    from worker import tasks
+
+    calls: list[str] = []
+    sent: list[tuple[int, str]] = []
+
+    def flaky(*_args: object) -> str:
+        calls.append("run")
+        if len(calls) < 3:
+            raise OperationalError("SELECT 1", {}, ConnectionRefusedError("away"))
+        return pipeline.Outcome.CONTINUE
+
+    monkeypatch.setattr(tasks.pipeline, "run_scoring", flaky)
+    monkeypatch.setattr(send, "send_count", lambda _s, sid, job: sent.append((sid, job)) or True)
+    sid, job = _row(pg, SubmissionState.QUEUED)
+    assert tasks.score_submission.apply(args=[sid, job]).successful()
+    assert (len(calls), sent) == (3, [(sid, job)])
+    assert _record(sid)["state"] == "done"
+    with transaction(pg.engine) as session:
+        sub = session.get(Submission, sid)
+        assert sub is not None
+        assert sub.state is SubmissionState.QUEUED  # untouched by the (replaced) stage
+
+
+def test_a_refused_write_fails_at_once_without_a_retry(
+    pg: Db, stage_env: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from worker import tasks
+
+    calls: list[str] = []
+
+    def refused(*_args: object) -> str:
+        calls.append("run")
+        raise ValueError("a value the database cannot store")
+
+    monkeypatch.setattr(tasks.pipeline, "run_scoring", refused)
+    sid, job = _row(pg, SubmissionState.QUEUED)
+    assert tasks.score_submission.apply(args=[sid, job]).successful()
+    assert calls == ["run"]
+    with transaction(pg.engine) as session:
+        sub = session.get(Submission, sid)
+        assert sub is not None
+        assert (sub.state, sub.fault) == (SubmissionState.FAILED, "service")
+
+
+def test_a_sandbox_fault_is_retried_then_reported_as_the_service(
+    stage_env: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from jobs import send
+    from jobs.messages import CostRequest
+    from worker import tasks
+    from worker.sandbox import SandboxUnavailableError
+
+    runs: list[str] = []
+    reports: list[CostReport] = []
+
+    def unavailable(*_args: object, **_kwargs: object) -> CostReport:
+        runs.append("run")
+        raise SandboxUnavailableError("bubblewrap is not installed")
+
+    def capture(_settings: Settings, message: object) -> None:
+        assert isinstance(message, CostReport)
+        reports.append(message)
+
+    monkeypatch.setattr(tasks.pipeline, "execute_counting", unavailable)
+    monkeypatch.setattr(send, "send", capture)
+    sid = _sid()
+    job = CostRequest.build(submission_id=sid, job_id="job-a", model=b"", entries=[], sizes={})
+    result = tasks.count_submission.apply(args=[sid, "job-a", job.model_dump(mode="json")])
+    assert result.failed()
+    assert len(runs) == tasks.MAX_RETRIES + 1
+    assert len(reports) == 1
+    report = reports[0]
+    assert (report.submission_id, report.job_id, report.failure) == (sid, "job-a", None)
+    assert report.service_error == "SandboxUnavailableError: bubblewrap is not installed"
+    assert report.deliveries == tasks.MAX_RETRIES + 1

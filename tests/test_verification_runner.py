@@ -21,13 +21,11 @@ from safetensors.torch import save_file, save_model
 from core.settings import Settings
 from core.storage import LocalBlobStore
 from core.tasks.manifest import LabelKind, Metric, TaskManifest
+from jobs.messages import VerifyJobEntry, VerifyRequest, VerifyTask
 from worker.counting_stage import CostJob, run_cost_job
 from worker.verification import (
     NOT_REPRODUCED,
     VERIFIED,
-    VerifyJobEntry,
-    VerifyRequest,
-    VerifyTask,
     compare,
     run_verification,
 )
@@ -227,7 +225,8 @@ def test_preflight_lists_weights_mismatches_before_anything_is_queued(tmp_path: 
     """The pre-flight capture (short limit) and the weights check, as the web's check uses it."""
     import base64
 
-    from worker.preflight import PreflightRequest, run_preflight
+    from jobs.messages import PreflightRequest
+    from worker.preflight import run_preflight
 
     path = MODELS / "verify" / "small_classifier.py"
     ns = runpy.run_path(str(path))
@@ -264,7 +263,8 @@ def test_preflight_runs_real_samples_and_matches_every_module_path() -> None:
     with the file's line of each wrong path."""
     import base64
 
-    from worker.preflight import PreflightPaths, PreflightRequest, PreflightSample, run_preflight
+    from jobs.messages import PreflightPaths, PreflightRequest, PreflightSample
+    from worker.preflight import run_preflight
 
     path = MODELS / "cost" / "elastic_small.py"  # vocab 1,000, no vocab_size declared
     n, hidden = 12, 64
@@ -335,7 +335,8 @@ def test_preflight_stops_a_hanging_import_at_its_own_short_limit() -> None:
     import base64
 
     from core.settings import LimitsSettings
-    from worker.preflight import PreflightRequest, PreflightSample, run_preflight
+    from jobs.messages import PreflightRequest, PreflightSample
+    from worker.preflight import run_preflight
 
     settings = Settings(limits=LimitsSettings(preflight_seconds=6))
     assert settings.limits.preflight_seconds < settings.limits.sandbox_wall_seconds

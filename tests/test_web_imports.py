@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 
@@ -32,6 +33,55 @@ def test_an_upload_does_not_import_torch_into_the_web_process() -> None:
     # upload after a start waited for it, with every request behind the GIL (bench_load).
     done = subprocess.run(
         [sys.executable, "-c", PROBE], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def _imported_packages(folder: str) -> dict[str, set[str]]:
+    """Top-level packages each module under `folder` imports, lazily imported ones included."""
+    found: dict[str, set[str]] = {}
+    for path in sorted((REPO_ROOT / folder).rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        names: set[str] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module)
+        found[str(path.relative_to(REPO_ROOT))] = {name.split(".")[0] for name in names}
+    return found
+
+
+def test_the_web_imports_jobs_and_core_never_the_worker() -> None:
+    modules = _imported_packages("server") | _imported_packages("frontend")
+    assert len(modules) > 20  # the walk found the web's modules
+    offenders = {path: sorted(names & {"worker"}) for path, names in modules.items()}
+    assert {path: names for path, names in offenders.items() if names} == {}
+
+
+def test_the_queue_contract_imports_neither_the_worker_nor_torch() -> None:
+    modules = _imported_packages("jobs")
+    assert {"jobs/app.py", "jobs/messages.py", "jobs/send.py"} <= set(modules)
+    heavy = {"worker", "torch", "server", "frontend", "sqlalchemy"}
+    offenders = {path: sorted(names & heavy) for path, names in modules.items()}
+    assert {path: names for path, names in offenders.items() if names} == {}
+
+
+JOBS_PROBE = """
+import sys
+import jobs.app, jobs.cost_output, jobs.messages, jobs.records, jobs.send
+print(sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "worker", "numpy")))
+"""
+
+
+def test_importing_the_queue_contract_loads_no_worker_and_no_torch() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", JOBS_PROBE],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"

@@ -24,12 +24,12 @@ from core.models import Result, ResultCost, Submission, SubmissionState
 from core.settings import REPO_ROOT, BrokerSettings, LimitsSettings, Settings, StorageSettings
 from core.storage import LocalBlobStore
 from core.submissions.service import SubmissionDraft, UploadedFile, create_submission
+from core.submissions.state import queue_submission
 from core.tasks import service as task_service
 from core.tokenizers import registered_tokenizers
+from jobs.app import SCORE_TASK, configure
 from tests.helpers import noisy_predictions, raw_gold, write_predictions
 from tests.processes import stop
-from worker.celery_app import SCORE_TASK, configure
-from worker.pipeline import queue_submission
 
 REDIS_URL = os.environ.get("PARETOBOARD_TEST_REDIS_URL", "redis://127.0.0.1:6379")
 MODELS = Path(__file__).parent / "models"

@@ -32,8 +32,9 @@ from core.storage import BlobStore
 from core.tasks.manifest import LabelKind
 from core.tasks.service import load_test_texts, manifest_of
 from core.tokenizers import cached_tokenizer, encode, registered_tokenizers
+from jobs.cost_output import CostOutput, EntryOutput, ErrorOutput, parse_cost_output
+from jobs.messages import VerifyJobEntry, VerifyRequest, VerifyTask
 from worker.capture import CAPTURE_MARKER
-from worker.cost_output import CostOutput, EntryOutput, ErrorOutput, parse_cost_output
 from worker.sandbox import (
     Bind,
     SandboxLimits,
@@ -44,7 +45,6 @@ from worker.sandbox import (
 )
 from worker.scoring_stage import parse_stored, prediction_files
 from worker.tokenize_job import TaskInputs, TokenizeRequest, tokenize
-from worker.verification import VerifyJobEntry, VerifyRequest, VerifyTask
 
 CODE_TARGET = "/opt/paretoboard"
 JOB_TARGET = "/job"

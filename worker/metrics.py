@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_
 from prometheus_client import multiprocess as prom_multiprocess
 
 from core.models import Submission, SubmissionState
+from core.submissions.states import Fault
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 _DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200, 21600, 86400)
@@ -56,7 +57,7 @@ def outcome_of(submission: Submission) -> str | None:
     if submission.state is SubmissionState.DONE:
         return "done"
     if submission.state is SubmissionState.FAILED:
-        return "failed_service" if submission.fault == "service" else "failed_user"
+        return "failed_service" if submission.fault == Fault.SERVICE else "failed_user"
     return None
 
 

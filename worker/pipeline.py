@@ -21,11 +21,12 @@ from core.models import Submission, SubmissionKind, SubmissionState
 from core.settings import Settings
 from core.storage import BlobStore, LocalBlobStore, blob_store
 from core.submissions import cost_queue
-from core.submissions.state import LOG_LIMIT, new_job_id, set_state, storable
+from core.submissions.state import LOG_LIMIT, queue_submission, set_state, storable
+from core.submissions.states import Fault, Stage
+from jobs.cost_output import SandboxOutputError, check_cost_output
+from jobs.messages import CostReport, CostRequest, VerifyOutput, VerifyRequest
 from worker import counting_stage, metrics, scoring_stage, verification_stage
 from worker import verification as verification_mod
-from worker.cost_messages import CostReport, CostRequest
-from worker.cost_output import SandboxOutputError, check_cost_output
 from worker.sandbox import SandboxUnavailableError
 from worker.tokenize_job import TaskInputs, TokenizerError
 
@@ -43,13 +44,6 @@ MODEL_KILLED_MESSAGE = (
 class Outcome:
     CONTINUE = "continue"  # the next stage should run
     STOP = "stop"  # done, failed, or superseded: nothing more to do
-
-
-def queue_submission(submission: Submission, message: str = "Waiting for a worker") -> str:
-    """Put a submission (back) at the start of the pipeline with a fresh job id (flush by caller)."""
-    submission.job_id = new_job_id()
-    set_state(submission, SubmissionState.QUEUED, message)
-    return submission.job_id
 
 
 def _current(
@@ -101,7 +95,7 @@ def start_attempt(
                 failed_stage=sub.state.value,
                 error_detail=f"{sub.state.value}: its worker stopped {sub.attempts - 1} times "
                 "before finishing this stage",
-                fault="service",
+                fault=Fault.SERVICE,
             )
             final = sub
     if final is not None:
@@ -181,7 +175,11 @@ def prepare_counting(
             texts = counting_stage.job_texts(session, store, sub, settings)
         except LookupError as exc:
             set_state(
-                sub, SubmissionState.FAILED, str(exc), failed_stage="counting", fault="service"
+                sub,
+                SubmissionState.FAILED,
+                str(exc),
+                failed_stage=Stage.COUNTING,
+                fault=Fault.SERVICE,
             )
             final = sub
     if final is not None:
@@ -203,7 +201,11 @@ def prepare_counting(
             verify = counting_stage.build_verify_request(session, sub, job)
         except LookupError as exc:
             set_state(
-                sub, SubmissionState.FAILED, str(exc), failed_stage="counting", fault="service"
+                sub,
+                SubmissionState.FAILED,
+                str(exc),
+                failed_stage=Stage.COUNTING,
+                fault=Fault.SERVICE,
             )
             final = sub
         else:
@@ -232,7 +234,7 @@ def prepare_counting(
 
 
 def _weights_for_cost_workers(
-    store: BlobStore, settings: Settings, verify: verification_mod.VerifyRequest
+    store: BlobStore, settings: Settings, verify: VerifyRequest
 ) -> None:
     """With an object store, a copy of the weights in this host's upload folder: cost workers
     hold no store credentials and read them from that folder (mounted read-only, as with the
@@ -270,7 +272,7 @@ def _fail_tokenizing(engine: Engine, submission_id: int, job_id: str, exc: Token
             sub,
             SubmissionState.FAILED,
             exc.message[:2000],
-            failed_stage="counting",
+            failed_stage=Stage.COUNTING,
             error_detail=exc.detail.replace("\x00", "\ufffd") or None,
             fault=exc.fault,
         )
@@ -319,7 +321,7 @@ def execute_counting(
         except Exception as exc:  # the runner's own plumbing broke: report it, keep the cost
             log.error("verification failed: %s", str(exc)[:2000])
             checked = verification_mod.VerifyRun(
-                verification_mod.VerifyOutput(
+                VerifyOutput(
                     ok=False, error=f"the verification run failed on the worker: {exc}"[:2000]
                 ),
                 "",
@@ -401,9 +403,9 @@ def _finish(
             sub,
             SubmissionState.FAILED,
             SERVICE_FAULT_MESSAGE,
-            failed_stage="counting",
+            failed_stage=Stage.COUNTING,
             error_detail=f"counting: {report.service_error}",
-            fault="service",
+            fault=Fault.SERVICE,
         )
         return
     # every redelivery of the cost job was an attempt too
@@ -421,9 +423,9 @@ def _finish(
             sub,
             SubmissionState.FAILED,
             f"Counting failed: {(report.failure or 'no output')[:500]}",
-            failed_stage="counting",
+            failed_stage=Stage.COUNTING,
             error_detail=detail,
-            fault="user",
+            fault=Fault.USER,
         )
         return
     if isinstance(inputs, TokenizerError):
@@ -431,7 +433,7 @@ def _finish(
             sub,
             SubmissionState.FAILED,
             inputs.message[:2000],
-            failed_stage="counting",
+            failed_stage=Stage.COUNTING,
             error_detail=inputs.detail.replace("\x00", "\ufffd") or None,
             fault=inputs.fault,
         )
@@ -447,9 +449,9 @@ def _finish(
             sub,
             SubmissionState.FAILED,
             SERVICE_FAULT_MESSAGE,
-            failed_stage="counting",
+            failed_stage=Stage.COUNTING,
             error_detail=f"counting: the cost report does not match the job: {exc}",
-            fault="service",
+            fault=Fault.SERVICE,
         )
         return
     counting_stage.store_costs(session, sub, job, output)
@@ -509,7 +511,7 @@ def fail_for_service(
             message,
             failed_stage=sub.state.value,
             error_detail=detail,
-            fault="service",
+            fault=Fault.SERVICE,
         )
     _record_final(sub)
 

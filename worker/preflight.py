@@ -13,16 +13,16 @@ import contextlib
 import time
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from core.settings import Settings
+from jobs import records
+from jobs.messages import PreflightRequest, PreflightResult
+from jobs.send import PREFLIGHT_ALIVE_KEY
 from worker.counting_stage import capture_in_sandbox
 from worker.graphcount.graph import Capture
 from worker.sandbox import SandboxLimits
 from worker.verification import weights_problems
 
 PREFLIGHT_LENGTHS = [8, 16]
-ALIVE_KEY = "paretoboard:preflight-worker:{}"
 ALIVE_SECONDS = 30
 
 
@@ -34,10 +34,8 @@ def announce(settings: Settings) -> None:
 
     import redis
 
-    key = ALIVE_KEY.format(f"{socket.gethostname()}:{os.getpid()}")
-    client = redis.Redis.from_url(
-        settings.broker.url.get_secret_value(), socket_timeout=5, socket_connect_timeout=5
-    )
+    key = PREFLIGHT_ALIVE_KEY.format(f"{socket.gethostname()}:{os.getpid()}")
+    client = records.client(settings)
 
     def beat() -> None:
         while True:
@@ -46,57 +44,6 @@ def announce(settings: Settings) -> None:
             time.sleep(ALIVE_SECONDS / 3)
 
     threading.Thread(target=beat, name="preflight-alive", daemon=True).start()
-
-
-class PreflightSample(BaseModel):
-    """One real test input of a task the submission names, tokenized by the web process."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    task: str = Field(max_length=64)
-    index: int  # its row in the task's test split
-    ids: list[int] = Field(max_length=100_000)
-    first: int | None = None  # tokens of the first segment (pairs)
-
-
-class PreflightPaths(BaseModel):
-    """The distinct module paths (or exit layers) one prediction file names."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    file: str = Field(max_length=600)
-    task: str = Field(max_length=64)
-    # per path: (module name, input shape without the batch dimension) steps
-    modules: list[list[tuple[str, list[int]]]] = Field(default_factory=list, max_length=256)
-    exit_layers: list[int] = Field(default_factory=list, max_length=256)
-    rows: list[int] = Field(default_factory=list, max_length=256)  # a test row of each path
-
-
-class PreflightRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    model_b64: str = Field(max_length=64 * 1024 * 1024 * 4 // 3 + 4)
-    # file label -> tensor name -> (shape, dtype)
-    weights: dict[str, dict[str, tuple[list[int], str]]] = Field(max_length=100)
-    samples: list[PreflightSample] = Field(default_factory=list, max_length=64)
-    paths: list[PreflightPaths] = Field(default_factory=list, max_length=200)
-
-
-class PreflightResult(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    ok: bool  # the model was captured and every weights file matches
-    captured: bool
-    error: str | None = Field(None, max_length=8000)  # why the capture failed
-    stopped: bool = False  # stopped by the pre-flight limit (not a verdict on the model)
-    problems: list[str] = Field(default_factory=list, max_length=1000)  # weights mismatches
-    seconds: float = 0.0
-    # the model's run on real test samples: "SST-2 row 17 (52 tokens): IndexError: ..."
-    sample_problems: list[str] = Field(default_factory=list, max_length=64)
-    samples_run: dict[str, int] = Field(default_factory=dict)  # task -> samples that ran
-    # module paths / exit layers that do not match the captured graph (file, line, problem)
-    path_problems: list[dict[str, Any]] = Field(default_factory=list, max_length=1000)
-    paths_checked: int = 0  # distinct paths checked against the graph
 
 
 def run_preflight(request: PreflightRequest, settings: Settings, *, device: str) -> PreflightResult:

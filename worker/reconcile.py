@@ -16,12 +16,13 @@ from core.models import Submission, SubmissionState
 from core.settings import Settings
 from core.submissions import cost_queue
 from core.submissions.state import new_job_id, set_state
+from core.submissions.states import Fault
+from jobs.records import ERRORS, JobStage, Liveness, Record
 from worker import metrics
-from worker.attempts import ERRORS, Liveness, Record, Stage
 from worker.pipeline import GAVE_UP_MESSAGE, MODEL_KILLED_MESSAGE
 
 log = logging.getLogger(__name__)
-Sender = Callable[[int, str], None]
+Sender = Callable[[int, str], object]
 Records = Callable[[list[int]], dict[int, Record | None]]
 _ACTIVE = (
     SubmissionState.QUEUED,
@@ -62,7 +63,7 @@ def reconcile(
 ) -> list[Requeued]:
     """Re-send the stage of every active submission whose job is lost; fail those out of attempts.
 
-    With `records` (the broker's job records, `worker.attempts.read_records`), a job whose lease
+    With `records` (the broker's job records, `jobs.records.read_records`), a job whose lease
     expired is re-sent at once, one waiting in a queue or holding a fresh lease is left alone,
     and one without a record is re-sent once unchanged for `limits.stuck_after_seconds`. Without
     it (`paretoboard reconcile --older-than S`), every one unchanged for `older_than` is re-sent.
@@ -153,7 +154,7 @@ def _why(record: Record | None) -> str:
 
 def _give_up(sub: Submission, record: Record | None) -> None:
     """Fail a submission out of attempts: the submitter's fault when their model was running."""
-    in_model = record is not None and record.stage == Stage.COST and record.phase == "model"
+    in_model = record is not None and record.stage == JobStage.COST and record.phase == "model"
     if in_model:
         set_state(
             sub,
@@ -161,7 +162,7 @@ def _give_up(sub: Submission, record: Record | None) -> None:
             f"Counting failed: {MODEL_KILLED_MESSAGE.format(n=sub.attempts)}",
             failed_stage=sub.state.value,
             error_detail="counting: its cost worker stopped while the model ran, each time",
-            fault="user",
+            fault=Fault.USER,
         )
         return
     set_state(
@@ -171,5 +172,5 @@ def _give_up(sub: Submission, record: Record | None) -> None:
         failed_stage=sub.state.value,
         error_detail=f"{sub.state.value}: its job was lost {sub.attempts} times"
         + (f" (last in {record.stage}: {record.phase})" if record is not None else ""),
-        fault="service",
+        fault=Fault.SERVICE,
     )

@@ -23,6 +23,7 @@ from core.db.session import transaction
 from core.models import Result, ResultCost, Submission, SubmissionKind, SubmissionState
 from core.settings import Settings
 from core.storage import blob_store
+from core.submissions.states import CostStatus
 from worker import counting_stage
 from worker.tokenize_job import TokenizerError
 
@@ -51,7 +52,7 @@ def stale_submissions(engine: Engine, rule_hash: str) -> list[int]:
             .where(
                 Submission.kind == SubmissionKind.MEASURED,
                 Submission.state == SubmissionState.DONE,
-                Result.cost_status == "counted",
+                Result.cost_status == CostStatus.COUNTED,
                 or_(
                     Result.counter_version.is_(None),
                     Result.counter_version != COUNTER_VERSION,
@@ -137,7 +138,9 @@ def _mark_failed(session: object, submission_id: int, why: str) -> None:
 
     assert isinstance(session, Session)
     results = session.scalars(
-        select(Result).where(Result.submission_id == submission_id, Result.cost_status == "counted")
+        select(Result).where(
+            Result.submission_id == submission_id, Result.cost_status == CostStatus.COUNTED
+        )
     )
     for result in results:
         result.cost_incomplete = True

@@ -26,6 +26,7 @@ from core.scoring import BootstrapConfig, apply_metrics, forget_uncertainty, rec
 from core.settings import Settings
 from core.storage import BlobStore
 from core.submissions.state import set_state
+from core.submissions.states import Fault, Stage
 from core.tasks.service import load_gold, manifest_of
 
 
@@ -74,8 +75,8 @@ def validate(
             submission,
             SubmissionState.FAILED,
             f"Stored files are missing on this installation: {', '.join(missing)}",
-            failed_stage="validating",
-            fault="service",
+            failed_stage=Stage.VALIDATING,
+            fault=Fault.SERVICE,
         )
         return False
     pairs = prediction_files(session, submission)
@@ -96,9 +97,9 @@ def validate(
             submission,
             SubmissionState.FAILED,
             f"{len(problems)} problem(s) in the submitted files",
-            failed_stage="validating",
+            failed_stage=Stage.VALIDATING,
             error_detail=detail,
-            fault="user",
+            fault=Fault.USER,
         )
         return False
     return True

@@ -7,6 +7,7 @@ its report back to `score`.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -14,7 +15,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
-from celery import Task, signals
+from celery import Task, shared_task, signals
 from celery.exceptions import SoftTimeLimitExceeded
 from pydantic import ValidationError
 from sqlalchemy import Engine
@@ -28,9 +29,9 @@ from core.models import Submission, SubmissionState
 from core.settings import Settings, get_settings
 from core.storage import blob_store
 from core.submissions import cost_queue
-from worker import attempts, metrics, pipeline
-from worker.attempts import Stage, Status
-from worker.celery_app import (
+from core.submissions.states import Stage
+from jobs import records, send
+from jobs.app import (
     COST_TASK,
     COUNT_TASK,
     LEFTOVERS_TASK,
@@ -38,21 +39,28 @@ from worker.celery_app import (
     RECONCILE_TASK,
     REPORT_TASK,
     SCORE_TASK,
-    app,
 )
-from worker.cost_messages import CostReport, CostRequest
+from jobs.messages import CostReport, CostRequest, PreflightRequest
+from jobs.records import JobStage, Status
+from worker import metrics, pipeline
 from worker.device import detect_device
 from worker.reconcile import reconcile
 from worker.sandbox import SandboxUnavailableError
 
 log = logging.getLogger(__name__)
+# Infrastructure faults: Celery retries the task (`autoretry_for`), and after the last retry
+# the submission fails as the service's fault (`_DatabaseStage.on_failure`).
 INFRA_ERRORS = (OperationalError, ConnectionError, OSError)
+SANDBOX_ERRORS = (SandboxUnavailableError, OSError)
 # The database refused what a stage wrote (a value it cannot store): no retry fixes that.
 REFUSED = (DataError, IntegrityError, StatementError, ValueError)
-RETRY_SECONDS = 30
 MAX_RETRIES = 5
-# Cost jobs and reports carry token ids and per-sample costs: compressed on the wire.
-COMPRESSION = "zlib"
+RETRY_OPTIONS: dict[str, Any] = {
+    "max_retries": MAX_RETRIES,
+    "retry_backoff": 10,  # 10, 20, 40, 80, 120 s: about 4.5 minutes before giving up
+    "retry_backoff_max": 120,
+    "retry_jitter": False,  # a jittered retry may come at once and spend an attempt in vain
+}
 _SCORING = {SubmissionState.QUEUED, SubmissionState.VALIDATING, SubmissionState.SCORING}
 
 
@@ -66,63 +74,14 @@ def _device() -> str:
     return detect_device(get_settings().limits.cost_device)
 
 
-def send_score(submission_id: int, job_id: str) -> None:
-    """Enqueue stage 1-2 of a submission (call after the row is committed)."""
-    from worker.celery_app import get_app
-
-    attempts.mark_queued(get_settings(), submission_id, job_id, Stage.SCORE)
-    get_app().send_task(SCORE_TASK, args=[submission_id, job_id], ignore_result=True)
-
-
-def send_count(submission_id: int, job_id: str) -> None:
-    """Enqueue stage 3 of a submission: a score worker prepares the cost job and sends it."""
-    from worker.celery_app import get_app
-
-    attempts.mark_queued(get_settings(), submission_id, job_id, Stage.COUNT)
-    get_app().send_task(COUNT_TASK, args=[submission_id, job_id], ignore_result=True)
+def _retried(
+    task: Task[Any, Any], errors: tuple[type[BaseException], ...]
+) -> tuple[type[BaseException], ...]:
+    """The errors that Celery will retry for this delivery (none after the last retry)."""
+    return errors if task.request.retries < (task.max_retries or 0) else ()
 
 
-def send_cost_job(settings: Settings, request: CostRequest) -> None:
-    """Send a prepared cost job to the cost queue (`worker.cost_queue`)."""
-    from worker.celery_app import get_app
-
-    attempts.mark_queued(settings, request.submission_id, request.job_id, Stage.COST)
-    get_app().send_task(
-        COST_TASK,
-        args=[request.submission_id, request.job_id, request.model_dump(mode="json")],
-        argsrepr=f"({request.submission_id}, {request.job_id!r}, <cost job>)",
-        queue=settings.worker.cost_queue,
-        compression=COMPRESSION,
-        ignore_result=True,
-    )
-
-
-def send_report(report: CostReport) -> None:
-    """Send a cost worker's report back to the score queue."""
-    from worker.celery_app import get_app
-
-    attempts.mark_queued(get_settings(), report.submission_id, report.job_id, Stage.REPORT)
-    get_app().send_task(
-        REPORT_TASK,
-        args=[report.submission_id, report.job_id, report.model_dump(mode="json")],
-        argsrepr=f"({report.submission_id}, {report.job_id!r}, <cost report>)",
-        compression=COMPRESSION,
-        ignore_result=True,
-    )
-
-
-def _retry_or_fail(
-    task: Task[Any, Any], submission_id: int, job_id: str, exc: Exception, stage: str
-) -> None:
-    """Infrastructure faults are retried; after the last retry the submission fails (service)."""
-    engine = _env()[1]
-    if task.request.retries < MAX_RETRIES:
-        log.warning("submission %s: %s fault, retrying: %s", submission_id, stage, exc)
-        raise task.retry(exc=exc, countdown=RETRY_SECONDS)
-    _fail(engine, submission_id, job_id, exc, stage)
-
-
-def _fail(engine: Engine, submission_id: int, job_id: str, exc: Exception, stage: str) -> None:
+def _fail(engine: Engine, submission_id: int, job_id: str, exc: BaseException, stage: str) -> None:
     pipeline.fail_for_service(
         engine,
         submission_id,
@@ -130,6 +89,26 @@ def _fail(engine: Engine, submission_id: int, job_id: str, exc: Exception, stage
         pipeline.SERVICE_FAULT_MESSAGE,
         f"{stage}: {type(exc).__name__}: {getattr(exc, 'message', exc)}",
     )
+
+
+class _DatabaseStage(Task):  # type: ignore[misc]
+    """A score-queue stage: after Celery's last retry of an infrastructure fault, the
+    submission fails as the service's fault (user faults fail at once, inside the stage)."""
+
+    stage_label: str = Stage.SCORING  # named in the failure's detail
+
+    def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        if not isinstance(exc, INFRA_ERRORS) or len(args) < 2:
+            return  # a bug: the row stays as it is, and the reconciler re-sends the job
+        log.warning("submission %s: %s fault, giving up: %s", args[0], self.stage_label, exc)
+        try:
+            _fail(_env()[1], args[0], args[1], exc, self.stage_label)
+        except INFRA_ERRORS as again:  # still away: the reconciler fails it later
+            log.warning("submission %s: could not record the failure: %s", args[0], again)
+
+
+class _CountingStage(_DatabaseStage):
+    stage_label = Stage.COUNTING
 
 
 def _has_share(settings: Settings) -> Callable[[Session, Submission], bool]:
@@ -146,9 +125,9 @@ def _begin_db_stage(
     engine: Engine,
     submission_id: int,
     job_id: str,
-    stage: Stage,
+    stage: JobStage,
     expected: set[SubmissionState],
-) -> attempts.Delivery | None:
+) -> records.Delivery | None:
     """Count the delivery in the row (own transaction) and take the stage's lease; None: skip."""
     if not pipeline.start_attempt(
         engine,
@@ -156,67 +135,64 @@ def _begin_db_stage(
         submission_id,
         job_id,
         expected,
-        skip=cost_queue.is_sent if stage is Stage.COUNT else None,
-        counts=_has_share(settings) if stage is Stage.COUNT else None,
+        skip=cost_queue.is_sent if stage is JobStage.COUNT else None,
+        counts=_has_share(settings) if stage is JobStage.COUNT else None,
     ):
         return None
-    delivery = attempts.begin(settings, submission_id, job_id, stage, authoritative=True)
+    delivery = records.begin(settings, submission_id, job_id, stage, authoritative=True)
     if delivery.status is not Status.RUN:
         log.info("submission %s: %s delivery skipped (%s)", submission_id, stage, delivery.status)
         return None
     return delivery
 
 
-@app.task(name=SCORE_TASK, bind=True, max_retries=MAX_RETRIES)
+@shared_task(
+    name=SCORE_TASK, bind=True, base=_DatabaseStage, autoretry_for=INFRA_ERRORS, **RETRY_OPTIONS
+)
 def score_submission(self: Task[Any, Any], submission_id: int, job_id: str) -> None:
     settings, engine = _env()
     outcome = pipeline.Outcome.STOP
-    try:
-        delivery = _begin_db_stage(settings, engine, submission_id, job_id, Stage.SCORE, _SCORING)
-        if delivery is None:
-            return
-        with attempts.lease(settings, delivery) as held:
-            held.phase("scoring")
-            try:
-                outcome = pipeline.run_scoring(engine, settings, submission_id, job_id)
-            except INFRA_ERRORS as exc:
-                _retry_or_fail(self, submission_id, job_id, exc, "scoring")
-                return
-            except REFUSED as exc:  # a database refusal is not retried
-                _fail(engine, submission_id, job_id, exc, "scoring")
-                return
-    except INFRA_ERRORS as exc:  # the database was away when the delivery began
-        _retry_or_fail(self, submission_id, job_id, exc, "scoring")
+    # the database away when the delivery begins, or while it scores: retried by Celery
+    delivery = _begin_db_stage(settings, engine, submission_id, job_id, JobStage.SCORE, _SCORING)
+    if delivery is None:
         return
+    with records.lease(settings, delivery, retried=_retried(self, INFRA_ERRORS)) as held:
+        held.phase("scoring")
+        try:
+            outcome = pipeline.run_scoring(engine, settings, submission_id, job_id)
+        except INFRA_ERRORS:
+            raise  # Celery retries it (`autoretry_for`); OperationalError is a StatementError
+        except REFUSED as exc:  # a database refusal is not retried
+            _fail(engine, submission_id, job_id, exc, Stage.SCORING)
+            return
     if outcome == pipeline.Outcome.CONTINUE:
-        send_count(submission_id, job_id)
+        send.send_count(settings, submission_id, job_id)
 
 
-@app.task(name=COUNT_TASK, bind=True, max_retries=MAX_RETRIES)
+@shared_task(
+    name=COUNT_TASK, bind=True, base=_CountingStage, autoretry_for=INFRA_ERRORS, **RETRY_OPTIONS
+)
 def prepare_cost_job(self: Task[Any, Any], submission_id: int, job_id: str) -> None:
     """Build the cost job from the database and uploads, and send it to a cost worker."""
     settings, engine = _env()
-    try:
-        delivery = _begin_db_stage(
-            settings, engine, submission_id, job_id, Stage.COUNT, {SubmissionState.COUNTING}
-        )
-        if delivery is None:
-            return
-        with attempts.lease(settings, delivery) as held:
-            held.phase("preparing")
-            try:
-                request = pipeline.prepare_counting(engine, settings, submission_id, job_id)
-                if request is not None:
-                    send_cost_job(settings, request)
-            except INFRA_ERRORS as exc:
-                _retry_or_fail(self, submission_id, job_id, exc, "counting")
-            except REFUSED as exc:
-                _fail(engine, submission_id, job_id, exc, "counting")
-    except INFRA_ERRORS as exc:
-        _retry_or_fail(self, submission_id, job_id, exc, "counting")
+    delivery = _begin_db_stage(
+        settings, engine, submission_id, job_id, JobStage.COUNT, {SubmissionState.COUNTING}
+    )
+    if delivery is None:
+        return
+    with records.lease(settings, delivery, retried=_retried(self, INFRA_ERRORS)) as held:
+        held.phase("preparing")
+        try:
+            request = pipeline.prepare_counting(engine, settings, submission_id, job_id)
+            if request is not None:
+                send.send(settings, request)
+        except INFRA_ERRORS:
+            raise  # Celery retries it (`autoretry_for`); OperationalError is a StatementError
+        except REFUSED as exc:
+            _fail(engine, submission_id, job_id, exc, Stage.COUNTING)
 
 
-def _gave_up_report(delivery: attempts.Delivery, worker: str) -> CostReport:
+def _gave_up_report(delivery: records.Delivery, worker: str) -> CostReport:
     """The report of a cost job whose deliveries kept dying: whose fault it was, and why."""
     lost = delivery.number - 1
     base = CostReport(
@@ -234,7 +210,35 @@ def _gave_up_report(delivery: attempts.Delivery, worker: str) -> CostReport:
     return base.model_copy(update={"service_error": detail})
 
 
-@app.task(name=COST_TASK, bind=True, max_retries=MAX_RETRIES)
+class _CostStage(Task):  # type: ignore[misc]
+    """A cost job: after Celery's last retry of a sandbox fault, its report says the service
+    could not run it (the submission then fails as the service's fault)."""
+
+    def on_failure(self, exc: Exception, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        if not isinstance(exc, SANDBOX_ERRORS) or len(args) < 2:
+            return
+        log.warning("cost job %s: sandbox fault, giving up: %s", args[1], exc)
+        settings = get_settings()
+        metrics.record_cost_job(_device(), "unavailable")
+        try:
+            record = records.read_records(settings, [args[0]]).get(args[0])
+        except records.ERRORS:
+            record = None
+        deliveries = record.deliveries if record is not None else self.request.retries + 1
+        report = CostReport(
+            submission_id=args[0],
+            job_id=args[1],
+            device=_device(),
+            worker=socket.gethostname(),
+            service_error=f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"[:20_000],
+            deliveries=min(max(deliveries, 1), 1000),
+        )
+        send.send(settings, report)
+
+
+@shared_task(
+    name=COST_TASK, bind=True, base=_CostStage, autoretry_for=SANDBOX_ERRORS, **RETRY_OPTIONS
+)
 def count_submission(
     self: Task[Any, Any], submission_id: int, job_id: str, request: dict[str, Any]
 ) -> None:
@@ -245,16 +249,16 @@ def count_submission(
         log.error("cost job %s: its arguments and its body disagree; dropped", job_id)
         return
     worker = socket.gethostname()
-    delivery = attempts.begin(settings, submission_id, job_id, Stage.COST)
+    delivery = records.begin(settings, submission_id, job_id, JobStage.COST)
     if delivery.status is not Status.RUN:
         log.info("cost job %s skipped: %s", job_id, delivery.status)
         return
     if delivery.exhausted(settings):
         log.warning("cost job %s: delivery %s, giving up", job_id, delivery.number)
         metrics.record_cost_job(_device(), "worker_lost")
-        send_report(_gave_up_report(delivery, worker))
+        send.send(settings, _gave_up_report(delivery, worker))
         return
-    with attempts.lease(settings, delivery) as held:
+    with records.lease(settings, delivery, retried=_retried(self, SANDBOX_ERRORS)) as held:
         # From here the submitted model runs (and its capture is read): a worker that dies now
         # was most likely killed by it (out of memory, time limit).
         held.phase("model")
@@ -270,57 +274,45 @@ def count_submission(
                 f"({settings.limits.task_soft_seconds} s)",
                 reason="timeout",
             )
-        except (SandboxUnavailableError, OSError) as exc:
+        except SANDBOX_ERRORS:
             held.phase("sandbox-unavailable")
-            if self.request.retries < MAX_RETRIES:
-                log.warning("cost job %s: sandbox fault, retrying: %s", job_id, exc)
-                raise self.retry(exc=exc, countdown=RETRY_SECONDS) from exc
-            metrics.record_cost_job(_device(), "unavailable")
-            report = CostReport(
-                submission_id=submission_id,
-                job_id=job_id,
-                device=_device(),
-                worker=worker,
-                service_error=f"{type(exc).__name__}: {getattr(exc, 'message', exc)}"[:20_000],
-            )
+            raise  # Celery retries it; after the last retry `_CostStage.on_failure` reports
         held.phase("report")
-        send_report(report.model_copy(update={"deliveries": delivery.number}))
+        send.send(settings, report.model_copy(update={"deliveries": delivery.number}))
 
 
-@app.task(name=REPORT_TASK, bind=True, max_retries=MAX_RETRIES)
+@shared_task(
+    name=REPORT_TASK, bind=True, base=_CountingStage, autoretry_for=INFRA_ERRORS, **RETRY_OPTIONS
+)
 def store_cost_report(
     self: Task[Any, Any], submission_id: int, job_id: str, report: dict[str, Any]
 ) -> None:
     """Check a cost worker's report against the job and store it (or the failure)."""
     settings, engine = _env()
-    delivery = attempts.begin(settings, submission_id, job_id, Stage.REPORT)
+    delivery = records.begin(settings, submission_id, job_id, JobStage.REPORT)
     if delivery.status is not Status.RUN:
         log.info("cost report %s skipped: %s", job_id, delivery.status)
         return
-    try:
-        if delivery.exhausted(settings):
-            detail = f"storing the cost report stopped its worker {delivery.number - 1} times"
-            _fail(engine, submission_id, job_id, RuntimeError(detail), "counting")
-            return
-        with attempts.lease(settings, delivery) as held:
-            held.phase("storing")
-            try:
-                parsed = CostReport.model_validate(report)
-            except ValidationError as exc:  # refused at once: a retry would get the same
-                _fail(engine, submission_id, job_id, _invalid_report(exc), "counting")
-                return
-            if (parsed.submission_id, parsed.job_id) != (submission_id, job_id):
-                log.error("cost report %s: its arguments and its body disagree; dropped", job_id)
-                return
-            try:
-                pipeline.finish_counting(engine, settings, parsed)
-            except INFRA_ERRORS as exc:
-                _retry_or_fail(self, submission_id, job_id, exc, "counting")
-            except REFUSED as exc:
-                _fail(engine, submission_id, job_id, exc, "counting")
-    except INFRA_ERRORS as exc:
-        _retry_or_fail(self, submission_id, job_id, exc, "counting")
+    if delivery.exhausted(settings):
+        detail = f"storing the cost report stopped its worker {delivery.number - 1} times"
+        _fail(engine, submission_id, job_id, RuntimeError(detail), Stage.COUNTING)
         return
+    with records.lease(settings, delivery, retried=_retried(self, INFRA_ERRORS)) as held:
+        held.phase("storing")
+        try:
+            parsed = CostReport.model_validate(report)
+        except ValidationError as exc:  # refused at once: a retry would get the same
+            _fail(engine, submission_id, job_id, _invalid_report(exc), Stage.COUNTING)
+            return
+        if (parsed.submission_id, parsed.job_id) != (submission_id, job_id):
+            log.error("cost report %s: its arguments and its body disagree; dropped", job_id)
+            return
+        try:
+            pipeline.finish_counting(engine, settings, parsed)
+        except INFRA_ERRORS:
+            raise  # Celery retries it (`autoretry_for`); OperationalError is a StatementError
+        except REFUSED as exc:
+            _fail(engine, submission_id, job_id, exc, Stage.COUNTING)
     release_waiting(settings, engine)
 
 
@@ -330,7 +322,7 @@ def release_waiting(settings: Settings, engine: Engine) -> int:
         with transaction(engine) as session:
             ready = cost_queue.releasable(session, per_user=settings.limits.cost_jobs_per_user)
         for submission_id, job_id in ready:
-            send_count(submission_id, job_id)
+            send.send_count(settings, submission_id, job_id)
             log.info("submission %s: cost job released from waiting", submission_id)
     except INFRA_ERRORS as exc:  # the next report or reconciler run releases them
         log.warning("could not release waiting cost jobs: %s", exc)
@@ -345,21 +337,21 @@ def _invalid_report(exc: ValidationError) -> ValueError:
     return ValueError(f"the cost worker sent a report this service cannot store: {problems}")
 
 
-@app.task(name=RECONCILE_TASK)
+@shared_task(name=RECONCILE_TASK)
 def reconcile_submissions() -> int:
     settings, engine = _env()
     done = reconcile(
         engine,
         settings,
-        send_score=send_score,
-        send_count=send_count,
-        records=lambda ids: attempts.read_records(settings, ids),
+        send_score=functools.partial(send.send_score, settings),
+        send_count=functools.partial(send.send_count, settings),
+        records=lambda ids: records.read_records(settings, ids),
     )
     release_waiting(settings, engine)
     return len(done)
 
 
-@app.task(name=LEFTOVERS_TASK)
+@shared_task(name=LEFTOVERS_TASK)
 def clean_leftovers_task() -> int:
     """What killed uploads left: staging folders of dead requests, blobs nothing uses."""
     settings, engine = _env()
@@ -396,14 +388,14 @@ def _forget_process(**_: Any) -> None:
     metrics.mark_process_dead(os.getpid())
 
 
-@app.task(name=PREFLIGHT_TASK, ignore_result=False, acks_late=False)
+@shared_task(name=PREFLIGHT_TASK, ignore_result=False, acks_late=False)
 def preflight(request: dict[str, Any]) -> dict[str, Any]:
     """Capture a model file and match weights against its graph, while the web waits.
 
     No database, nothing stored; the web gives up waiting after `limits.preflight_wait_seconds`
     and then checks the weights when the submission is counted instead.
     """
-    from worker.preflight import PreflightRequest, run_preflight
+    from worker.preflight import run_preflight
 
     settings = get_settings()
     result = run_preflight(PreflightRequest.model_validate(request), settings, device=_device())

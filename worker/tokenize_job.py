@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from core.settings import REPO_ROOT
+from core.submissions.states import Fault
 
 REQUEST = "request.json"
 OUTPUT = "out.npz"
@@ -53,7 +54,7 @@ class TokenizeRequest:
 class TokenizerError(Exception):
     """The tokenizer could not tokenize the inputs: `message` for the submitter, `fault`."""
 
-    def __init__(self, message: str, *, fault: str, detail: str = "") -> None:
+    def __init__(self, message: str, *, fault: Fault, detail: str = "") -> None:
         super().__init__(message)
         self.message = message
         self.fault = fault
@@ -112,8 +113,8 @@ def tokenize(
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _fault(request: TokenizeRequest) -> str:
-    return "user" if request.uploaded else "service"
+def _fault(request: TokenizeRequest) -> Fault:
+    return Fault.USER if request.uploaded else Fault.SERVICE
 
 
 def _read_output(

@@ -27,11 +27,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from core.settings import REPO_ROOT, Settings
 from core.storage import BlobStore
 from core.tasks.manifest import LabelKind, TaskManifest
+from jobs.messages import (
+    Hardware,
+    VerifyEntry,
+    VerifyOutput,
+    VerifyRequest,
+)
 from worker.graphcount.graph import Capture
 
 THRESHOLD = 0.995  # the fraction of agreeing samples that makes a point verified
@@ -39,77 +44,10 @@ REGRESSION_ABS_TOL = 1e-3
 REGRESSION_REL_TOL = 1e-3
 ARGMAX_TIE_TOL = 1e-6
 MAX_DIFFS_SHOWN = 20
-MAX_WIDTH = 64
 
 VERIFIED = "verified"
 NOT_REPRODUCED = "not_reproduced"
 NOT_VERIFIED = "not_verified"  # the run could not be made (weights mismatch, error, timeout)
-
-
-# --- the report from the cost worker --------------------------------------------------------
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class LatencyPoint(_Model):
-    index: int = Field(ge=0)
-    length: int = Field(ge=0)
-    median_ms: float = Field(ge=0, allow_inf_nan=False)
-    min_ms: float = Field(ge=0, allow_inf_nan=False)
-    max_ms: float = Field(ge=0, allow_inf_nan=False)
-    repeats: int = Field(ge=1, le=1000)
-
-
-class VerifyEntry(_Model):
-    outputs: list[list[float]] | None = Field(None, max_length=2_000_000)
-    error: str | None = Field(None, max_length=4000)
-    latency: list[LatencyPoint] = Field(default_factory=list, max_length=20)
-    nonfinite: list[int] = Field(default_factory=list, max_length=2_000_000)  # NaN/inf outputs
-    # early exit: each sample's exit as the model's graph decides it (an integer output)
-    derived_exits: list[int] | None = Field(None, max_length=2_000_000)
-
-
-class Hardware(_Model):
-    kind: str = Field(max_length=10)
-    name: str = Field(max_length=200)
-    threads: int | None = Field(None, ge=1, le=4096)
-
-
-class VerifyOutput(_Model):
-    """What a verification run gave (or why there is none)."""
-
-    ok: bool
-    problems: list[str] = Field(default_factory=list, max_length=500)  # weights mismatches
-    error: str | None = Field(None, max_length=8000)
-    entries: dict[str, VerifyEntry] = Field(default_factory=dict, max_length=1000)
-    hardware: Hardware | None = None
-    peak_memory_bytes: int | None = Field(None, ge=0)
-    seconds: float | None = Field(None, ge=0, allow_inf_nan=False)
-    weights_sha256: str | None = Field(None, max_length=64)
-
-
-class VerifyTask(_Model):
-    """One task's inputs as the platform tokenised them (no labels)."""
-
-    token_ids: list[list[int]] = Field(max_length=2_000_000)
-    first_segments: list[int] | None = None
-
-
-class VerifyJobEntry(_Model):
-    key: str = Field(max_length=200)
-    task: str = Field(max_length=100)
-    width: int = Field(ge=1, le=MAX_WIDTH)
-    targets: list[str] | None = None  # per sample: the module whose output is read (paths)
-
-
-class VerifyRequest(_Model):
-    """What the cost worker needs to verify, besides the capture it makes itself."""
-
-    weights: dict[str, str] = Field(max_length=100)  # task name -> weights sha256
-    inputs: dict[str, VerifyTask] = Field(max_length=100)
-    entries: list[VerifyJobEntry] = Field(max_length=1000)
 
 
 # --- step 1: weights vs graph ------------------------------------------------------------------

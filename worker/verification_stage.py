@@ -19,6 +19,7 @@ from core.predictions import ParsedPredictions
 from core.settings import Settings
 from core.storage import BlobStore
 from core.tasks.service import manifest_of
+from jobs.messages import VerifyOutput
 from worker.counting_stage import CostJob, weights_files
 from worker.scoring_stage import parse_stored, prediction_files
 from worker.verification import (
@@ -29,7 +30,6 @@ from worker.verification import (
     REGRESSION_REL_TOL,
     THRESHOLD,
     VERIFIED,
-    VerifyOutput,
     compare,
     exit_agreement,
 )

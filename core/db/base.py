@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+import enum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, DateTime, Integer, MetaData
+from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer, MetaData, String
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.types import TypeDecorator
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -31,3 +33,20 @@ class Base(DeclarativeBase):
         # 64-bit everywhere; SQLite needs INTEGER for auto-incrementing primary keys.
         int: BigInteger().with_variant(Integer(), "sqlite"),
     }
+
+
+class StrEnumString(TypeDecorator[enum.StrEnum]):
+    """A `StrEnum` stored as its value in a plain VARCHAR (the column's type is unchanged)."""
+
+    impl = String
+    cache_ok = True
+
+    def __init__(self, enum_class: type[enum.StrEnum], length: int) -> None:
+        super().__init__(length)
+        self.enum_class = enum_class
+
+    def process_bind_param(self, value: Any, dialect: Dialect) -> str | None:
+        return None if value is None else self.enum_class(value).value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> enum.StrEnum | None:
+        return None if value is None else self.enum_class(value)

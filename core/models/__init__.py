@@ -9,13 +9,13 @@ from core.models.submissions import (
     Submission,
     SubmissionFile,
     SubmissionKind,
-    SubmissionState,
     SubmissionWeights,
     Visibility,
 )
 from core.models.tasks import Task, TaskExample, TaskGold
 from core.models.user_sessions import UserSession
 from core.models.users import ApiToken, User, UserRole
+from core.submissions.states import SubmissionState
 
 __all__ = [
     "BOARD_VERSION_ID",

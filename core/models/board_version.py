@@ -48,9 +48,10 @@ from sqlalchemy.orm import (
 
 from core.db.base import Base
 from core.models.results import Result, TaskUncertainty
-from core.models.submissions import Submission, SubmissionState, Visibility
+from core.models.submissions import Submission, Visibility
 from core.models.tasks import Task
 from core.models.users import User
+from core.submissions.states import SubmissionState
 
 BOARD_VERSION_ID = 1  # the one row
 LOCAL_KEY = "paretoboard.board_version.local"  # session.info: token of uncommitted changes

@@ -18,6 +18,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from core.db.base import Base, utcnow
+from core.submissions.states import CostStatus
 
 
 class Result(Base):
@@ -46,7 +47,8 @@ class Result(Base):
     ci_high: Mapped[float | None] = mapped_column(Float)
 
     # Cost summary (FLOPs = 2 x MACs, per sample).
-    cost_status: Mapped[str] = mapped_column(String(16), default="pending")
+    # a `CostStatus` (core.submissions.states); a plain string column, as stored
+    cost_status: Mapped[str] = mapped_column(String(16), default=CostStatus.PENDING.value)
     flops_mean: Mapped[float | None] = mapped_column(Float)
     flops_median: Mapped[float | None] = mapped_column(Float)
     flops_p10: Mapped[float | None] = mapped_column(Float)

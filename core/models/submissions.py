@@ -9,7 +9,8 @@ from typing import Any
 from sqlalchemy import Enum, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, validates
 
-from core.db.base import Base, utcnow
+from core.db.base import Base, StrEnumString, utcnow
+from core.submissions.states import Fault, SubmissionState
 from core.text import name_key
 
 
@@ -25,21 +26,6 @@ class SubmissionKind(enum.StrEnum):
 class Visibility(enum.StrEnum):
     PUBLIC = "public"
     PRIVATE = "private"
-
-
-class SubmissionState(enum.StrEnum):
-    QUEUED = "queued"
-    VALIDATING = "validating"
-    SCORING = "scoring"
-    COUNTING = "counting"
-    DONE = "done"
-    FAILED = "failed"
-    # Withdrawn by its owner: results and files gone, the row kept (quota, audit), shown to no one.
-    WITHDRAWN = "withdrawn"
-
-    @property
-    def is_final(self) -> bool:
-        return self in (SubmissionState.DONE, SubmissionState.FAILED, SubmissionState.WITHDRAWN)
 
 
 class CostQueueState(enum.StrEnum):
@@ -111,10 +97,10 @@ class Submission(Base):
         _str_enum(SubmissionState), default=SubmissionState.QUEUED
     )
     state_message: Mapped[str] = mapped_column(Text, default="")
-    failed_stage: Mapped[str | None] = mapped_column(String(32))
-    # Whose fault a failure was: "user" (their files or code) or "service" (infrastructure).
-    # Only user faults count against the daily quota.
-    fault: Mapped[str | None] = mapped_column(String(16))
+    failed_stage: Mapped[str | None] = mapped_column(String(32))  # a `Stage`, cut to 32 chars
+    # Whose fault a failure was (their files or code, or infrastructure); only user faults count
+    # against the daily quota.
+    fault: Mapped[Fault | None] = mapped_column(StrEnumString(Fault, 16))
     error_detail: Mapped[str | None] = mapped_column(Text)  # owner only (sandbox traceback)
     sandbox_log: Mapped[str | None] = mapped_column(Text)  # owner only
     # [{"state": ..., "at": iso, "message": ...}], appended on every transition.

@@ -47,12 +47,13 @@ from core.models import (
     Visibility,
 )
 from core.submissions.state import set_state
+from core.submissions.states import CostStatus
 
 BASELINE_NAME = "ElasticBERT-base (published)"
 PAPER_URL = "https://arxiv.org/abs/2110.07038"
 CODE_URL = "https://github.com/fastnlp/ElasticBERT"
 FLOPS_MODEL = "examples/elasticbert_base.py"
-PENDING = "pending"
+PENDING = CostStatus.PENDING
 
 # Exact parameter counts of a k-layer BERT-base classifier (2 labels): embeddings, k layers,
 # pooler and classifier (examples/elasticbert_base.py's modules). k = 6 and 12 are published

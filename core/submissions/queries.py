@@ -55,6 +55,7 @@ from core.submissions.schemas import (
     WeightsRead,
 )
 from core.submissions.state import stage_index
+from core.submissions.states import CostStatus
 
 ACTIVE = (
     SubmissionState.QUEUED,
@@ -132,7 +133,7 @@ def baseline_curve(session: Session, task: Task) -> BaselineCurve | None:
 
 
 def _point(result: Result, curve: BaselineCurve | None = None) -> PointRead:
-    self_reported = result.cost_status == "self_reported"
+    self_reported = result.cost_status == CostStatus.SELF_REPORTED
     return PointRead(
         result_id=result.id,
         point=result.point,
@@ -159,7 +160,7 @@ def _point(result: Result, curve: BaselineCurve | None = None) -> PointRead:
         self_reported=self_reported,
         costs_url=(
             f"{api_url(result.submission_id)}/costs/{result.id}"
-            if result.cost_status == "counted"
+            if result.cost_status == CostStatus.COUNTED
             else None
         ),
         verified=result.verify_status == "verified",
@@ -518,7 +519,7 @@ def read_costs(session: Session, submission: Submission, result_id: int) -> Cost
     if cost is None:
         why = (
             "is self-reported: nothing was measured"
-            if result.cost_status == "self_reported"
+            if result.cost_status == CostStatus.SELF_REPORTED
             else "has not been counted yet"
         )
         raise NotFoundError(f"Result {result_id} {why}")

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from core.db.base import utcnow
 from core.errors import ParetoboardError, Problem
 from core.models import FileRole, Submission, SubmissionFile, SubmissionKind, Task
+from core.submissions.states import Fault
 
 WINDOW = dt.timedelta(hours=24)
 
@@ -61,7 +62,7 @@ def counted_times(
         .where(
             Submission.owner_id == owner_id,
             Submission.created_at >= since,
-            or_(Submission.fault.is_(None), Submission.fault != "service"),
+            or_(Submission.fault.is_(None), Submission.fault != Fault.SERVICE),
             has_task,
         )
         .order_by(Submission.created_at)

@@ -21,9 +21,10 @@ from core.errors import Problem
 from core.submissions.files import resolve_prediction_names
 from core.submissions.plausibility import FlopsUnit, ParamsUnit, check_cost
 from core.submissions.schemas import FileCost
+from core.submissions.states import CostStatus
 from core.tasks.names import TaskNames
 
-SELF_REPORTED = "self_reported"  # Result.cost_status of every self-reported point
+SELF_REPORTED = CostStatus.SELF_REPORTED  # Result.cost_status of every self-reported point
 COSTS_FIELD = "costs"
 # The web form's table and its units (also accepted by the API, instead of `costs`)
 TABLE_FIELD = "costs_table"

@@ -7,7 +7,8 @@ import uuid
 from typing import Any
 
 from core.db.base import utcnow
-from core.models import Submission, SubmissionState
+from core.models import Submission
+from core.submissions.states import Fault, SubmissionState, check_transition
 
 MESSAGE_LIMIT = 2_000  # state_message and the timeline's messages
 DETAIL_LIMIT = 20_000  # error_detail (tracebacks)
@@ -68,9 +69,11 @@ def set_state(
     *,
     failed_stage: str | None = None,
     error_detail: str | None = None,
-    fault: str | None = None,
+    fault: Fault | None = None,
 ) -> None:
-    """Move a submission to `state`, stamping the time and appending to its timeline."""
+    """Move a submission to `state`, stamping the time and appending to its timeline
+    (`IllegalTransitionError` for a change `states.TRANSITIONS` does not allow)."""
+    check_transition(submission.state, state)
     now = utcnow()
     message = storable(message, MESSAGE_LIMIT)
     if error_detail is not None:
@@ -90,12 +93,19 @@ def set_state(
     if state is SubmissionState.FAILED:
         submission.failed_stage = failed_stage[:32] if failed_stage else failed_stage
         submission.error_detail = error_detail
-        submission.fault = fault or "user"
+        submission.fault = fault or Fault.USER
     entry = {"state": state.value, "at": now.isoformat(), "message": message}
     if failed_stage:
         entry["stage"] = failed_stage
     # Reassign (not append) so the JSON column is marked dirty.
     submission.timeline = [*(submission.timeline or []), entry]
+
+
+def queue_submission(submission: Submission, message: str = "Waiting for a worker") -> str:
+    """Put a submission (back) at the start of the pipeline with a fresh job id (flush by caller)."""
+    submission.job_id = new_job_id()
+    set_state(submission, SubmissionState.QUEUED, message)
+    return submission.job_id
 
 
 def stage_index(state: SubmissionState) -> int:

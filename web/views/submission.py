@@ -39,6 +39,7 @@ from core.submissions.manage import baseline_of
 from core.submissions.queries import baseline_curve, read_submission
 from core.submissions.schemas import CostQueueRead, PointRead, SubmissionRead
 from core.submissions.state import PIPELINE_STAGES
+from core.submissions.states import CostStatus, Stage
 from web.views import format as fmt
 from web.views.leaderboard import Badge
 from web.views.submission_plot import OwnPlot, own_plots
@@ -564,9 +565,9 @@ def _point_row(p: PointRead, summary: CostSummary | None, position: str | None) 
         "pending": "not counted yet",
         "self_reported": "self-reported (not measured)",
     }.get(p.cost_status, p.cost_status)
-    if p.cost_status == "counted" and f.incomplete:
+    if p.cost_status == CostStatus.COUNTED and f.incomplete:
         status = "incomplete count: a lower bound (operators without a rule), not scored"
-    elif p.cost_status == "counted" and f.disagrees:
+    elif p.cost_status == CostStatus.COUNTED and f.disagrees:
         status = "counted; fvcore differs by more than 1% (the larger is shown)"
     elue = (
         f"; ELUE convention (products + LayerNorm): {fmt.exact(f.elue_mean)}"
@@ -718,7 +719,9 @@ def submission_view(
 ) -> SubmissionView:
     read = read_submission(session, submission, viewer)
     private = sees_private_details(submission, viewer)
-    counted = [p.result_id for t in read.results for p in t.points if p.cost_status == "counted"]
+    counted = [
+        p.result_id for t in read.results for p in t.points if p.cost_status == CostStatus.COUNTED
+    ]
     costs = cost_summaries(session, counted)
     positions = _positions(session, read)
     results = []
@@ -752,7 +755,7 @@ def submission_view(
     status = _status(read)
     detail = read.error_detail or ""
     error_lines = [line for line in detail.splitlines() if line.strip()]
-    failed_validating = read.error is not None and read.error.failed_stage == "validating"
+    failed_validating = read.error is not None and read.error.failed_stage == Stage.VALIDATING
     badge_list: list[Badge] = []
     if submission.kind is SubmissionKind.SELF_REPORTED:
         scored = session.scalar(  # ELUE's Type 1: prediction files scored here

@@ -1,7 +1,7 @@
 """From a captured graph to per-sample costs: symbolic totals, module paths, parameters.
 
 Trusted side (never runs submitted code). `count_capture(capture, entries)` returns the cost
-report (`worker.cost_output.CostOutput` as a dict) for a cost job's entries:
+report (`jobs.cost_output.CostOutput` as a dict) for a cost job's entries:
 
 - static entries: the graph's cost, a function of the length, at every sample's token count;
 - exit-layer and module-path entries: per sample, the module calls on its path (as

@@ -2,7 +2,7 @@
 
 Every job type uses the same three calls (docs/reliability.md):
 
-    mark_queued(settings, sid, job_id, stage)           # the sender, just before send_task
+    mark_queued(settings, sid, job_id, stage)           # jobs.send, just before send_task
     delivery = begin(settings, sid, job_id, stage)      # first thing a task does (counted)
     with lease(settings, delivery) as held:             # heartbeats while it works
         held.phase("model")                             # what it is doing (names the fault)
@@ -59,7 +59,9 @@ _clients: dict[str, redis.Redis] = {}
 _lock = threading.Lock()
 
 
-class Stage(enum.StrEnum):
+class JobStage(enum.StrEnum):
+    """Which task of a submission's pipeline a job record is about."""
+
     SCORE = "score"  # validate and score (score queue)
     COUNT = "count"  # prepare a cost job (score queue)
     COST = "cost"  # run the cost job in the sandbox (cost queues, no database)
@@ -126,7 +128,8 @@ class Record:
 
 
 def client(settings: Settings) -> redis.Redis:
-    """One Redis client per broker URL per process (short timeouts: never hang a task)."""
+    """The process's Redis client for the broker's URL (short timeouts: never hang a task or a
+    request); the web's probes and pre-flight check use it too."""
     url = settings.broker.url.get_secret_value()
     with _lock:
         found = _clients.get(url)
@@ -285,11 +288,18 @@ class Lease:
 
 
 @contextlib.contextmanager
-def lease(settings: Settings, delivery: Delivery) -> Iterator[Lease]:
+def lease(
+    settings: Settings,
+    delivery: Delivery,
+    *,
+    retried: tuple[type[BaseException], ...] = (),
+) -> Iterator[Lease]:
     """Hold `delivery`'s lease while the block runs.
 
     Leaving normally marks the stage done; an exception marks it stopped (the reconciler re-sends
-    it at once), except a Celery retry, which leaves it queued for the retry's delivery.
+    it at once), except a Celery retry, or one of `retried` (the errors Celery will retry this
+    delivery for: its `autoretry_for`, until the last retry), which leave it queued for the
+    retry's delivery.
     """
     from celery.exceptions import Retry
 
@@ -297,7 +307,7 @@ def lease(settings: Settings, delivery: Delivery) -> Iterator[Lease]:
     held._thread.start()
     try:
         yield held
-    except Retry:
+    except (Retry, *retried):
         held._end("queued")
         raise
     except BaseException:

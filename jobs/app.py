@@ -1,4 +1,8 @@
-"""The Celery application: Redis broker and backend, three queues, late acks, prefetch 1.
+"""The Celery application: Redis broker and backend, the queues, late acks, prefetch 1.
+
+One configured app per broker per process (`app_for`), used by every sender (`jobs.send`) and by
+the worker command; the worker's tasks (`worker.tasks`) are shared tasks, bound to whichever app
+runs them, so this package never imports the worker.
 
 `score` (trusted, database): scoring, preparing cost jobs, storing cost reports, reconciling.
 `cost` / `cost-cpu` (sandboxed user code, no database): running cost jobs. A cost worker gets
@@ -7,12 +11,12 @@ its whole job in the message and sends a report back to `score`.
 
 from __future__ import annotations
 
-from functools import lru_cache
+import threading
 
 from celery import Celery
 from kombu.entity import Queue
 
-from core.settings import Settings, get_settings
+from core.settings import Settings
 
 SCORE_QUEUE = "score"  # fast, no user code
 COST_QUEUE = "cost"  # sandboxed user code (GPU where there is one)
@@ -28,15 +32,18 @@ LEFTOVERS_EVERY_SECONDS = 3600.0
 PREFLIGHT_QUEUE = "preflight"  # the web waits on these: a worker of its own, never behind a job
 PREFLIGHT_TASK = "paretoboard.preflight"  # capture the model, match the weights (no database)
 
-app = Celery("paretoboard", include=["worker.tasks"])
+WORKER_TASKS = "worker.tasks"  # the worker command imports it before it runs the app
+_apps: dict[tuple[str, str], Celery] = {}
+_lock = threading.Lock()
 
 
 def configure(celery: Celery, settings: Settings) -> Celery:
-    """Apply the settings to a Celery app (called by the worker command and by enqueuers)."""
+    """Apply the settings to a Celery app."""
     limits = settings.limits
     celery.conf.update(
         broker_url=settings.broker.url.get_secret_value(),
         result_backend=settings.broker.result_backend.get_secret_value(),
+        broker_connection_timeout=3,  # fail fast: the reconciler re-sends what was not sent
         task_queues=[Queue(q) for q in (SCORE_QUEUE, *COST_QUEUES, PREFLIGHT_QUEUE)],  # type: ignore[no-untyped-call]
         task_default_queue=SCORE_QUEUE,
         task_routes={
@@ -59,7 +66,7 @@ def configure(celery: Celery, settings: Settings) -> Celery:
         # An unacked message returns to the queue after this long. It must outlast the hard time
         # limit, or a job still running would be delivered twice. Recovery does not wait for
         # it: the reconciler re-sends a dead worker's job (new job id) once its lease expires
-        # (worker.attempts), and the late copy is then skipped as superseded.
+        # (jobs.records), and the late copy is then skipped as superseded.
         broker_transport_options={"visibility_timeout": limits.task_hard_seconds + 300},
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
@@ -80,7 +87,18 @@ def configure(celery: Celery, settings: Settings) -> Celery:
     return celery
 
 
-@lru_cache(maxsize=1)
-def get_app() -> Celery:
-    """The process's Celery app, configured from settings on first use."""
-    return configure(app, get_settings())
+def app_for(settings: Settings) -> Celery:
+    """The process's Celery app for `settings`' broker, configured on first use.
+
+    The web, the reconciler, the CLI and the workers all send through it (`jobs.send`); the
+    worker command also runs it, after importing the tasks (`WORKER_TASKS`).
+    """
+    key = (
+        settings.broker.url.get_secret_value(),
+        settings.broker.result_backend.get_secret_value(),
+    )
+    with _lock:
+        app = _apps.get(key)
+        if app is None:
+            app = _apps[key] = configure(Celery("paretoboard"), settings)
+        return app
