@@ -30,6 +30,7 @@ from core.ranking.score import DEFAULT_COVERAGE, Coverage
 from core.ranking.tracks import Track
 from web.bodies import Body, send
 from web.deps import SessionDep
+from web.errors import error_responses
 from web.leaderboard_schemas import OverallLeaderboardRead, TaskLeaderboardRead
 
 router = APIRouter(prefix="/api/v1", tags=["leaderboards"])
@@ -66,10 +67,9 @@ LimitQuery = Annotated[
 JSON = "application/json"
 CSV = "text/csv; charset=utf-8"
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    404: {"description": "Unknown task (error body: {error: {code, message, details}})"},
-    422: {"description": "Invalid query parameter, e.g. an unknown track"},
-}
+_ERRORS = error_responses(
+    (404, "Unknown task"), (422, "Invalid query parameter, e.g. an unknown track")
+)
 
 
 def _responses(csv_description: str) -> dict[int | str, dict[str, Any]]:

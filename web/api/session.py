@@ -29,13 +29,13 @@ from web.auth import (
     start_browser_session,
 )
 from web.deps import SessionDep, SettingsDep
+from web.errors import error_responses
 from web.schemas_users import (
     SessionCreate,
     SessionInfo,
     SessionRead,
     SessionsEnded,
     UserRead,
-    error_responses,
 )
 
 router = APIRouter(prefix="/api/v1/session", tags=["session"])

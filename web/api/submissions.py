@@ -46,17 +46,18 @@ from core.tokenizers import DEFAULT_TOKENIZER, cached_tokenizer, encode, registe
 from server import enqueue
 from web.auth import AdminUser, OptionalUser, UnauthenticatedError, WriterUser
 from web.deps import SessionDep, SettingsDep, release_connection
+from web.errors import error_responses
 from web.lookups import AdminSubmissionDep, OwnedSubmissionDep, SubmissionDep
 from web.uploads import MULTIPART_BODY, StagedUpload, draft_from, staged_upload
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/submissions", tags=["submissions"])
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Not logged in"},
-    404: {"description": "No such submission, or not visible to the caller"},
-    422: {"description": "Every problem found, each with file, line and column"},
-}
+ERRORS = error_responses(
+    (401, "Not logged in"),
+    (404, "No such submission, or not visible to the caller"),
+    (422, "Every problem found, each with file, line and column"),
+)
 
 
 def _tasks_named(session: Session, staged: StagedUpload) -> list[Task]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 from sqlalchemy.orm import Session
@@ -18,6 +18,7 @@ from core.tasks import service
 from server import enqueue
 from web.auth import AdminUser, OptionalUser
 from web.deps import SessionDep, SettingsDep
+from web.errors import error_responses
 from web.lookups import TaskDep, TaskName
 from web.schemas import TaskRead, TaskSplitRead
 
@@ -63,11 +64,9 @@ def get_task(task: TaskDep, session: SessionDep) -> TaskRead:
 
 
 TSV = "text/tab-separated-values"
-_ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Not logged in"},
-    403: {"description": "Administrators only"},
-    404: {"description": "Unknown task"},
-}
+_ADMIN_ERRORS = error_responses(
+    (401, "Not logged in"), (403, "Administrators only"), (404, "Unknown task")
+)
 
 
 def _tsv_field(text: str) -> str:

@@ -10,7 +10,8 @@ from core.users import service as users
 from web.api.session import CsrfChecked, LoginLimiterDep, check_password
 from web.auth import CurrentUser, ForbiddenError, OptionalUser, UnauthenticatedError, WriterUser
 from web.deps import SessionDep
-from web.schemas_users import TokenCreate, TokenCreated, TokenRead, error_responses
+from web.errors import error_responses
+from web.schemas_users import TokenCreate, TokenCreated, TokenRead
 
 router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"])
 

@@ -14,12 +14,12 @@ from core.users.login_limits import LoginLimiter
 from web.api.session import LoginLimiterDep, check_password, client_ip
 from web.auth import CurrentUser, WriterUser, current_session
 from web.deps import SessionDep
+from web.errors import error_responses
 from web.schemas_users import (
     PasswordChange,
     SessionsEnded,
     UserCreate,
     UserRead,
-    error_responses,
 )
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"])
