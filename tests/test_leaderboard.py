@@ -42,7 +42,7 @@ from core.leaderboard import (
 from core.models import Result, Submission, SubmissionKind, SubmissionState, Task, Visibility
 from core.ranking.tracks import Track
 from tests.factories import SST2_BASELINE, add_points, make_entry, make_submission, make_task
-from web.leaderboard_schemas import (
+from web.api.schemas.leaderboard import (
     LeaderboardBaselinePointRead,
     LeaderboardBaselineRead,
     LeaderboardFamilyRead,

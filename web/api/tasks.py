@@ -16,11 +16,11 @@ from core.submissions.manage import submissions_of_task
 from core.submissions.schemas import BaselineRead, BaselineSet, RerunReport
 from core.tasks import service
 from server import enqueue
+from web.api.schemas.tasks import TaskRead, TaskSplitRead
 from web.auth import AdminUser, OptionalUser
 from web.deps import SessionDep, SettingsDep
 from web.errors import error_responses
 from web.lookups import TaskDep, TaskName
-from web.schemas import TaskRead, TaskSplitRead
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"])
 
