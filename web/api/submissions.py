@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from core.db.session import engine_for, transaction
 from core.errors import ConflictError, InvalidInputError, Problem
 from core.models import Submission, SubmissionKind, SubmissionState, Task, User
+from core.paging import Window
 from core.settings import Settings
 from core.storage import BlobStore
 from core.submissions import manage, queries
@@ -422,9 +423,15 @@ def list_submissions(
     owner: Literal["me"] | None = None,
     task: Annotated[str | None, Query(max_length=64)] = None,
     kind: SubmissionKind | None = None,
-    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
-    per_page: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int | None, Query(ge=0, le=10_000_000)] = None,
+    limit: Annotated[int | None, Query(ge=1, le=100, description="Page size (default 20)")] = None,
+    page: Annotated[int, Query(ge=1, le=100_000, description="Older spelling of offset")] = 1,
+    per_page: Annotated[int, Query(ge=1, le=100, description="Older spelling of limit")] = 20,
 ) -> SubmissionPage:
+    """A page (`offset`, `limit`) of the caller's own submissions or the public ones, newest
+    first; `page` / `per_page` still work."""
+    size = limit if limit is not None else per_page
+    window = Window(offset if offset is not None else (page - 1) * size, size)
     if owner == "me" and user is None:
         raise UnauthenticatedError("owner=me needs a logged-in caller or an API token")
     return queries.list_submissions(
@@ -432,8 +439,7 @@ def list_submissions(
         owner=user if owner == "me" else None,
         task=get_task(session, task) if task else None,
         kind=kind,
-        page=page,
-        per_page=per_page,
+        window=window,
     )
 
 
