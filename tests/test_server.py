@@ -48,3 +48,35 @@ def test_home_page_lists_tasks(client: TestClient) -> None:
     for name in ("SST-2", "SNLI", "SciTail", "MRPC", "STS-B"):
         assert f'<a href="/tasks/{name}"' in page.text  # tasks link to their pages
     assert client.get("/static/site.css").status_code == 200
+
+
+def test_every_4xx_is_documented_with_the_one_error_body() -> None:
+    # FastAPI's own 422 (HTTPValidationError) is replaced: the service answers it in the
+    # error shape too, and any route may answer 422 (control characters in the query).
+    schema = create_app(Settings()).openapi()
+    error = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            assert "422" in responses, (method, path)
+            for status, response in responses.items():
+                if status.startswith("4"):
+                    assert response["content"] == error, (method, path, status)
+    names = schema["components"]["schemas"]
+    assert "HTTPValidationError" not in names
+    assert names["ErrorDetail"]["required"] == ["file", "line", "column", "problem"]
+
+
+def test_a_request_validation_error_has_the_error_shape(client: TestClient) -> None:
+    response = client.get("/api/v1/submissions", params={"per_page": "many"})
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "invalid_request"
+    assert error["details"] == [
+        {
+            "file": None,
+            "line": None,
+            "column": "query.per_page",
+            "problem": "Input should be a valid integer, unable to parse string as an integer",
+        }
+    ]

@@ -731,6 +731,20 @@ def test_listing_own_and_public(seeded_api: Api, sent: Sent) -> None:
     assert anonymous.status_code == 401
 
 
+def test_listing_pages_by_offset_and_limit(seeded_api: Api, sent: Sent) -> None:
+    # The one paging model (core.paging): offset and limit, answered with total, offset, limit;
+    # page and per_page are the older spelling of the same window.
+    alice = seeded_api.user()
+    for i in range(3):
+        submit(seeded_api, alice, files(SST_2=SST2), name=f"s{i}")
+    body = seeded_api.client.get("/api/v1/submissions", params={"offset": 1, "limit": 1}).json()
+    assert [i["name"] for i in body["items"]] == ["s1"]
+    assert (body["total"], body["offset"], body["limit"]) == (3, 1, 1)
+    older = seeded_api.client.get("/api/v1/submissions", params={"page": 2, "per_page": 1})
+    assert older.json() == body
+    assert seeded_api.client.get("/api/v1/submissions", params={"limit": 101}).status_code == 422
+
+
 def test_edit_and_visibility(seeded_api: Api, sent: Sent) -> None:
     alice, bob = seeded_api.user(), seeded_api.user()
     first = submit(seeded_api, alice, files(SST_2=SST2), name="one").json()["id"]

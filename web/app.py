@@ -23,7 +23,7 @@ from web.api import tokens as token_routes
 from web.api import users as user_routes
 from web.api_docs import install_api_docs
 from web.deps import refuse_control_characters
-from web.errors import install_error_handlers
+from web.errors import document_errors, install_error_handlers
 from web.forms import UPLOAD_PATHS
 from web.limits import BodySizeLimitMiddleware
 from web.metrics import MetricsMiddleware
@@ -104,6 +104,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(token_routes.router)
     app.include_router(pages_router)
     install_api_docs(app, openapi_url="/api/openapi.json")
+    document_errors(app)
     static = Path(web.pages.__file__).parent / "static"
     app.mount("/static", StaticFiles(directory=static), name="static")
     return app

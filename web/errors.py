@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel
 from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
@@ -28,10 +30,99 @@ _HTTP_CODES = {
 }
 
 
+class ErrorDetail(BaseModel):
+    file: str | None
+    line: int | None
+    column: str | None
+    problem: str
+
+
+class ErrorInfo(BaseModel):
+    code: str
+    message: str
+    details: list[ErrorDetail]
+
+
+class ErrorResponse(BaseModel):
+    """The one error shape of the API: every 4xx and 5xx, FastAPI's own 422 included."""
+
+    error: ErrorInfo
+
+
 def error_body(
     code: str, message: str, details: Sequence[Mapping[str, object]] | None = None
 ) -> dict[str, object]:
+    """An `ErrorResponse` as JSON-ready data."""
     return {"error": {"code": code, "message": message, "details": list(details or [])}}
+
+
+_DESCRIPTIONS = {
+    400: "Bad request",
+    401: "Not authenticated, or wrong credentials",
+    403: "Not allowed (or a missing CSRF token on a cookie-authenticated write)",
+    404: "Not found",
+    409: "Conflict",
+    413: "Too large",
+    422: "Invalid input; `details` lists every problem",
+    429: "Too many attempts",
+}
+_RETRY_AFTER = {
+    "Retry-After": {
+        "description": "seconds until another attempt is accepted",
+        "schema": {"type": "integer"},
+    }
+}
+ERROR_CONTENT = {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}}
+
+
+def error_responses(*statuses: int | tuple[int, str]) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses=` entries in the error shape: a status code, or (status, description)
+    where the route says more than the default (`error_responses(401, (404, "Unknown task"))`)."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for entry in statuses:
+        status, description = entry if isinstance(entry, tuple) else (entry, _DESCRIPTIONS[entry])
+        out[status] = {"model": ErrorResponse, "description": description}
+        if status == 429:
+            out[status]["headers"] = _RETRY_AFTER
+    return out
+
+
+def document_errors(app: FastAPI) -> None:
+    """Every 4xx of every API operation documented with `ErrorResponse`, once.
+
+    FastAPI documents its request-validation 422 with its own `HTTPValidationError`, but this
+    service answers every 422 (and every other 4xx) in the error shape above
+    (`install_error_handlers`); and the app-wide control-character check can answer 422 on any
+    route. The schema says so: the shared component, never the framework's.
+    """
+    build = app.openapi
+    documented: list[dict[str, Any]] = []
+
+    def openapi() -> dict[str, Any]:
+        if documented:
+            return documented[0]
+        schema = build()
+        for operations in schema.get("paths", {}).values():
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                invalid = responses.setdefault("422", {})
+                if "HTTPValidationError" in str(invalid) or not invalid.get("description"):
+                    invalid["description"] = _DESCRIPTIONS[422]
+                for status, response in responses.items():
+                    content = response.get("content")
+                    if status.startswith("4") and (not content or "application/json" in content):
+                        response["content"] = ERROR_CONTENT
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        model = ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, definition in {**model.pop("$defs", {}), "ErrorResponse": model}.items():
+            components.setdefault(name, definition)
+        if "HTTPValidationError" not in str(schema["paths"]):
+            components.pop("HTTPValidationError", None)
+            components.pop("ValidationError", None)
+        documented.append(schema)
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _allowed_methods(request: Request) -> str:

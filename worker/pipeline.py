@@ -233,9 +233,7 @@ def prepare_counting(
     )
 
 
-def _weights_for_cost_workers(
-    store: BlobStore, settings: Settings, verify: VerifyRequest
-) -> None:
+def _weights_for_cost_workers(store: BlobStore, settings: Settings, verify: VerifyRequest) -> None:
     """With an object store, a copy of the weights in this host's upload folder: cost workers
     hold no store credentials and read them from that folder (mounted read-only, as with the
     local store). Copies no live submission uses go with the orphans (`core.leftovers`)."""

@@ -28,6 +28,7 @@ from core.models import (
     User,
     Visibility,
 )
+from core.paging import Window
 from core.ranking.curves import curve_summary
 from core.ranking.score import BaselineCurve, CurvePoint, baseline_delta
 from core.settings import Settings, get_settings
@@ -444,8 +445,12 @@ def list_submissions(
     kind: SubmissionKind | None = None,
     page: int = 1,
     per_page: int = 20,
+    window: Window | None = None,
 ) -> SubmissionPage:
-    """The owner's own submissions (`owner` given), else public, listed ones; newest first."""
+    """The owner's own submissions (`owner` given), else public, listed ones; newest first.
+
+    `window` (offset and limit) replaces `page` / `per_page` when given."""
+    window = window or Window.of_page(page, per_page)
     conditions = [Submission.state != SubmissionState.WITHDRAWN]
     if owner is not None:
         conditions.append(Submission.owner_id == owner.id)
@@ -475,8 +480,8 @@ def list_submissions(
         select(Submission)
         .where(*conditions)
         .order_by(Submission.created_at.desc(), Submission.id.desc())
-        .offset((page - 1) * per_page)
-        .limit(per_page)
+        .offset(window.offset)
+        .limit(window.limit)
     ).all()
     tasks = _task_names(session, [s.id for s in subs])
     owners = {
@@ -502,7 +507,14 @@ def list_submissions(
         )
         for s in subs
     ]
-    return SubmissionPage(items=items, total=int(total), page=page, per_page=per_page)
+    return SubmissionPage(
+        items=items,
+        total=int(total),
+        offset=window.offset,
+        limit=window.limit,
+        page=window.page,
+        per_page=window.limit,
+    )
 
 
 def read_costs(session: Session, submission: Submission, result_id: int) -> CostsRead:

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl
 
 from core.models import SubmissionKind, SubmissionState, Visibility
+from core.paging import Page
 from core.submissions.plausibility import FlopsUnit, ParamsUnit
 from core.text import SafeMultiline, SafeName, SafeText
 
@@ -285,9 +286,10 @@ class SubmissionSummary(BaseModel):
     finished_at: dt.datetime | None
 
 
-class SubmissionPage(BaseModel):
-    items: list[SubmissionSummary]
-    total: int
+class SubmissionPage(Page[SubmissionSummary]):
+    """A page of submissions, newest first; `page` and `per_page` are the older spelling of
+    `offset` and `limit` (a page that starts between two of its pages reports the one it is in)."""
+
     page: int
     per_page: int
 

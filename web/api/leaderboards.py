@@ -11,7 +11,7 @@ gets a gzip copy made with it, sent to clients that accept gzip (`web.bodies`).
 
 The JSON is written straight from the `core.leaderboard.types` dataclasses with pydantic-core
 (no per-request validation); their field names are those of the documented response models in
-`web.leaderboard_schemas` (the tests check the two agree).
+`web.api.schemas.leaderboard` (the tests check the two agree).
 """
 
 from __future__ import annotations
@@ -28,9 +28,10 @@ from core.leaderboard import cache, overall_csv, overall_leaderboard, task_csv, 
 from core.leaderboard.paging import DEFAULT_PAGE, MAX_PAGE, search_entries, task_page
 from core.ranking.score import DEFAULT_COVERAGE, Coverage
 from core.ranking.tracks import Track
+from web.api.schemas.leaderboard import OverallLeaderboardRead, TaskLeaderboardRead
 from web.bodies import Body, send
 from web.deps import SessionDep
-from web.leaderboard_schemas import OverallLeaderboardRead, TaskLeaderboardRead
+from web.errors import error_responses
 
 router = APIRouter(prefix="/api/v1", tags=["leaderboards"])
 
@@ -66,10 +67,9 @@ LimitQuery = Annotated[
 JSON = "application/json"
 CSV = "text/csv; charset=utf-8"
 
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    404: {"description": "Unknown task (error body: {error: {code, message, details}})"},
-    422: {"description": "Invalid query parameter, e.g. an unknown track"},
-}
+_ERRORS = error_responses(
+    (404, "Unknown task"), (422, "Invalid query parameter, e.g. an unknown track")
+)
 
 
 def _responses(csv_description: str) -> dict[int | str, dict[str, Any]]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 
 from core.models import SubmissionState
@@ -13,14 +11,15 @@ from core.submissions.quota import check_self_reported_quota
 from core.submissions.schemas import PaperCreate, SubmissionCreated
 from web.auth import WriterUser
 from web.deps import SessionDep, SettingsDep
+from web.errors import error_responses
 
 router = APIRouter(prefix="/api/v1/papers", tags=["papers"])
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    400: {"description": "Unreadable body (not JSON)"},
-    401: {"description": "Not logged in"},
-    422: {"description": "Every problem found (unknown task, duplicate point, taken name...)"},
-    429: {"description": "Daily quota of self-reported entries reached (Retry-After)"},
-}
+_ERRORS = error_responses(
+    (400, "Unreadable body (not JSON)"),
+    (401, "Not logged in"),
+    (422, "Every problem found (unknown task, duplicate point, taken name...)"),
+    (429, "Daily quota of self-reported entries reached (Retry-After)"),
+)
 
 
 @router.post("", status_code=201, responses=_ERRORS)

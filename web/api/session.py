@@ -18,6 +18,13 @@ from core.users import service as users
 from core.users import sessions as user_sessions
 from core.users.errors import InvalidCredentialsError
 from core.users.login_limits import LoginLimiter
+from web.api.schemas.users import (
+    SessionCreate,
+    SessionInfo,
+    SessionRead,
+    SessionsEnded,
+    UserRead,
+)
 from web.auth import (
     CurrentUser,
     OptionalUser,
@@ -29,14 +36,7 @@ from web.auth import (
     start_browser_session,
 )
 from web.deps import SessionDep, SettingsDep
-from web.schemas_users import (
-    SessionCreate,
-    SessionInfo,
-    SessionRead,
-    SessionsEnded,
-    UserRead,
-    error_responses,
-)
+from web.errors import error_responses
 
 router = APIRouter(prefix="/api/v1/session", tags=["session"])
 sessions_router = APIRouter(prefix="/api/v1/sessions", tags=["session"])

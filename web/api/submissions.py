@@ -18,14 +18,11 @@ from sqlalchemy.orm import Session
 
 from core.db.session import engine_for, transaction
 from core.errors import ConflictError, InvalidInputError, Problem
-from core.models import SubmissionKind, SubmissionState, Task, User
+from core.models import Submission, SubmissionKind, SubmissionState, Task, User
+from core.paging import Window
 from core.settings import Settings
 from core.storage import blob_store
 from core.submissions import manage, queries
-from core.submissions.access import (
-    get_owned_submission_or_raise,
-    get_visible_submission_or_raise,
-)
 from core.submissions.blobs import blob_lock, collect_blobs
 from core.submissions.files import resolve_prediction_names
 from core.submissions.quota import check_quota, remaining_quota
@@ -50,17 +47,18 @@ from core.tokenizers import DEFAULT_TOKENIZER, cached_tokenizer, encode, registe
 from server import enqueue
 from web.auth import AdminUser, OptionalUser, UnauthenticatedError, WriterUser
 from web.deps import SessionDep, SettingsDep, release_connection
+from web.errors import error_responses
+from web.lookups import AdminSubmissionDep, OwnedSubmissionDep, SubmissionDep
 from web.uploads import MULTIPART_BODY, StagedUpload, draft_from, staged_upload
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/submissions", tags=["submissions"])
 
-SubmissionId = Annotated[int, Path(ge=1, le=2**62)]
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Not logged in"},
-    404: {"description": "No such submission, or not visible to the caller"},
-    422: {"description": "Every problem found, each with file, line and column"},
-}
+ERRORS = error_responses(
+    (401, "Not logged in"),
+    (404, "No such submission, or not visible to the caller"),
+    (422, "Every problem found, each with file, line and column"),
+)
 
 
 def _tasks_named(session: Session, staged: StagedUpload) -> list[Task]:
@@ -427,9 +425,15 @@ def list_submissions(
     owner: Literal["me"] | None = None,
     task: Annotated[str | None, Query(max_length=64)] = None,
     kind: SubmissionKind | None = None,
-    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
-    per_page: Annotated[int, Query(ge=1, le=100)] = 20,
+    offset: Annotated[int | None, Query(ge=0, le=10_000_000)] = None,
+    limit: Annotated[int | None, Query(ge=1, le=100, description="Page size (default 20)")] = None,
+    page: Annotated[int, Query(ge=1, le=100_000, description="Older spelling of offset")] = 1,
+    per_page: Annotated[int, Query(ge=1, le=100, description="Older spelling of limit")] = 20,
 ) -> SubmissionPage:
+    """A page (`offset`, `limit`) of the caller's own submissions or the public ones, newest
+    first; `page` / `per_page` still work."""
+    size = limit if limit is not None else per_page
+    window = Window(offset if offset is not None else (page - 1) * size, size)
     if owner == "me" and user is None:
         raise UnauthenticatedError("owner=me needs a logged-in caller or an API token")
     return queries.list_submissions(
@@ -437,29 +441,25 @@ def list_submissions(
         owner=user if owner == "me" else None,
         task=get_task(session, task) if task else None,
         kind=kind,
-        page=page,
-        per_page=per_page,
+        window=window,
     )
 
 
 @router.get("/{submission_id}", responses=ERRORS)
 def get_submission(
-    submission_id: SubmissionId, user: OptionalUser, session: SessionDep
+    submission: SubmissionDep, user: OptionalUser, session: SessionDep
 ) -> SubmissionRead:
     """State, stage, queue position, timings, results; error detail and log for the owner."""
-    submission = get_visible_submission_or_raise(session, submission_id, user)
     return queries.read_submission(session, submission, user)
 
 
 @router.get("/{submission_id}/costs/{result_id}", responses=ERRORS)
 def get_costs(
-    submission_id: SubmissionId,
+    submission: SubmissionDep,
     result_id: Annotated[int, Path(ge=1, le=2**62)],
-    user: OptionalUser,
     session: SessionDep,
 ) -> CostsRead:
     """Per-sample FLOPs of one result, with the per-operator and per-module breakdowns."""
-    submission = get_visible_submission_or_raise(session, submission_id, user)
     return queries.read_costs(session, submission, result_id)
 
 
@@ -472,10 +472,9 @@ def get_costs(
     },
 )
 def update_submission(
-    submission_id: SubmissionId, changes: SubmissionUpdate, user: WriterUser, session: SessionDep
+    submission: OwnedSubmissionDep, changes: SubmissionUpdate, user: WriterUser, session: SessionDep
 ) -> SubmissionRead:
     """The owner renames, re-describes, or changes the visibility of a submission."""
-    submission = get_owned_submission_or_raise(session, submission_id, user)
     manage.update_submission(session, submission, changes)
     read = queries.read_submission(session, submission, user)
     session.commit()
@@ -489,10 +488,10 @@ def update_submission(
     responses={**ERRORS, 403: {"description": "Not the owner"}, 409: {"description": "Baseline"}},
 )
 def withdraw_submission(
-    submission_id: SubmissionId, user: WriterUser, session: SessionDep, settings: SettingsDep
+    submission: OwnedSubmissionDep, session: SessionDep, settings: SettingsDep
 ) -> Response:
     """The owner withdraws a submission: results and files removed, the quota slot kept."""
-    submission = get_owned_submission_or_raise(session, submission_id, user)
+    submission_id = submission.id
     shas = manage.withdraw_submission(session, submission)
     session.commit()
     try:
@@ -505,15 +504,15 @@ def withdraw_submission(
 
 @router.post("/{submission_id}/rerun", responses={**ERRORS, 409: {"description": "Not runnable"}})
 def rerun_submission(
-    submission_id: SubmissionId, _admin: AdminUser, session: SessionDep, settings: SettingsDep
+    submission: AdminSubmissionDep, session: SessionDep, settings: SettingsDep
 ) -> RerunReport:
     """Administrators: run the whole pipeline again for one submission."""
-    submission = get_visible_submission_or_raise(session, submission_id, _admin, for_update=True)
     return enqueue.rerun(session, settings, [submission])
 
 
-def _set_hidden(session: Session, submission_id: int, admin: User, hidden: bool) -> SubmissionRead:
-    submission = get_visible_submission_or_raise(session, submission_id, admin, for_update=True)
+def _set_hidden(
+    session: Session, submission: Submission, admin: User, hidden: bool
+) -> SubmissionRead:
     manage.set_hidden(submission, hidden)
     session.flush()
     read = queries.read_submission(session, submission, admin)
@@ -523,15 +522,15 @@ def _set_hidden(session: Session, submission_id: int, admin: User, hidden: bool)
 
 @router.post("/{submission_id}/hide", responses=ERRORS)
 def hide_submission(
-    submission_id: SubmissionId, admin: AdminUser, session: SessionDep
+    submission: AdminSubmissionDep, admin: AdminUser, session: SessionDep
 ) -> SubmissionRead:
     """Administrators: take a submission off every public listing (its owner still sees it)."""
-    return _set_hidden(session, submission_id, admin, True)
+    return _set_hidden(session, submission, admin, True)
 
 
 @router.post("/{submission_id}/unhide", responses=ERRORS)
 def unhide_submission(
-    submission_id: SubmissionId, admin: AdminUser, session: SessionDep
+    submission: AdminSubmissionDep, admin: AdminUser, session: SessionDep
 ) -> SubmissionRead:
     """Administrators: list a hidden submission again."""
-    return _set_hidden(session, submission_id, admin, False)
+    return _set_hidden(session, submission, admin, False)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response
 from sqlalchemy.orm import Session
@@ -16,9 +16,11 @@ from core.submissions.manage import submissions_of_task
 from core.submissions.schemas import BaselineRead, BaselineSet, RerunReport
 from core.tasks import service
 from server import enqueue
+from web.api.schemas.tasks import TaskRead, TaskSplitRead
 from web.auth import AdminUser, OptionalUser
 from web.deps import SessionDep, SettingsDep
-from web.schemas import TaskRead, TaskSplitRead
+from web.errors import error_responses
+from web.lookups import TaskDep, TaskName
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"])
 
@@ -57,17 +59,14 @@ def list_tasks(session: SessionDep) -> list[TaskRead]:
 
 
 @router.get("/{name}", responses={404: {"description": "Unknown task"}})
-def get_task(name: str, session: SessionDep) -> TaskRead:
-    return _read(service.get_task(session, name), session)
+def get_task(task: TaskDep, session: SessionDep) -> TaskRead:
+    return _read(task, session)
 
 
-TaskName = Annotated[str, Path(max_length=64)]
 TSV = "text/tab-separated-values"
-_ADMIN_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "Not logged in"},
-    403: {"description": "Administrators only"},
-    404: {"description": "Unknown task"},
-}
+_ADMIN_ERRORS = error_responses(
+    (401, "Not logged in"), (403, "Administrators only"), (404, "Unknown task")
+)
 
 
 def _tsv_field(text: str) -> str:
@@ -86,9 +85,9 @@ def _tsv_field(text: str) -> str:
         404: {"description": "Unknown task"},
     },
 )
-def task_inputs(name: TaskName, session: SessionDep) -> Response:
+def task_inputs(task: TaskDep, session: SessionDep) -> Response:
     """The public test inputs to predict (gold labels never leave the server)."""
-    return _split_tsv(session, service.get_task(session, name), "test")
+    return _split_tsv(session, task, "test")
 
 
 @router.get(
@@ -104,11 +103,10 @@ def task_inputs(name: TaskName, session: SessionDep) -> Response:
     },
 )
 def task_split(
-    name: TaskName, split: Annotated[str, Path(max_length=16)], session: SessionDep
+    task: TaskDep, split: Annotated[str, Path(max_length=16)], session: SessionDep
 ) -> Response:
     """Download a split the operator imported (`splits` of the task lists them). The test
     split's gold labels are never in any download."""
-    task = service.get_task(session, name)
     offered = {s.split: s for s in service.imported_splits(session, task)}
     if split not in offered:
         raise NotFoundError(
@@ -158,10 +156,9 @@ def delete_baseline(name: TaskName, _admin: AdminUser, session: SessionDep) -> B
 
 @router.post("/{name}/rerun", responses=_ADMIN_ERRORS)
 def rerun_task(
-    name: TaskName, _admin: AdminUser, session: SessionDep, settings: SettingsDep
+    _admin: AdminUser, task: TaskDep, session: SessionDep, settings: SettingsDep
 ) -> RerunReport:
     """Administrators: re-run every measured submission with predictions for this task."""
-    task = service.get_task(session, name)
     return enqueue.rerun(session, settings, submissions_of_task(session, task))
 
 
@@ -177,10 +174,10 @@ PointQuery = Annotated[str | None, Query(max_length=64)]
     },
 )
 def paired(
-    name: TaskName,
+    user: OptionalUser,
+    task: TaskDep,
     a: SubmissionQuery,
     b: SubmissionQuery,
-    user: OptionalUser,
     session: SessionDep,
     settings: SettingsDep,
     point: PointQuery = None,
@@ -191,7 +188,6 @@ def paired(
     a - b of their mean performance, ELUE task score and compared points, each with its 95%
     interval and `within_noise` when that interval contains 0. `point` names a point both
     entries have; `a_point` / `b_point` pick one each; by default, points sharing a name."""
-    task = service.get_task(session, name)
     sub_a = get_visible_submission_or_raise(session, a, user)
     sub_b = get_visible_submission_or_raise(session, b, user)
     return compare(

@@ -7,10 +7,11 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Request, Response
 
 from core.users import service as users
+from web.api.schemas.users import TokenCreate, TokenCreated, TokenRead
 from web.api.session import CsrfChecked, LoginLimiterDep, check_password
 from web.auth import CurrentUser, ForbiddenError, OptionalUser, UnauthenticatedError, WriterUser
 from web.deps import SessionDep
-from web.schemas_users import TokenCreate, TokenCreated, TokenRead, error_responses
+from web.errors import error_responses
 
 router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"])
 

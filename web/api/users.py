@@ -11,16 +11,16 @@ from core.users import service as users
 from core.users import sessions as user_sessions
 from core.users.errors import InvalidCredentialsError
 from core.users.login_limits import LoginLimiter
-from web.api.session import LoginLimiterDep, check_password, client_ip
-from web.auth import CurrentUser, WriterUser, current_session
-from web.deps import SessionDep
-from web.schemas_users import (
+from web.api.schemas.users import (
     PasswordChange,
     SessionsEnded,
     UserCreate,
     UserRead,
-    error_responses,
 )
+from web.api.session import LoginLimiterDep, check_password, client_ip
+from web.auth import CurrentUser, WriterUser, current_session
+from web.deps import SessionDep
+from web.errors import error_responses
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"])
 

@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session
 from core.errors import InvalidInputError
 from core.models import Task
 from core.settings import Settings
-from core.tasks.service import get_task
 from web.auth import OptionalUser
 from web.deps import SessionDep, SettingsDep
+from web.lookups import QueryTaskDep
 from web.pages.templating import render
 from web.views.compare import (
     CompareTable,
@@ -26,7 +26,6 @@ from web.views.compare import (
 
 router = APIRouter(include_in_schema=False)
 
-TaskQuery = Annotated[str, Query(min_length=1, max_length=64)]
 Ids = Annotated[list[str], Query(max_length=400)]
 Option = Annotated[str, Query(max_length=20)]
 
@@ -37,14 +36,13 @@ def compare_page(
     session: SessionDep,
     settings: SettingsDep,
     user: OptionalUser,
-    task: TaskQuery,
+    row: QueryTaskDep,
     ids: Ids = [],  # noqa: B006 (FastAPI copies defaults)
     scale: Option = "log",
     unit: Option = "M",
     ref: Option = "",
 ) -> HTMLResponse:
     """Chosen entries of one task on both plots, with their points as a table."""
-    row = get_task(session, task)  # 404 for an unknown task
     try:
         query = parse_compare_query(row.name, ids, scale, unit, ref)
     except InvalidInputError as exc:
@@ -62,14 +60,14 @@ def compare_page(
 def compare_csv(
     session: SessionDep,
     settings: SettingsDep,
-    task: TaskQuery,
+    row: QueryTaskDep,
     ids: Ids = [],  # noqa: B006
     scale: Option = "log",
     unit: Option = "M",
     ref: Option = "",
 ) -> Response:
     """The compare table as CSV (exact values, FLOPs in the chosen unit)."""
-    row, table = _table(session, settings, task, ids, scale, unit, ref)
+    table = _table(session, settings, row, ids, scale, unit, ref)
     return Response(
         table_csv(table),
         media_type="text/csv; charset=utf-8",
@@ -81,14 +79,14 @@ def compare_csv(
 def compare_latex(
     session: SessionDep,
     settings: SettingsDep,
-    task: TaskQuery,
+    row: QueryTaskDep,
     ids: Ids = [],  # noqa: B006
     scale: Option = "log",
     unit: Option = "M",
     ref: Option = "",
 ) -> Response:
     """The compare table as a LaTeX `table` (a `tabular`; the caption names the counter)."""
-    row, table = _table(session, settings, task, ids, scale, unit, ref)
+    table = _table(session, settings, row, ids, scale, unit, ref)
     return Response(
         table_latex(table, label=f"tab:compare-{row.name.lower()}"),
         media_type="application/x-tex; charset=utf-8",
@@ -99,16 +97,15 @@ def compare_latex(
 def _table(
     session: Session,
     settings: Settings,
-    task: str,
+    row: Task,
     ids: list[str],
     scale: str,
     unit: str,
     ref: str,
-) -> tuple[Task, CompareTable]:
-    """The task (404 if unknown) and the view's table, for the exports (422 on a bad query)."""
-    row = get_task(session, task)
+) -> CompareTable:
+    """The view's table, for the exports (422 on a bad query)."""
     query = parse_compare_query(row.name, ids, scale, unit, ref)
-    return row, export_table(session, settings, row, query)
+    return export_table(session, settings, row, query)
 
 
 def _attachment(name: str) -> dict[str, str]:

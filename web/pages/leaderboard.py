@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import HTMLResponse
 
 from core.ranking.score import DEFAULT_COVERAGE, Coverage
 from core.ranking.tracks import Track
-from core.tasks.service import get_task
 from web.auth import OptionalUser
 from web.bodies import send
 from web.deps import SessionDep
+from web.lookups import PageTaskDep
 from web.pages.templating import render
 from web.views.leaderboard import (
     HomeQuery,
@@ -25,7 +25,6 @@ from web.views.leaderboard import (
 router = APIRouter(include_in_schema=False)
 
 Page = Annotated[int, Query(ge=1, le=100_000)]
-TaskName = Annotated[str, Path(max_length=64)]
 
 
 @router.get("/", response_class=HTMLResponse)
@@ -67,15 +66,14 @@ def home(
 @router.get("/tasks/{task}", response_class=HTMLResponse)
 def task_page(
     request: Request,
-    task: TaskName,
     session: SessionDep,
     user: OptionalUser,
+    row: PageTaskDep,
     page: Page = 1,
     papers_page: Page = 1,
     verified: bool = False,
 ) -> HTMLResponse:
     """A task: what it is, its performance-vs-cost plots, its measured and paper entries."""
-    row = get_task(session, task)  # 404 for an unknown task
     view = task_view(session, row, page=page, papers_page=papers_page, verified=verified)
     return render(request, "task.html", {"view": view}, user=user, active="tasks")
 
@@ -83,14 +81,13 @@ def task_page(
 @router.get("/tasks/{task}/plot.json")
 def task_plot(
     request: Request,
-    task: TaskName,
+    row: PageTaskDep,
     session: SessionDep,
     all: bool = False,
     verified: bool = False,
 ) -> Response:
     """The task plots' compact data: fronts, baseline and top entries (`all=1`: everyone;
     `verified=1`: verified points only, with the baseline)."""
-    row = get_task(session, task)
     plot = task_plot_json(session, row.name, everything=all, verified=verified)
     return send(
         request,

@@ -21,13 +21,11 @@ from core.errors import InvalidInputError, ParetoboardError, Problem
 from core.models import Visibility
 from core.storage import blob_store
 from core.submissions import manage
-from core.submissions.access import get_owned_submission_or_raise
 from core.submissions.blobs import collect_blobs
 from core.submissions.queries import page_url
 from core.submissions.schemas import SubmissionUpdate
-from web.auth import WriterUser
 from web.deps import SessionDep, SettingsDep
-from web.pages.submissions import SubmissionId
+from web.lookups import OwnedSubmissionDep
 from web.pages.templating import flash
 
 router = APIRouter(include_in_schema=False)
@@ -63,10 +61,10 @@ def _update(fields: dict[str, str]) -> SubmissionUpdate:
 
 @router.post("/submissions/{submission_id}/edit", response_model=None)
 async def edit_submission(
-    request: Request, submission_id: SubmissionId, user: WriterUser, session: SessionDep
+    request: Request, submission: OwnedSubmissionDep, session: SessionDep
 ) -> RedirectResponse:
     """Rename, re-describe and re-link (fields name, description, paper_url, code_url)."""
-    submission = get_owned_submission_or_raise(session, submission_id, user)
+    submission_id = submission.id
     form = await _form(request)
     fields: dict[str, str] = {
         key: form[key].strip() if key != "description" else form[key].replace("\r\n", "\n")
@@ -85,10 +83,10 @@ async def edit_submission(
 
 @router.post("/submissions/{submission_id}/visibility", response_model=None)
 async def set_visibility(
-    request: Request, submission_id: SubmissionId, user: WriterUser, session: SessionDep
+    request: Request, submission: OwnedSubmissionDep, session: SessionDep
 ) -> RedirectResponse:
     """Publish (visibility=public) or make private (visibility=private)."""
-    submission = get_owned_submission_or_raise(session, submission_id, user)
+    submission_id = submission.id
     form = await _form(request)
     try:
         changes = _update({"visibility": form.get("visibility", "")})
@@ -109,13 +107,12 @@ async def set_visibility(
 @router.post("/submissions/{submission_id}/withdraw", response_model=None)
 async def withdraw(
     request: Request,
-    submission_id: SubmissionId,
-    user: WriterUser,
+    submission: OwnedSubmissionDep,
     session: SessionDep,
     settings: SettingsDep,
 ) -> RedirectResponse:
     """Withdraw (the confirmation box must be ticked): results and files removed for good."""
-    submission = get_owned_submission_or_raise(session, submission_id, user)
+    submission_id = submission.id
     form = await _form(request)
     if form.get("confirm") != "yes":
         flash(request, "Not withdrawn: tick the box to confirm.")

@@ -9,27 +9,26 @@ rendered again with the problems, or the browser is sent on to the new submissio
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
-from sqlalchemy import select
 from starlette.background import BackgroundTask
 from starlette.datastructures import FormData, UploadFile
 
 from core.errors import NotFoundError, ParetoboardError
-from core.models import SubmissionFile, Visibility
+from core.models import Visibility
 from core.settings import Settings
 from core.storage import BlobNotFoundError, blob_store
 from core.submissions import plausibility
-from core.submissions.access import get_visible_submission_or_raise, sees_private_details
 from core.submissions.schemas import ValidationSummary
 from core.tokenizers import DEFAULT_TOKENIZER, registered_tokenizers
 from web.api import submissions as submissions_api
 from web.auth import OptionalUser, WriterUser, csrf_token
 from web.deps import SessionDep, SettingsDep
 from web.forms import parsed_form
+from web.lookups import SubmissionDep, SubmissionFileDep
 from web.pages.templating import PAGE_HEADERS, Viewer, render, templates, viewer_of
 from web.uploads import display_name
 from web.views import format as fmt
@@ -38,8 +37,6 @@ from web.views.submission import submission_view
 
 router = APIRouter(include_in_schema=False)
 
-SubmissionId = Annotated[int, Path(ge=1, le=2**62)]
-
 
 def login_redirect(next_url: str) -> RedirectResponse:
     return RedirectResponse("/login?" + urlencode({"next": next_url}), status_code=303)
@@ -47,43 +44,25 @@ def login_redirect(next_url: str) -> RedirectResponse:
 
 @router.get("/submissions/{submission_id}", response_class=HTMLResponse)
 def submission_page(
-    request: Request, submission_id: SubmissionId, session: SessionDep, user: OptionalUser
+    request: Request, session: SessionDep, user: OptionalUser, submission: SubmissionDep
 ) -> HTMLResponse:
     """State (followed live), results per task and point, costs; log and files for the owner."""
-    submission = get_visible_submission_or_raise(session, submission_id, user)
     view = submission_view(session, submission, user)
     return render(request, "submission.html", {"view": view}, user=user)
 
 
 @router.get("/submissions/{submission_id}/panel", response_class=HTMLResponse)
 def submission_panel(
-    request: Request, submission_id: SubmissionId, session: SessionDep, user: OptionalUser
+    request: Request, session: SessionDep, user: OptionalUser, submission: SubmissionDep
 ) -> HTMLResponse:
     """The part of the page that changes with the state (fetched by the page's script)."""
-    submission = get_visible_submission_or_raise(session, submission_id, user)
     view = submission_view(session, submission, user)
     return render(request, "_submission_panel.html", {"view": view}, user=user)
 
 
 @router.get("/submissions/{submission_id}/files/{file_id}")
-def submission_file(
-    submission_id: SubmissionId,
-    file_id: Annotated[int, Path(ge=1, le=2**62)],
-    session: SessionDep,
-    settings: SettingsDep,
-    user: OptionalUser,
-) -> FileResponse:
+def submission_file(row: SubmissionFileDep, settings: SettingsDep) -> FileResponse:
     """A file the owner uploaded, as an attachment (owner and administrators only; else 404)."""
-    submission = get_visible_submission_or_raise(session, submission_id, user)
-    if not sees_private_details(submission, user):
-        raise NotFoundError(f"No file {file_id} in submission {submission_id}")
-    row = session.scalar(
-        select(SubmissionFile).where(
-            SubmissionFile.id == file_id, SubmissionFile.submission_id == submission.id
-        )
-    )
-    if row is None:
-        raise NotFoundError(f"No file {file_id} in submission {submission_id}")
     store = blob_store(settings)
     try:
         path = store.local_path(row.sha256)  # an object store's blob: a copy until sent

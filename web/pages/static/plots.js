@@ -1,6 +1,6 @@
 /* The site's performance-vs-cost plots, shared by the task page, the compare view and a
    submission's page (window.ParetoPlots). The data is the compact JSON the server writes
-   (web/views/leaderboard.py, plot_body): each entry carries its own colour (a function of
+   (web/views/leaderboard/plots.py, plot_body): each entry carries its own colour (a function of
    its id, the same on every page), so a curve looks the same wherever it is drawn. Drawing
    order, bottom to top: other entries (grey), the baseline (black, dashed), the Pareto front
    (grey step line), then the entries, so a curve near the baseline stays visible. Every entry

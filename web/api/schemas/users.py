@@ -1,9 +1,9 @@
-"""Request and response models of the accounts API, and the documented error responses."""
+"""Request and response models of the accounts API."""
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from pydantic.json_schema import SkipJsonSchema
@@ -131,49 +131,3 @@ class TokenCreated(BaseModel):
     name: str
     prefix: str
     created_at: UtcDatetime
-
-
-class ErrorDetail(BaseModel):
-    file: str | None
-    line: int | None
-    column: str | None
-    problem: str
-
-
-class ErrorInfo(BaseModel):
-    code: str
-    message: str
-    details: list[ErrorDetail]
-
-
-class ErrorResponse(BaseModel):
-    """The one error shape of the API."""
-
-    error: ErrorInfo
-
-
-_DESCRIPTIONS = {
-    400: "Bad request",
-    401: "Not authenticated, or wrong credentials",
-    403: "Not allowed (or a missing CSRF token on a cookie-authenticated write)",
-    404: "Not found",
-    409: "Conflict",
-    413: "Too large",
-    422: "Invalid input; `details` lists every problem",
-    429: "Too many attempts",
-}
-
-
-def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI `responses=` entries in the error shape for the given status codes."""
-    out: dict[int | str, dict[str, Any]] = {}
-    for status in statuses:
-        out[status] = {"model": ErrorResponse, "description": _DESCRIPTIONS[status]}
-        if status == 429:
-            out[status]["headers"] = {
-                "Retry-After": {
-                    "description": "seconds until another attempt is accepted",
-                    "schema": {"type": "integer"},
-                }
-            }
-    return out

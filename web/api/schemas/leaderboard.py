@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from core.paging import PageInfo
 from core.ranking.tracks import Track
 
 
@@ -87,15 +88,14 @@ class OverallEntryRead(_Read):
     )
 
 
-class OverallLeaderboardRead(_Read):
+class OverallLeaderboardRead(_Read, PageInfo):
+    """The overall board or a track: `entries` is the page (`total`: entries matching `q`)."""
+
     tasks: list[LeaderboardTaskRead] = Field(description="Every task, grouped by family, in order")
     families: list[LeaderboardFamilyRead]
     track: Track | None
     track_limit: int | None = Field(description="Inclusive parameter limit of the track")
     ranked_by: Literal["elue_score", "average_performance"]
-    total: int = Field(description="Entries matching q, before offset/limit")
-    offset: int
-    limit: int | None = Field(description="The page size (null: the whole board, CSV only)")
     verified_only: bool = Field(description="Only verified entries (and the baselines)")
     self_reported: bool = Field(
         False,
@@ -237,14 +237,13 @@ class TaskLeaderboardEntryRead(_Read):
     )
 
 
-class TaskLeaderboardRead(_Read):
+class TaskLeaderboardRead(_Read, PageInfo):
+    """A task's board: `submissions` and their `points` are the page (`total`: submissions)."""
+
     task: LeaderboardTaskRead
     baseline: LeaderboardBaselineRead | None
     scored: bool = Field(description="Whether ELUE scores exist (the task has a baseline)")
     note: str | None = Field(description="Why there are no scores, when there are none")
-    total: int = Field(description="Submissions on the board, before offset/limit")
-    offset: int
-    limit: int | None = Field(description="The page size (null: the whole board, CSV only)")
     total_points: int = Field(description="Points on the board, every page")
     verified_only: bool = Field(description="Only verified points (and the baseline)")
     submissions: list[TaskLeaderboardEntryRead] = Field(
