@@ -13,13 +13,12 @@ import threading
 from typing import Any
 
 from celery import Celery
-from sqlalchemy.orm import Session
 
-from core.models import Submission
+from core.db.outbox import Message, ScoreJob
+from core.db.session import engine_for, transaction
 from core.settings import Settings
-from core.submissions.manage import check_rerunnable
-from core.submissions.schemas import RerunReport
-from core.submissions.state import new_job_id
+from core.storage import BlobStore
+from core.submissions.blobs import collect_blobs
 
 log = logging.getLogger(__name__)
 _apps: dict[tuple[str, str], Celery] = {}
@@ -69,29 +68,17 @@ def send_score(settings: Settings, submission_id: int, job_id: str) -> bool:
     return True
 
 
-def assign_job(submission: Submission) -> str:
-    """Give a new, already queued submission its job id (commit, then `send_score`)."""
-    submission.job_id = new_job_id()  # not from worker.pipeline: torch would load with it
-    return submission.job_id
-
-
-def requeue(submission: Submission, message: str) -> str:
-    """Back to the start of the pipeline with a fresh job id (commit, then `send_score`)."""
-    from worker.pipeline import queue_submission  # the worker package is slow to import
-
-    return queue_submission(submission, message)
-
-
-def rerun(session: Session, settings: Settings, submissions: list[Submission]) -> RerunReport:
-    """Re-queue submissions (administrators), commit, then send their jobs."""
-    jobs: list[tuple[int, str]] = []
-    for submission in submissions:
-        check_rerunnable(submission)
-        submission.attempts = 0  # a fresh run gets the reconciler's full number of attempts
-        jobs.append((submission.id, requeue(submission, "Re-queued by an administrator")))
-    session.commit()
-    sent = [send_score(settings, sid, job) for sid, job in jobs]
-    return RerunReport(requeued=[sid for sid, _ in jobs], queued=all(sent))
+def deliver(settings: Settings, message: Message) -> bool:
+    """Send one message a committed unit of work recorded (`core.db.outbox`)."""
+    if isinstance(message, ScoreJob):
+        return send_score(settings, message.submission_id, message.job_id)
+    try:
+        with transaction(engine_for(settings.database_url)) as fresh:
+            collect_blobs(fresh, BlobStore(settings.storage.uploads_dir), message.shas)
+    except Exception:  # the withdrawal stands; an unreferenced blob is only wasted space
+        log.exception("could not remove unreferenced blobs %s", ", ".join(message.shas[:3]))
+        return False
+    return True
 
 
 def _preflight_worker_alive(settings: Settings) -> bool:

@@ -21,7 +21,7 @@ from core.models import Submission, SubmissionKind, SubmissionState
 from core.settings import Settings
 from core.storage import BlobStore
 from core.submissions import cost_queue
-from core.submissions.state import LOG_LIMIT, new_job_id, set_state, storable
+from core.submissions.state import LOG_LIMIT, queue_submission, set_state, storable
 from worker import counting_stage, metrics, scoring_stage, verification_stage
 from worker import verification as verification_mod
 from worker.cost_messages import CostReport, CostRequest
@@ -43,13 +43,6 @@ MODEL_KILLED_MESSAGE = (
 class Outcome:
     CONTINUE = "continue"  # the next stage should run
     STOP = "stop"  # done, failed, or superseded: nothing more to do
-
-
-def queue_submission(submission: Submission, message: str = "Waiting for a worker") -> str:
-    """Put a submission (back) at the start of the pipeline with a fresh job id (flush by caller)."""
-    submission.job_id = new_job_id()
-    set_state(submission, SubmissionState.QUEUED, message)
-    return submission.job_id
 
 
 def _current(

@@ -2,8 +2,9 @@
 description and links, withdraw (ticked confirmation).
 
 Plain forms (CSRF token in a hidden field; `WriterUser` checks it) posted to these routes,
-which call the same core commands as `PATCH` and `DELETE /api/v1/submissions/{id}`
-(`core.submissions.manage`), then send the browser back with a one-line notice. Someone else's
+which call the same commands as `PATCH` and `DELETE /api/v1/submissions/{id}`
+(`core.submissions.commands`), then send the browser back with a one-line notice once the
+request's session dependency has committed. Someone else's
 submission is refused (403, or 404 when they cannot see it), as the API does. Administrators'
 hide and set-baseline forms on the same page post to `/admin/...` (frontend/pages/admin.py).
 """
@@ -16,17 +17,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
-from core.db.session import engine_for, transaction
+from core.db.outbox import discard
 from core.errors import InvalidInputError, ParetoboardError, Problem
 from core.models import Visibility
-from core.storage import BlobStore
-from core.submissions import manage
+from core.submissions import commands
 from core.submissions.access import get_owned_submission_or_raise
-from core.submissions.blobs import collect_blobs
 from core.submissions.queries import page_url
 from core.submissions.schemas import SubmissionUpdate
 from frontend.pages.submissions import SubmissionId
-from frontend.templating import flash
+from frontend.templating import flash, flash_when_done
 from server.auth import WriterUser
 from server.deps import SessionDep, SettingsDep
 
@@ -74,11 +73,10 @@ async def edit_submission(
         if key in form
     }
     try:
-        manage.update_submission(session, submission, _update(fields))
-        session.commit()
-        flash(request, "Saved.")
+        commands.edit(session, submission, _update(fields))
+        flash_when_done(request, session, lambda _: "Saved.")
     except ParetoboardError as exc:
-        session.rollback()
+        discard(session)
         _not_done(request, exc)
     return _back(submission_id)
 
@@ -92,16 +90,15 @@ async def set_visibility(
     form = await _form(request)
     try:
         changes = _update({"visibility": form.get("visibility", "")})
-        manage.update_submission(session, submission, changes)
-        session.commit()
-        flash(
-            request,
+        commands.edit(session, submission, changes)
+        done = (
             "Published: it is listed on the boards once its evaluation is done."
             if changes.visibility is Visibility.PUBLIC
-            else "It is private now: only you and administrators see it.",
+            else "It is private now: only you and administrators see it."
         )
+        flash_when_done(request, session, lambda _: done)
     except ParetoboardError as exc:
-        session.rollback()
+        discard(session)
         _not_done(request, exc)
     return _back(submission_id)
 
@@ -121,16 +118,10 @@ async def withdraw(
         flash(request, "Not withdrawn: tick the box to confirm.")
         return _back(submission_id)
     try:
-        shas = manage.withdraw_submission(session, submission)
-        session.commit()
+        commands.withdraw(session, submission)
     except ParetoboardError as exc:
-        session.rollback()
+        discard(session)
         _not_done(request, exc)
         return _back(submission_id)
-    try:
-        with transaction(engine_for(settings.database_url)) as fresh:
-            collect_blobs(fresh, BlobStore(settings.storage.uploads_dir), shas)
-    except Exception:  # the withdrawal stands; an unreferenced blob is only wasted space
-        log.exception("submission %s: could not remove its unreferenced blobs", submission_id)
-    flash(request, f"Submission {submission_id} was withdrawn.")
+    flash_when_done(request, session, lambda _: f"Submission {submission_id} was withdrawn.")
     return RedirectResponse("/account", status_code=303)
