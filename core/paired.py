@@ -75,7 +75,11 @@ def _check_entry(name: str, submission: Submission, points: list[tuple[Result, s
     problems: list[Problem] = []
     if submission.kind is not SubmissionKind.MEASURED:
         problems.append(
-            Problem(f"submission {submission.id} is self-reported: it has no predictions", name)
+            Problem(
+                f"submission {submission.id} is self-reported (its costs were typed in, not "
+                "counted): paired comparisons take platform-counted entries only",
+                name,
+            )
         )
     elif submission.state is not SubmissionState.DONE:
         problems.append(Problem(f"submission {submission.id} is {submission.state.value}", name))

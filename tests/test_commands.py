@@ -12,7 +12,15 @@ import pytest
 from sqlalchemy import Engine, event, func, select
 from sqlalchemy.orm import Session
 
-from core.db.outbox import CollectBlobs, Message, ScoreJob, discard, outbox, unit_of_work
+from core.db.outbox import (
+    CollectBlobs,
+    Message,
+    ScoreJob,
+    complete,
+    discard,
+    outbox,
+    unit_of_work,
+)
 from core.db.session import make_engine, session_factory, transaction
 from core.models import Result, Submission, SubmissionState, Task, User
 from core.storage import BlobStore
@@ -64,7 +72,9 @@ def _paper() -> PaperCreate:
         {
             "name": "from a paper",
             "paper_url": "https://example.org/paper",
-            "points": [{"task": "SST-2", "performance": 88.0, "flops": 6788, "flops_unit": "MFLOPs"}],
+            "points": [
+                {"task": "SST-2", "performance": 88.0, "flops": 6788, "flops_unit": "MFLOPs"}
+            ],
         }
     )
 
@@ -79,7 +89,8 @@ def test_commands_never_commit(engine: Engine) -> None:
         event.listen(session, "after_commit", commits.append)
         owner = session.get(User, owner_id)
         sub = session.get(Submission, sid)
-        assert owner is not None and sub is not None
+        assert owner is not None
+        assert sub is not None
         commands.set_baseline(session, task_name="SST-2", submission_id=sid)
         commands.clear_baseline(session, task_name="SST-2")
         commands.set_baseline(session, task_name="SST-2", submission_id=sid)
@@ -138,11 +149,12 @@ def test_a_failed_commit_sends_nothing(engine: Engine, tmp_path: Path) -> None:
         event.listen(session, "before_commit", refuse)
         sub = session.get(Submission, sid)
         assert sub is not None
+        box = outbox(session)
+        commands.rerun(session, [sub])
+        box.hold(blob_lock(store, exclusive=False))
+        box.on_rollback(lambda: undone.append("clean-up"))
         with pytest.raises(RuntimeError, match="went away"):
-            with unit_of_work(session, lambda m: sent.append(m) is None) as box:
-                commands.rerun(session, [sub])
-                box.hold(blob_lock(store, exclusive=False))
-                box.on_rollback(lambda: undone.append("clean-up"))
+            complete(session, lambda m: sent.append(m) is None)
     assert sent == []
     assert undone == ["clean-up"]
     assert box.sent is None
@@ -157,10 +169,14 @@ def test_an_error_in_the_unit_rolls_back_and_sends_nothing(engine: Engine) -> No
     with session_factory(engine)() as session:
         sub = session.get(Submission, sid)
         assert sub is not None
-        with pytest.raises(LookupError):
+
+        def failing_handler() -> None:
             with unit_of_work(session, lambda m: sent.append(m) is None):
                 commands.rerun(session, [sub])
                 raise LookupError("the handler failed after the command")
+
+        with pytest.raises(LookupError):
+            failing_handler()
     assert sent == []
     assert _committed(engine)["state"] is SubmissionState.DONE
 

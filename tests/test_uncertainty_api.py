@@ -211,6 +211,14 @@ def test_paired_bootstrap_endpoint(scored: tuple[Api, Scored]) -> None:
     assert unknown.status_code == 422
     assert "nope" in unknown.text
 
+    # a self-reported entry has predictions, but its costs are typed in: refused, and said so
+    board = api.client.get("/api/v1/tasks/SST-2/leaderboard").json()
+    base = next(s for s in board["submissions"] if s["is_baseline"])
+    typed = api.client.get(f"/api/v1/tasks/SST-2/paired?a={ids.a}&b={base['submission_id']}")
+    assert typed.status_code == 422
+    assert "platform-counted entries only" in typed.text
+    assert "no predictions" not in typed.text
+
 
 def test_overall_interval_from_the_stored_summary_equals_the_replicates(
     scored: tuple[Api, Scored],

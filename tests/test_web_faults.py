@@ -424,7 +424,7 @@ def test_uploads_hold_no_database_connection_while_the_body_streams(
     """The request's pooled connection (used to authenticate) is given back before the body is
     read, by the token path and by the browser's CSRF check: 50 concurrent uploads must not
     hold 50 connections while their bytes arrive (the pool ran dry in bench/bench_load.py)."""
-    from server import auth, submitting
+    from web import auth, submitting
 
     pool = engine_for(seeded_api.settings.database_url).pool
     seen: list[tuple[str, int]] = []
