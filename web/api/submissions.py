@@ -7,7 +7,6 @@ find the row its job names; blobs are collected only after the withdrawal is com
 
 from __future__ import annotations
 
-import logging
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
@@ -36,7 +35,6 @@ from web.deps import SessionDep, SettingsDep
 from web.submitting import check_upload, submit_upload
 from web.uploads import MULTIPART_BODY
 
-log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/v1/submissions", tags=["submissions"])
 
 SubmissionId = Annotated[int, Path(ge=1, le=2**62)]

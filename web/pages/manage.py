@@ -11,8 +11,6 @@ hide and set-baseline forms on the same page post to `/admin/...` (web/pages/adm
 
 from __future__ import annotations
 
-import logging
-
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
@@ -25,12 +23,11 @@ from core.submissions.access import get_owned_submission_or_raise
 from core.submissions.queries import page_url
 from core.submissions.schemas import SubmissionUpdate
 from web.auth import WriterUser
-from web.deps import SessionDep, SettingsDep
+from web.deps import SessionDep
 from web.pages.submissions import SubmissionId
 from web.pages.templating import flash, flash_when_done
 
 router = APIRouter(include_in_schema=False)
-log = logging.getLogger(__name__)
 FIELD_LIMIT = 12_000  # characters kept of a form field (the schema's own limits then apply)
 
 
@@ -109,7 +106,6 @@ async def withdraw(
     submission_id: SubmissionId,
     user: WriterUser,
     session: SessionDep,
-    settings: SettingsDep,
 ) -> RedirectResponse:
     """Withdraw (the confirmation box must be ticked): results and files removed for good."""
     submission = get_owned_submission_or_raise(session, submission_id, user)
