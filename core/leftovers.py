@@ -177,6 +177,8 @@ def clean_orphan_blobs(
                     path.unlink()
                     cleaned.blobs.append(sha)
                     cleaned.bytes_freed += size
+                with contextlib.suppress(ValueError):  # not a hash: nothing derived from it
+                    store.drop_derived(sha)
     if report and cleaned:
         log.info("removed leftovers: %s", cleaned.summary())
     return cleaned

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from core.errors import InvalidInputError, Problem
 from core.models import Result, Submission, SubmissionFile, SubmissionKind, SubmissionState, Task
-from core.predictions import parse_predictions
+from core.parsed import read_parsed
 from core.settings import Settings
 from core.storage import BlobStore
 from core.submissions.queries import baseline_curve
@@ -137,8 +137,9 @@ def compare(
     manifest = manifest_of(task)
 
     def labels(sha: str, name: str) -> np.ndarray:
-        parsed = parse_predictions(
-            store.read_bytes(sha),
+        parsed = read_parsed(
+            store,
+            sha,
             manifest=manifest,
             n_rows=task.test_size,
             file_name=name,

@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_DERIVED_KEY = re.compile(r"^([0-9a-f]{64})\.[A-Za-z0-9_-][A-Za-z0-9._-]{0,120}$")
+DERIVED = "derived"  # below the root: what trusted code computed from a blob (`put_derived`)
 _CHUNK = 1024 * 1024
 
 
@@ -72,6 +74,48 @@ class BlobStore:
 
     def copy_to(self, sha256: str, target: Path) -> None:
         shutil.copyfile(self.path(sha256), target)
+
+    # Derived data: what trusted code computed from a blob (its parsed form, token counts),
+    # stored under "<sha256 of what it came from>.<what it is>" and removed with that blob.
+    # Only trusted code writes these; readers still check what they read and recompute it
+    # when it is missing or unreadable.
+
+    def derived_path(self, key: str) -> Path:
+        """Where the derived data under `key` ("<sha256>.<name>") lives (it may not exist)."""
+        match = _DERIVED_KEY.match(key)
+        if match is None:
+            raise ValueError(f"not a derived-data key: {key!r}")
+        sha = match.group(1)
+        return self.root / DERIVED / sha[:2] / sha[2:4] / key
+
+    def put_derived(self, key: str, data: bytes) -> None:
+        """Store derived data under `key` (written atomically, replacing any older copy)."""
+        target = self.derived_path(key)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".incoming-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+            os.chmod(tmp_name, 0o644)
+            os.replace(tmp_name, target)
+        except BaseException:
+            if os.path.exists(tmp_name):
+                os.unlink(tmp_name)
+            raise
+
+    def read_derived(self, key: str) -> bytes | None:
+        """The derived data under `key`, None when there is none."""
+        try:
+            return self.derived_path(key).read_bytes()
+        except FileNotFoundError:
+            return None
+
+    def drop_derived(self, sha256: str) -> None:
+        """Remove everything derived from the blob `sha256` (call when the blob goes)."""
+        folder = self.derived_path(f"{sha256}.x").parent
+        if folder.is_dir():
+            for path in folder.glob(f"{sha256}.*"):
+                path.unlink(missing_ok=True)
 
 
 def is_disk_full(exc: BaseException) -> bool:

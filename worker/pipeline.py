@@ -191,6 +191,7 @@ def prepare_counting(
             return None
         try:
             job = counting_stage.build_job(session, store, sub, settings, inputs)
+            counting_stage.keep_token_counts(session, store, sub, settings, inputs)
             model = store.read_bytes(counting_stage.model_sha256(session, sub))
             verify = counting_stage.build_verify_request(session, sub, job)
         except LookupError as exc:
@@ -327,19 +328,25 @@ def finish_counting(engine: Engine, settings: Settings, report: CostReport) -> s
     """
     started = time.monotonic()
     store = BlobStore(settings.storage.uploads_dir)
-    # A valid report is checked against the job computed again: its inputs are read in one
+    # A valid report is checked against the job computed again, from the token counts that
+    # `prepare_counting` kept; a job prepared without them has its inputs read in one
     # transaction and tokenized outside any (as in `prepare_counting`).
     inputs: Mapping[int, TaskInputs] | Exception = {}
     if report.service_error is None and report.failure is None and report.output is not None:
+        kept: Mapping[int, TaskInputs] | None = None
         with transaction(engine) as session:
             sub = _current(session, report.submission_id, report.job_id, {SubmissionState.COUNTING})
             if sub is None:
                 return Outcome.STOP
             try:
-                texts = counting_stage.job_texts(session, store, sub, settings)
+                kept = counting_stage.kept_token_counts(session, store, sub, settings)
+                if kept is None:
+                    texts = counting_stage.job_texts(session, store, sub, settings)
             except LookupError as exc:
                 inputs = exc
-        if not isinstance(inputs, Exception):
+        if kept is not None:
+            inputs = kept
+        elif not isinstance(inputs, Exception):
             try:
                 inputs = counting_stage.tokenize_inputs(texts, settings)
             except TokenizerError as exc:

@@ -58,4 +58,5 @@ def collect_blobs(session: Session, store: BlobStore, shas: Iterable[str]) -> li
             if path.is_file():
                 path.unlink()
                 removed.append(sha)
+            store.drop_derived(sha)
     return removed

@@ -723,8 +723,7 @@ def submission_view(
     positions = _positions(session, read)
     results = []
     for t in read.results:
-        deltas = [p.baseline_delta for p in t.points if p.baseline_delta is not None]
-        score = sum(deltas) / len(deltas) if deltas and len(deltas) == len(t.points) else None
+        score = t.score  # the mean of the points' deltas (core.submissions.queries)
         results.append(
             TaskResults(
                 task=t.task,
