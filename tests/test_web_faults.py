@@ -424,12 +424,11 @@ def test_uploads_hold_no_database_connection_while_the_body_streams(
     """The request's pooled connection (used to authenticate) is given back before the body is
     read, by the token path and by the browser's CSRF check: 50 concurrent uploads must not
     hold 50 connections while their bytes arrive (the pool ran dry in bench/bench_load.py)."""
-    from web import auth
-    from web.api import submissions
+    from web import auth, submitting
 
     pool = engine_for(seeded_api.settings.database_url).pool
     seen: list[tuple[str, int]] = []
-    real_staged, real_read = submissions.staged_upload, auth.read_form
+    real_staged, real_read = submitting.staged_upload, auth.read_form
 
     def staged(request: Any, settings: Any) -> Any:
         seen.append(("upload", pool.checkedout()))  # type: ignore[attr-defined]
@@ -439,7 +438,7 @@ def test_uploads_hold_no_database_connection_while_the_body_streams(
         seen.append(("csrf", pool.checkedout()))  # type: ignore[attr-defined]
         return await real_read(request)
 
-    monkeypatch.setattr(submissions, "staged_upload", staged)
+    monkeypatch.setattr(submitting, "staged_upload", staged)
     monkeypatch.setattr(auth, "read_form", read_form)
     alice = seeded_api.user()
     files = {"model": ("model.py", TINY_MODEL.read_bytes()), "predictions": ("SST-2.tsv", SST2)}

@@ -13,13 +13,14 @@ import sys
 from core.models import Submission
 from core.settings import Mode, Settings
 from web.app import create_app
-from server.enqueue import assign_job
+from core.submissions import commands  # the submit command, imported by the API
+from core.submissions.state import new_job_id
 
 create_app(Settings(mode=Mode.TEST))
 # scipy is the web process's own (the compare view's paired bootstrap): loaded at start-up,
 # never by an upload; torch and the worker's pipeline never.
 before = set(sys.modules)
-assign_job(Submission())  # what POST /api/v1/submissions does to a new submission
+Submission().job_id = new_job_id()  # what commands.submit does to a new submission
 added = set(sys.modules) - before
 print(sorted(
     {m for m in ("torch", "worker.pipeline") if m in sys.modules}

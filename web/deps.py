@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
+from core.db.outbox import unit_of_work
 from core.db.session import engine_for, session_factory
 from core.errors import InvalidInputError, Problem
 from core.settings import Settings
 from core.text import text_problem
+from server import enqueue
 
 
 def get_app_settings(request: Request) -> Settings:
@@ -20,21 +23,21 @@ def get_app_settings(request: Request) -> Settings:
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    """One transaction per request: commit on success, roll back on error.
+    """The request's one transaction: commit once when the handler returns, then send the
+    messages its commands recorded (`core.db.outbox.unit_of_work`); roll back on an error.
 
     Used with `scope="function"` (`SessionDep`): the commit happens when the handler returns,
     before the response is sent, so a client that got a 2xx can rely on the write (a token
     created is usable, a token revoked is refused, on the very next request). With FastAPI's
-    default scope the commit ran after the response had gone out.
+    default scope the commit ran after the response had gone out. A handler whose answer says
+    whether its jobs reached the queue builds it after this (`web.after_commit`).
     """
     settings: Settings = request.app.state.settings
-    with session_factory(engine_for(settings.database_url))() as session:
-        try:
-            yield session
-            session.commit()  # what the handler left open (it may have committed part already)
-        except BaseException:
-            session.rollback()
-            raise
+    with (
+        session_factory(engine_for(settings.database_url))() as session,
+        unit_of_work(session, functools.partial(enqueue.deliver, settings)),
+    ):
+        yield session
 
 
 def release_connection(session: Session) -> None:

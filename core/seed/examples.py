@@ -10,7 +10,6 @@ split "dev", test inputs from `load_test_texts`.
 from __future__ import annotations
 
 import io
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.db.outbox import ScoreJob, outbox
 from core.errors import InvalidInputError
 from core.models import FileRole, Submission, SubmissionFile, Task, TaskExample, User, UserRole
 from core.settings import REPO_ROOT, Settings
@@ -29,6 +29,7 @@ from core.submissions.service import (
     create_submission,
     weights_listing,
 )
+from core.submissions.state import new_job_id
 from core.submissions.weights import check_weights_file
 from core.tasks.manifest import TaskManifest
 from core.tasks.service import list_tasks, load_test_texts, manifest_of
@@ -133,7 +134,7 @@ def submit_example(
     model: Path,
     predictions: dict[str, Path],
 ) -> tuple[Submission, str]:
-    """Create the queued submission with a job id (flushed; commit, then send the job)."""
+    """Create the queued submission with a job id (flushed), its score job on the outbox."""
     sub = create_submission(
         session,
         blob_store(settings),
@@ -144,8 +145,9 @@ def submit_example(
         limits=settings.limits,
         tokenizers=registered_tokenizers(settings.storage.tokenizers_dir),
     )
-    sub.job_id = uuid.uuid4().hex  # as worker.pipeline.new_job_id
+    sub.job_id = new_job_id()
     session.flush()
+    outbox(session).send(ScoreJob(sub.id, sub.job_id))
     return sub, sub.job_id
 
 

@@ -4,7 +4,8 @@
    published scores; tasks whose points all have FLOPs get it as their baseline right away
    (SST-2).
 2. The example submissions (`core.seed.examples`): trained, submitted, committed, then handed to
-   `send` (the caller queues them to the worker, or evaluates them in process).
+   `send` once committed (`core.db.outbox.unit_of_work`: the caller queues them to the worker,
+   or evaluates them in process).
 3. The baseline's missing FLOPs, counted by `count_flops` (the sandboxed cost job, supplied by
    the caller from `worker.seed_costs`), then the remaining tasks' baselines designated.
 
@@ -23,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
 
-from core.db.session import transaction
+from core.db.outbox import Message, ScoreJob, unit_of_work
+from core.db.session import session_factory, transaction
 from core.errors import InvalidInputError
 from core.seed.baseline import (
     BaselineOutcome,
@@ -223,10 +225,24 @@ def _seed_dan(
         echo("example: DAN: no task could be trained; nothing submitted")
         return outcome
 
+    def deliver(message: Message) -> bool:
+        """After the commit: say what was submitted, then queue it (or say how to run it)."""
+        assert isinstance(message, ScoreJob)
+        sid = message.submission_id
+        echo(f"example: {DAN_NAME!r} submitted (submission {sid}: {', '.join(outcome.tasks)})")
+        if send is None:
+            echo(f"example: not queued; run `paretoboard evaluate {sid}`")
+            return False
+        echo(f"example: submission {sid}: {send(sid, message.job_id)}")
+        return True
+
     with tempfile.TemporaryDirectory(prefix="paretoboard-seed-") as tmp:
         files = {t: write_predictions(Path(tmp), t, p) for t, p in predictions.items()}
         try:
-            with transaction(engine) as session:
+            with (
+                session_factory(engine)() as session,
+                unit_of_work(session, deliver),
+            ):
                 sub, job_id = submit_example(
                     session,
                     settings,
@@ -243,16 +259,4 @@ def _seed_dan(
             for problem in exc.problems:
                 echo(f"  - {problem}")
             return outcome
-    assert outcome.submission_id is not None
-    assert outcome.job_id is not None
-    echo(
-        f"example: {DAN_NAME!r} submitted (submission {outcome.submission_id}: "
-        f"{', '.join(outcome.tasks)})"
-    )
-    if send is None:
-        echo(f"example: not queued; run `paretoboard evaluate {outcome.submission_id}`")
-    else:
-        echo(
-            f"example: submission {outcome.submission_id}: {send(outcome.submission_id, outcome.job_id)}"
-        )
     return outcome

@@ -21,6 +21,13 @@ def new_job_id() -> str:
     return uuid.uuid4().hex
 
 
+def queue_submission(submission: Submission, message: str = "Waiting for a worker") -> str:
+    """Put a submission (back) at the start of the pipeline with a fresh job id (flush by caller)."""
+    submission.job_id = new_job_id()
+    set_state(submission, SubmissionState.QUEUED, message)
+    return submission.job_id
+
+
 def storable(text: str, limit: int, *, tail: bool = False) -> str:
     """Text the database accepts as it is: no NUL (PostgreSQL refuses it), at most `limit` chars.
 
@@ -99,13 +106,6 @@ def set_state(
         entry["stage"] = failed_stage
     # Reassign (not append) so the JSON column is marked dirty.
     submission.timeline = [*(submission.timeline or []), entry]
-
-
-def queue_submission(submission: Submission, message: str = "Waiting for a worker") -> str:
-    """Put a submission (back) at the start of the pipeline with a fresh job id (flush by caller)."""
-    submission.job_id = new_job_id()
-    set_state(submission, SubmissionState.QUEUED, message)
-    return submission.job_id
 
 
 def stage_index(state: SubmissionState) -> int:

@@ -5,9 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from core.models import SubmissionState
-from core.submissions import queries
-from core.submissions.papers import create_paper_entry
-from core.submissions.quota import check_self_reported_quota
+from core.submissions import commands, queries
 from core.submissions.schemas import PaperCreate, SubmissionCreated
 from web.auth import WriterUser
 from web.deps import SessionDep, SettingsDep
@@ -30,11 +28,9 @@ def create_paper(
 
     At most `limits.self_reported_per_day` per user in a rolling 24 hours (429, Retry-After).
     """
-    check_self_reported_quota(
-        session, owner_id=user.id, limit=settings.limits.self_reported_per_day
+    submission = commands.submit_paper(
+        session, owner=user, entry=entry, quota_limit=settings.limits.self_reported_per_day
     )
-    submission = create_paper_entry(session, owner_id=user.id, entry=entry)
-    session.commit()
     return SubmissionCreated(
         id=submission.id,
         url=queries.page_url(submission.id),

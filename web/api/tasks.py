@@ -7,15 +7,16 @@ from typing import Annotated
 from fastapi import APIRouter, Path, Query, Response
 from sqlalchemy.orm import Session
 
+from core.db.outbox import outbox
 from core.errors import NotFoundError
-from core.leaderboard import clear_task_baseline, set_task_baseline
 from core.models import Task
 from core.paired import PairedRead, compare
+from core.submissions import commands
 from core.submissions.access import get_visible_submission_or_raise
 from core.submissions.manage import submissions_of_task
 from core.submissions.schemas import BaselineRead, BaselineSet, RerunReport
 from core.tasks import service
-from server import enqueue
+from web.after_commit import rerun_report
 from web.api.schemas.tasks import TaskRead, TaskSplitRead
 from web.auth import AdminUser, OptionalUser
 from web.deps import SessionDep, SettingsDep
@@ -138,28 +139,23 @@ def put_baseline(
     name: TaskName, body: BaselineSet, _admin: AdminUser, session: SessionDep
 ) -> BaselineRead:
     """Administrators: make a submission's curve on this task its baseline (ELUE score 0)."""
-    set_task_baseline(session, task_name=name, submission_id=body.submission_id)
+    commands.set_baseline(session, task_name=name, submission_id=body.submission_id)
     task = service.get_task(session, name)
-    read = BaselineRead(task=task.name, baseline_submission_id=task.baseline_submission_id)
-    session.commit()
-    return read
+    return BaselineRead(task=task.name, baseline_submission_id=task.baseline_submission_id)
 
 
 @router.delete("/{name}/baseline", responses=_ADMIN_ERRORS)
 def delete_baseline(name: TaskName, _admin: AdminUser, session: SessionDep) -> BaselineRead:
     """Administrators: remove the task's baseline (its entries lose their ELUE scores)."""
-    clear_task_baseline(session, task_name=name)
-    read = BaselineRead(task=service.get_task(session, name).name, baseline_submission_id=None)
-    session.commit()
-    return read
+    commands.clear_baseline(session, task_name=name)
+    return BaselineRead(task=service.get_task(session, name).name, baseline_submission_id=None)
 
 
-@router.post("/{name}/rerun", responses=_ADMIN_ERRORS)
-def rerun_task(
-    _admin: AdminUser, task: TaskDep, session: SessionDep, settings: SettingsDep
-) -> RerunReport:
+@router.post("/{name}/rerun", response_model=RerunReport, responses=_ADMIN_ERRORS)
+def rerun_task(_admin: AdminUser, task: TaskDep, session: SessionDep) -> Response:
     """Administrators: re-run every measured submission with predictions for this task."""
-    return enqueue.rerun(session, settings, submissions_of_task(session, task))
+    requeued = commands.rerun(session, submissions_of_task(session, task))
+    return rerun_report(requeued, outbox(session))
 
 
 SubmissionQuery = Annotated[int, Query(ge=1, le=2**62)]

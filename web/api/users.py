@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from sqlalchemy.orm import Session
 
+from core.db.outbox import discard
 from core.errors import ConflictError, InvalidInputError, Problem
 from core.models import User
 from core.users import service as users
@@ -49,7 +50,7 @@ def register(
     except ConflictError:
         # The request fails anyway; rolling back first frees SQLite's one writer slot for the
         # limiter's own transaction (a lost signup race leaves a failed INSERT open).
-        session.rollback()
+        discard(session)
         limiter.record_failure(ip=ip)
         raise
     return UserRead.model_validate(user)

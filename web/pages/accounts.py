@@ -15,6 +15,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
+from core.db.outbox import discard
 from core.errors import ConflictError, InvalidInputError, Problem
 from core.models import User
 from core.submissions import queries
@@ -43,7 +44,7 @@ from web.auth import (
 from web.deps import SessionDep, SettingsDep
 from web.forms import read_form
 from web.pages.submissions import login_redirect
-from web.pages.templating import flash, render
+from web.pages.templating import flash, flash_when_done, render
 from web.views import format as fmt
 from web.views.forms import field_problems
 
@@ -108,7 +109,6 @@ async def log_in(
             with_csrf=True,
         )
     start_browser_session(request, session, user)
-    session.commit()
     redirect = RedirectResponse(next_url, status_code=303)
     remember_device(request, redirect, email=user.email)
     return redirect
@@ -154,14 +154,14 @@ async def register(
         fields, errors = field_problems(exc.problems)
         return _register_again(request, values, fields, errors or [exc.message], 422)
     except ConflictError as exc:
-        session.rollback()  # frees SQLite's writer slot for the limiter (as the API does)
+        discard(session)  # frees SQLite's writer slot for the limiter (as the API does)
         limiter.record_failure(ip=ip)
         return _register_again(request, values, {"email": [exc.message]}, [], 409)
     except RateLimitedError as exc:
         return _register_again(request, values, {}, [exc.message], 429)
     start_browser_session(request, session, user)
-    session.commit()
-    flash(request, f"Welcome, {user.display_name}. Create an API token below to use the CLI.")
+    welcome = f"Welcome, {user.display_name}. Create an API token below to use the CLI."
+    flash_when_done(request, session, lambda _: welcome)
     return RedirectResponse("/account", status_code=303)
 
 
@@ -283,7 +283,6 @@ async def create_token(request: Request, session: SessionDep, user: WriterUser) 
         1,
         new_token={"name": row.name, "token": plain, "prefix": row.prefix},
     )
-    session.commit()  # the last statement of this transaction (it is closed afterwards)
     # The token is in this response only: nothing may keep it.
     return render(
         request,
@@ -304,8 +303,7 @@ def revoke_token(
     user: WriterUser,
 ) -> Response:
     users.revoke_token(session, user=user, token_id=token_id)  # 404 for anyone else's
-    session.commit()
-    flash(request, "The token was revoked; it no longer works.")
+    flash_when_done(request, session, lambda _: "The token was revoked; it no longer works.")
     return RedirectResponse("/account#tokens", status_code=303)
 
 
@@ -315,10 +313,9 @@ async def update_profile(request: Request, session: SessionDep, user: WriterUser
     form = await request.form()
     try:
         users.set_affiliation(session, user=user, affiliation=_text(form, "affiliation", 1000))
-        session.commit()
-        flash(request, "Your affiliation was saved.")
+        flash_when_done(request, session, lambda _: "Your affiliation was saved.")
     except InvalidInputError as exc:
-        session.rollback()
+        discard(session)
         flash(request, "Not saved: " + "; ".join(p.problem for p in exc.problems))
     return RedirectResponse("/account#profile", status_code=303)
 
@@ -327,9 +324,9 @@ async def update_profile(request: Request, session: SessionDep, user: WriterUser
 def end_all_sessions(request: Request, session: SessionDep, user: WriterUser) -> Response:
     """Log out everywhere: every session of the account ends, this one included."""
     ended = user_sessions.end_sessions(session, user=user)
-    session.commit()
     request.session.clear()
-    flash(request, f"Logged out everywhere ({ended} session(s) ended). Log in again here.")
+    done = f"Logged out everywhere ({ended} session(s) ended). Log in again here."
+    flash_when_done(request, session, lambda _: done)
     return RedirectResponse("/login", status_code=303)
 
 
@@ -363,8 +360,8 @@ async def change_password(
     ended = user_sessions.set_password(
         session, user=user, new_password=new, keep=current_session(request)
     )
-    session.commit()
-    flash(request, f"Your password was changed; {ended} other session(s) ended.")
+    done = f"Your password was changed; {ended} other session(s) ended."
+    flash_when_done(request, session, lambda _: done)
     return RedirectResponse("/account#password", status_code=303)
 
 
@@ -422,8 +419,9 @@ async def reset_password(
         limiter.forget_account(email=user.email)
     user_sessions.set_password(session, user=user, new_password=new)
     start_browser_session(request, session, user)
-    session.commit()
-    flash(request, "Your password was set and every other session ended.")
+    flash_when_done(
+        request, session, lambda _: "Your password was set and every other session ended."
+    )
     redirect = RedirectResponse("/account", status_code=303)
     remember_device(request, redirect, email=user.email)
     return redirect

@@ -1,7 +1,8 @@
 """Administrators: choose a task's baseline, hide or list a submission, re-run submissions.
 
-Plain forms (CSRF token in a hidden field) posted to these routes, which call the same services
-as the API's admin endpoints, then send the browser back with a one-line notice.
+Plain forms (CSRF token in a hidden field) posted to these routes, which call the same commands
+as the API's admin endpoints (`core.submissions.commands`), then send the browser back with a
+one-line notice; the request's session dependency commits.
 """
 
 from __future__ import annotations
@@ -13,20 +14,20 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.db.outbox import Outbox, discard
 from core.errors import InvalidInputError, ParetoboardError
-from core.leaderboard import clear_task_baseline, set_task_baseline, task_leaderboard
+from core.leaderboard import task_leaderboard
 from core.models import Submission, User, UserRole
-from core.submissions import manage
+from core.submissions import commands, manage
 from core.submissions.access import get_visible_submission_or_raise
 from core.submissions.queries import page_url
 from core.tasks import service as task_service
-from server import enqueue
 from web.auth import AdminUser, ForbiddenError, OptionalUser
-from web.deps import SessionDep, SettingsDep
+from web.deps import SessionDep
 from web.forms import read_form
 from web.pages.accounts import safe_next
 from web.pages.submissions import login_redirect
-from web.pages.templating import flash, render
+from web.pages.templating import flash, flash_when_done, render
 from web.views import format as fmt
 
 router = APIRouter(include_in_schema=False)
@@ -129,26 +130,29 @@ async def choose_baseline(request: Request, session: SessionDep, _admin: AdminUs
     task = form.get("task", "")
     try:
         if form.get("action") == "clear":
-            clear_task_baseline(session, task_name=task)
+            commands.clear_baseline(session, task_name=task)
             message = f"{task} has no baseline now."
         else:
             sid = _int(form.get("submission_id"))
             if sid is None:
                 raise InvalidInputError("Choose a submission (its id)")
-            set_task_baseline(session, task_name=task, submission_id=sid)
+            commands.set_baseline(session, task_name=task, submission_id=sid)
             message = f"Submission {sid} is now the baseline of {task}."
-        session.commit()
-        flash(request, message)
+        flash_when_done(request, session, lambda _: message)
     except ParetoboardError as exc:
-        session.rollback()
+        discard(session)
         _failed(request, exc)
     return _back(form)
 
 
+def _requeued(sid: int, box: Outbox) -> str:
+    """The notice once the job was sent (or not: the reconciler sends it later)."""
+    queued = "" if box.sent else " (the queue is unreachable; the reconciler will send it)"
+    return f"Submission {sid} was re-queued{queued}."
+
+
 @router.post("/admin/submissions", response_model=None)
-async def submission_action(
-    request: Request, session: SessionDep, settings: SettingsDep, admin: AdminUser
-) -> Response:
+async def submission_action(request: Request, session: SessionDep, admin: AdminUser) -> Response:
     """Hide, list again, or re-run one submission (fields submission_id and action)."""
     form = await _form(request)
     sid = _int(form.get("submission_id"))
@@ -158,39 +162,34 @@ async def submission_action(
             raise InvalidInputError("Give a submission id")
         submission = get_visible_submission_or_raise(session, sid, admin, for_update=True)
         if action in ("hide", "unhide"):
-            manage.set_hidden(submission, action == "hide")
-            session.commit()
-            flash(
-                request,
+            commands.set_hidden(session, submission, action == "hide")
+            done = (
                 f"Submission {sid} is hidden from every public listing."
                 if action == "hide"
-                else f"Submission {sid} is listed again.",
+                else f"Submission {sid} is listed again."
             )
+            flash_when_done(request, session, lambda _: done)
         elif action == "rerun":
-            report = enqueue.rerun(session, settings, [submission])
-            queued = (
-                "" if report.queued else " (the queue is unreachable; the reconciler will send it)"
-            )
-            flash(request, f"Submission {sid} was re-queued{queued}.")
+            commands.rerun(session, [submission])
+            flash_when_done(request, session, lambda box: _requeued(sid, box))
         else:
             raise InvalidInputError(f"Unknown action {action!r}")
     except ParetoboardError as exc:
-        session.rollback()
+        discard(session)
         _failed(request, exc)
     return _back(form)
 
 
 @router.post("/admin/tasks/rerun", response_model=None)
-async def rerun_task(
-    request: Request, session: SessionDep, settings: SettingsDep, _admin: AdminUser
-) -> Response:
+async def rerun_task(request: Request, session: SessionDep, _admin: AdminUser) -> Response:
     """Re-run every measured submission with predictions for a task."""
     form = await _form(request)
     try:
         task = task_service.get_task(session, form.get("task", ""))
-        report = enqueue.rerun(session, settings, manage.submissions_of_task(session, task))
-        flash(request, f"{len(report.requeued)} submission(s) on {task.name} were re-queued.")
+        requeued = commands.rerun(session, manage.submissions_of_task(session, task))
+        done = f"{len(requeued)} submission(s) on {task.name} were re-queued."
+        flash_when_done(request, session, lambda _: done)
     except ParetoboardError as exc:
-        session.rollback()
+        discard(session)
         _failed(request, exc)
     return _back(form)

@@ -2,34 +2,30 @@
 description and links, withdraw (ticked confirmation).
 
 Plain forms (CSRF token in a hidden field; `WriterUser` checks it) posted to these routes,
-which call the same core commands as `PATCH` and `DELETE /api/v1/submissions/{id}`
-(`core.submissions.manage`), then send the browser back with a one-line notice. Someone else's
+which call the same commands as `PATCH` and `DELETE /api/v1/submissions/{id}`
+(`core.submissions.commands`), then send the browser back with a one-line notice once the
+request's session dependency has committed. Someone else's
 submission is refused (403, or 404 when they cannot see it), as the API does. Administrators'
 hide and set-baseline forms on the same page post to `/admin/...` (web/pages/admin.py).
 """
 
 from __future__ import annotations
 
-import logging
-
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
-from core.db.session import engine_for, transaction
+from core.db.outbox import discard
 from core.errors import InvalidInputError, ParetoboardError, Problem
 from core.models import Visibility
-from core.storage import blob_store
-from core.submissions import manage
-from core.submissions.blobs import collect_blobs
+from core.submissions import commands
 from core.submissions.queries import page_url
 from core.submissions.schemas import SubmissionUpdate
-from web.deps import SessionDep, SettingsDep
+from web.deps import SessionDep
 from web.lookups import OwnedSubmissionDep
-from web.pages.templating import flash
+from web.pages.templating import flash, flash_when_done
 
 router = APIRouter(include_in_schema=False)
-log = logging.getLogger(__name__)
 FIELD_LIMIT = 12_000  # characters kept of a form field (the schema's own limits then apply)
 
 
@@ -72,11 +68,10 @@ async def edit_submission(
         if key in form
     }
     try:
-        manage.update_submission(session, submission, _update(fields))
-        session.commit()
-        flash(request, "Saved.")
+        commands.edit(session, submission, _update(fields))
+        flash_when_done(request, session, lambda _: "Saved.")
     except ParetoboardError as exc:
-        session.rollback()
+        discard(session)
         _not_done(request, exc)
     return _back(submission_id)
 
@@ -90,16 +85,15 @@ async def set_visibility(
     form = await _form(request)
     try:
         changes = _update({"visibility": form.get("visibility", "")})
-        manage.update_submission(session, submission, changes)
-        session.commit()
-        flash(
-            request,
+        commands.edit(session, submission, changes)
+        done = (
             "Published: it is listed on the boards once its evaluation is done."
             if changes.visibility is Visibility.PUBLIC
-            else "It is private now: only you and administrators see it.",
+            else "It is private now: only you and administrators see it."
         )
+        flash_when_done(request, session, lambda _: done)
     except ParetoboardError as exc:
-        session.rollback()
+        discard(session)
         _not_done(request, exc)
     return _back(submission_id)
 
@@ -109,7 +103,6 @@ async def withdraw(
     request: Request,
     submission: OwnedSubmissionDep,
     session: SessionDep,
-    settings: SettingsDep,
 ) -> RedirectResponse:
     """Withdraw (the confirmation box must be ticked): results and files removed for good."""
     submission_id = submission.id
@@ -118,16 +111,10 @@ async def withdraw(
         flash(request, "Not withdrawn: tick the box to confirm.")
         return _back(submission_id)
     try:
-        shas = manage.withdraw_submission(session, submission)
-        session.commit()
+        commands.withdraw(session, submission)
     except ParetoboardError as exc:
-        session.rollback()
+        discard(session)
         _not_done(request, exc)
         return _back(submission_id)
-    try:
-        with transaction(engine_for(settings.database_url)) as fresh:
-            collect_blobs(fresh, blob_store(settings), shas)
-    except Exception:  # the withdrawal stands; an unreferenced blob is only wasted space
-        log.exception("submission %s: could not remove its unreferenced blobs", submission_id)
-    flash(request, f"Submission {submission_id} was withdrawn.")
+    flash_when_done(request, session, lambda _: f"Submission {submission_id} was withdrawn.")
     return RedirectResponse("/account", status_code=303)

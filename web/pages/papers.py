@@ -9,10 +9,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from core.db.outbox import discard
 from core.errors import InvalidInputError, ParetoboardError
-from core.submissions import plausibility, queries
-from core.submissions.papers import create_paper_entry, on_table_lines, paper_from_form
-from core.submissions.quota import check_self_reported_quota
+from core.submissions import commands, plausibility, queries
+from core.submissions.papers import on_table_lines, paper_from_form
 from web.auth import OptionalUser, WriterUser
 from web.deps import SessionDep, SettingsDep
 from web.pages.submissions import login_redirect
@@ -83,15 +83,17 @@ async def paper_form(
             raise InvalidInputError(
                 f"The entry has {len(problems)} problem(s); nothing was stored", problems
             )
-        check_self_reported_quota(
-            session, owner_id=user.id, limit=settings.limits.self_reported_per_day
-        )
         try:
-            submission = create_paper_entry(session, owner_id=user.id, entry=entry)
+            submission = commands.submit_paper(
+                session,
+                owner=user,
+                entry=entry,
+                quota_limit=settings.limits.self_reported_per_day,
+            )
         except InvalidInputError as exc:
             raise InvalidInputError(exc.message, on_table_lines(exc.problems, lines)) from exc
-        session.commit()
     except ParetoboardError as exc:
+        discard(session)  # nothing of it stored
         return render(
             request,
             "submit_paper.html",

@@ -3,8 +3,8 @@
 The submit form is sent by `static/submit.js` to the API (`POST /api/v1/submissions`, or
 `/validate` for "check only") with the session cookie and the X-CSRF-Token header, which gives
 an upload progress bar and problems placed next to their file. Without JavaScript the same form
-posts here (`/submit`, `/submit/check`), where the API's own handlers run and the page is
-rendered again with the problems, or the browser is sent on to the new submission.
+posts here (`/submit`, `/submit/check`), where the same steps run (`web.submitting`) and the
+page is rendered again with the problems, or the browser is sent on to the new submission.
 """
 
 from __future__ import annotations
@@ -13,23 +13,26 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from starlette.background import BackgroundTask
 from starlette.datastructures import FormData, UploadFile
 
+from core.db.outbox import discard
 from core.errors import NotFoundError, ParetoboardError
 from core.models import Visibility
 from core.settings import Settings
 from core.storage import BlobNotFoundError, blob_store
 from core.submissions import plausibility
+from core.submissions.queries import page_url
 from core.submissions.schemas import ValidationSummary
 from core.tokenizers import DEFAULT_TOKENIZER, registered_tokenizers
-from web.api import submissions as submissions_api
 from web.auth import OptionalUser, WriterUser, csrf_token
 from web.deps import SessionDep, SettingsDep
 from web.forms import parsed_form
 from web.lookups import SubmissionDep, SubmissionFileDep
 from web.pages.templating import PAGE_HEADERS, Viewer, render, templates, viewer_of
+from web.submitting import check_upload, submit_upload
 from web.uploads import display_name
 from web.views import format as fmt
 from web.views.forms import SUBMIT_FIELDS, SubmitProblems, group_submit_problems
@@ -170,13 +173,14 @@ def _render_form(
 async def submit_form(
     request: Request, user: WriterUser, session: SessionDep, settings: SettingsDep
 ) -> Response:
-    """The form posted without JavaScript: the API's handler, then the submission's page."""
-    viewer = viewer_of(user)  # before the handler commits (or rolls back) the session
+    """The form posted without JavaScript: the submit command, then the submission's page."""
+    viewer = viewer_of(user)  # before the upload ends (or rolls back) the transaction
     try:
-        created = await submissions_api.create_submission(request, user, session, settings)
+        submission_id = await submit_upload(request, session, settings, user)
     except ParetoboardError as exc:
+        await run_in_threadpool(discard, session)  # nothing stored, the blobs it wrote removed
         return await _refused(request, settings, viewer, exc)
-    return RedirectResponse(created.url, status_code=303)
+    return RedirectResponse(page_url(submission_id), status_code=303)
 
 
 @router.post("/submit/check", response_class=HTMLResponse, response_model=None)
@@ -186,7 +190,7 @@ async def check_form(
     """ "Check only" without JavaScript: every check, nothing stored."""
     viewer = viewer_of(user)
     try:
-        summary = await submissions_api.validate_submission(request, user, session, settings)
+        summary = await check_upload(request, session, settings, user)
     except ParetoboardError as exc:
         return await _refused(request, settings, viewer, exc)
     values, _ = await _form_values(request)

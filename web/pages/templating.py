@@ -9,7 +9,7 @@ hence `img-src blob:`; no inline script is allowed).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +17,9 @@ from typing import Any
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import Session
 
+from core.db.outbox import Outbox, outbox
 from core.models import User, UserRole
 from web.auth import SESSION_KEY, csrf_token
 from web.pages.assets import asset_url, plotly_url
@@ -67,6 +69,12 @@ def flash(request: Request, message: str) -> None:
     """A one-line notice shown on the next page this browser renders."""
     messages = request.session.get(FLASH_KEY)
     request.session[FLASH_KEY] = [*(messages if isinstance(messages, list) else []), message][-5:]
+
+
+def flash_when_done(request: Request, session: Session, notice: Callable[[Outbox], str]) -> None:
+    """Flash `notice` once the request's transaction committed and sent its messages (it may
+    say whether they reached the queue); a rolled-back request shows nothing."""
+    outbox(session).then(lambda box: flash(request, notice(box)))
 
 
 def _take_flash(request: Request) -> list[str]:
