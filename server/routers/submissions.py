@@ -12,7 +12,6 @@ import pathlib
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -48,6 +47,7 @@ from core.tasks.names import TaskNames
 from core.tasks.service import get_task, load_test_texts
 from core.tokenizers import DEFAULT_TOKENIZER, cached_tokenizer, encode, registered_tokenizers
 from server import enqueue
+from server.admission import UploadGate, run_upload_work, upload_slot
 from server.auth import AdminUser, OptionalUser, UnauthenticatedError, WriterUser
 from server.deps import SessionDep, SettingsDep, release_connection
 from server.uploads import MULTIPART_BODY, StagedUpload, draft_from, staged_upload
@@ -322,11 +322,17 @@ def _create(
 async def create_submission(
     request: Request, user: WriterUser, session: SessionDep, settings: SettingsDep
 ) -> SubmissionCreated:
-    """Everything checkable without running code is checked first; 422 lists every problem."""
-    await run_in_threadpool(release_connection, session)  # none held while the body streams
-    async with staged_upload(request, settings) as staged:
-        submission_id, job_id = await run_in_threadpool(_create, session, settings, user, staged)
-    queued = await run_in_threadpool(enqueue.send_score, settings, submission_id, job_id)
+    """Everything checkable without running code is checked first; 422 lists every problem.
+
+    503 with Retry-After, before the body is read, while this process's upload slots are all
+    taken (server/admission.py)."""
+    async with upload_slot(request, settings) as gate:
+        await run_upload_work(gate, release_connection, session)  # none held while it streams
+        async with staged_upload(request, settings) as staged:
+            submission_id, job_id = await run_upload_work(
+                gate, _create, session, settings, user, staged
+            )
+        queued = await run_upload_work(gate, enqueue.send_score, settings, submission_id, job_id)
     return SubmissionCreated(
         id=submission_id,
         url=queries.page_url(submission_id),
@@ -386,10 +392,18 @@ def _summary(staged: StagedUpload, checked: CheckedSubmission) -> ValidationSumm
 async def validate_submission(
     request: Request, user: WriterUser, session: SessionDep, settings: SettingsDep
 ) -> ValidationSummary:
-    """The same checks as a submission; stores nothing; 200 with what was found when valid."""
-    await run_in_threadpool(release_connection, session)  # none held while the body streams
+    """The same checks as a submission; stores nothing; 200 with what was found when valid
+    (503 with Retry-After while every upload slot is taken, as for a submission)."""
+    async with upload_slot(request, settings) as gate:
+        return await _validate(request, user, session, settings, gate)
+
+
+async def _validate(
+    request: Request, user: User, session: Session, settings: Settings, gate: UploadGate
+) -> ValidationSummary:
+    await run_upload_work(gate, release_connection, session)  # none held while it streams
     async with staged_upload(request, settings) as staged:
-        checked = await run_in_threadpool(_check, session, settings, user, staged, dry_run=True)
+        checked = await run_upload_work(gate, _check, session, settings, user, staged, dry_run=True)
         summary = _summary(staged, checked)
         summary.quota = [
             QuotaRead(
@@ -407,8 +421,8 @@ async def validate_submission(
             )
         ]
         if staged.model is not None:
-            answer = await run_in_threadpool(
-                _refuse_on_preflight, session, settings, staged, checked, check_only=True
+            answer = await run_upload_work(
+                gate, _refuse_on_preflight, session, settings, staged, checked, check_only=True
             )
             summary.model_check = _model_check_text(answer, checked)
         return summary
