@@ -14,6 +14,7 @@ from core.logging_setup import uvicorn_log_config
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 WORKER_HEALTHCHECK_SECONDS = 60
+KEEP_ALIVE_SECONDS = 20
 
 
 def fresh_metrics_dir(prefix: str) -> Path:
@@ -60,4 +61,7 @@ def serve(
         # a loaded host a child still importing, or busy with reads, missed it, and was killed
         # and restarted over and over (bench/bench_load.py, 2 cores).
         timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
+        # Longer than clients keep an idle connection (httpx, browsers: about 5 s), so a client
+        # never reuses one that the server is closing at the same moment (a ReadError).
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )
