@@ -471,7 +471,7 @@ def main() -> None:
         f"{sum(1 for r, s in zip(uploads.retries, uploads.statuses, strict=True) if not r and s == 202)}"
         f", accepted after 503 + Retry-After {len(retried)} ({sum(retried)} retries, at most "
         f"{max(retried, default=0)}); first try to accepted p50 {_q(uploads.upload_ms, 50):.0f} "
-        f"ms, max {max(uploads.upload_ms):.0f} ms; final states {states}; errors {failed_uploads}"
+        f"ms, max {max(uploads.upload_ms, default=float('nan')):.0f} ms; final states {states}; errors {failed_uploads}"
     )
     drain = last - uploads.started
     print(f"drain: {drain:.1f} s from the first upload to the last submission finished")
