@@ -13,6 +13,8 @@ from cli.common import settings
 from core.logging_setup import uvicorn_log_config
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+WORKER_HEALTHCHECK_SECONDS = 60
+KEEP_ALIVE_SECONDS = 20
 
 
 def fresh_metrics_dir(prefix: str) -> Path:
@@ -55,4 +57,11 @@ def serve(
         server_header=False,
         proxy_headers=False,  # served on its own port, behind no proxy (docs/deploy.md)
         timeout_graceful_shutdown=20,
+        # The supervisor kills a child that does not answer its ping in time (default 5 s): on
+        # a loaded host a child still importing, or busy with reads, missed it, and was killed
+        # and restarted over and over (bench/bench_load.py, 2 cores).
+        timeout_worker_healthcheck=WORKER_HEALTHCHECK_SECONDS,
+        # Longer than clients keep an idle connection (httpx, browsers: about 5 s), so a client
+        # never reuses one that the server is closing at the same moment (a ReadError).
+        timeout_keep_alive=KEEP_ALIVE_SECONDS,
     )

@@ -74,6 +74,10 @@ class StorageSettings(BaseModel):
 class LimitsSettings(BaseModel):
     prediction_file_bytes: int = 50 * 1024 * 1024
     model_file_bytes: int = 1024 * 1024
+    # Bounded admission (web/admission.py): uploads one web process handles at once; one
+    # more is answered 503 with Retry-After at once (clients send it again after that long).
+    uploads_in_flight: int = Field(4, ge=1)
+    upload_retry_after_seconds: int = Field(2, ge=1)
     request_bytes: int = 200 * 1024 * 1024
     max_problems: int = Field(50, ge=1)
     submissions_per_task_per_day: int = 5

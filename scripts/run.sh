@@ -35,5 +35,8 @@ fi
 trap 'kill $seed_pid "$worker_pid" "$cost_pid" "$preflight_pid" 2>/dev/null || true; wait $seed_pid "$worker_pid" "$cost_pid" "$preflight_pid" 2>/dev/null || true' EXIT INT TERM
 HOST="${PARETOBOARD_HOST:-127.0.0.1}"
 PORT="${PARETOBOARD_PORT:-8000}"
-echo "paretoboard: score worker pid $worker_pid (log: var/log/worker.log), cost worker pid $cost_pid (var/log/cost-worker.log), pre-flight worker pid $preflight_pid (var/log/preflight-worker.log; seed: var/log/seed.log); web on http://${HOST}:${PORT}/"
-.venv/bin/uvicorn web.app:create_app --factory --host "$HOST" --port "$PORT"
+# Several web processes, so that board reads and upload checks do not share one interpreter;
+# each takes at most limits.uploads_in_flight uploads at once, then answers 503 + Retry-After.
+WEB_WORKERS="${PARETOBOARD_WEB_WORKERS:-2}"
+echo "paretoboard: score worker pid $worker_pid (log: var/log/worker.log), cost worker pid $cost_pid (var/log/cost-worker.log), pre-flight worker pid $preflight_pid (var/log/preflight-worker.log; seed: var/log/seed.log); $WEB_WORKERS web processes on http://${HOST}:${PORT}/"
+$PB serve --host "$HOST" --port "$PORT" --workers "$WEB_WORKERS"

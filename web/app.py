@@ -8,12 +8,13 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
+import anyio.to_thread
 from fastapi import Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 from starlette.middleware.sessions import SessionMiddleware
 
 import web.pages
-from core.db.session import engine_for
+from core.db.session import engine_for, pool_capacity
 from core.leftovers import clean_orphan_blobs, clean_staging
 from core.settings import Settings, get_settings
 from core.storage import blob_store
@@ -53,6 +54,13 @@ def _lifespan(settings: Settings) -> Callable[[FastAPI], AbstractAsyncContextMan
         # Staging folders of killed requests go before the first request (cheap); the blob
         # store is walked in the background, so a large one does not delay the start.
         clean_staging(settings.storage.data_dir / "staging", report=True)
+        # Every worker thread of a read may hold a database connection: no more of them than
+        # the pool hands out, less what the uploads' own threads take (web/admission.py), so
+        # a read waits for a thread, never for a connection until the pool times out (503).
+        capacity = pool_capacity(engine_for(settings.database_url))
+        if capacity is not None:
+            threads = max(4, capacity - settings.limits.uploads_in_flight)
+            anyio.to_thread.current_default_thread_limiter().total_tokens = threads
         threading.Thread(
             target=_clean_leftovers, args=(settings,), name="leftovers", daemon=True
         ).start()

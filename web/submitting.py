@@ -12,7 +12,6 @@ import pathlib
 from typing import Any
 
 from fastapi import Request
-from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from core.errors import InvalidInputError, Problem
@@ -35,6 +34,7 @@ from core.tasks.names import TaskNames
 from core.tasks.service import load_test_texts
 from core.tokenizers import DEFAULT_TOKENIZER, cached_tokenizer, encode, registered_tokenizers
 from server import enqueue
+from web.admission import UploadGate, run_upload_work, upload_slot
 from web.deps import release_connection
 from web.uploads import StagedUpload, draft_from, staged_upload
 
@@ -295,18 +295,27 @@ def _summary(staged: StagedUpload, checked: CheckedSubmission) -> ValidationSumm
 
 async def submit_upload(request: Request, session: Session, settings: Settings, user: User) -> int:
     """Stage the body, check it, store it as a queued submission (flushed); its id."""
-    await run_in_threadpool(release_connection, session)  # none held while the body streams
-    async with staged_upload(request, settings) as staged:
-        return await run_in_threadpool(_create, session, settings, user, staged)
+    async with upload_slot(request, settings) as gate:  # 503 + Retry-After when all taken
+        await run_upload_work(gate, release_connection, session)  # none held while it streams
+        async with staged_upload(request, settings) as staged:
+            return await run_upload_work(gate, _create, session, settings, user, staged)
 
 
 async def check_upload(
     request: Request, session: Session, settings: Settings, user: User
 ) -> ValidationSummary:
-    """The same checks as a submission; stores nothing; what was found when valid."""
-    await run_in_threadpool(release_connection, session)  # none held while the body streams
+    """The same checks as a submission; stores nothing; what was found when valid (503 with
+    Retry-After while every upload slot of this process is taken, as for a submission)."""
+    async with upload_slot(request, settings) as gate:
+        return await _check_staged(request, session, settings, user, gate)
+
+
+async def _check_staged(
+    request: Request, session: Session, settings: Settings, user: User, gate: UploadGate
+) -> ValidationSummary:
+    await run_upload_work(gate, release_connection, session)  # none held while it streams
     async with staged_upload(request, settings) as staged:
-        checked = await run_in_threadpool(_check, session, settings, user, staged, dry_run=True)
+        checked = await run_upload_work(gate, _check, session, settings, user, staged, dry_run=True)
         summary = _summary(staged, checked)
         summary.quota = [
             QuotaRead(
@@ -324,8 +333,8 @@ async def check_upload(
             )
         ]
         if staged.model is not None:
-            answer = await run_in_threadpool(
-                _refuse_on_preflight, session, settings, staged, checked, check_only=True
+            answer = await run_upload_work(
+                gate, _refuse_on_preflight, session, settings, staged, checked, check_only=True
             )
             summary.model_check = _model_check_text(answer, checked)
         return summary

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import sys
 import time
@@ -116,7 +117,7 @@ def _fail_response(response: httpx.Response) -> NoReturn:
     typer.echo(f"error: {error.get('message', '')} (HTTP {response.status_code})", err=True)
     for detail in error.get("details") or []:
         typer.echo(f"  {format_problem(detail)}", err=True)
-    if response.status_code == 429 and "retry-after" in response.headers:
+    if response.status_code in (429, 503) and "retry-after" in response.headers:
         typer.echo(f"  retry after {response.headers['retry-after']} seconds", err=True)
     raise typer.Exit(code=1)
 
@@ -126,6 +127,46 @@ def _request(client: httpx.Client, method: str, url: str, **kwargs: Any) -> http
         return client.request(method, url, **kwargs)
     except httpx.HTTPError as exc:
         _die(f"cannot reach {client.base_url}: {exc}")
+
+
+MAX_RETRY_AFTER = 120.0  # seconds: a longer Retry-After on a busy server is waited this long
+
+
+def _retry_after(response: httpx.Response) -> Optional[float]:
+    """Seconds to wait before sending again: a 503 with Retry-After in seconds (the server was
+    busy and stored nothing); None for any other answer."""
+    value = response.headers.get("retry-after", "").strip()
+    if response.status_code != 503 or not value.isdigit():
+        return None
+    return min(float(value), MAX_RETRY_AFTER)
+
+
+def _post_retrying(
+    client: httpx.Client,
+    url: str,
+    *,
+    data: dict[str, str],
+    parts: List[tuple[str, tuple[str, BinaryIO, str]]],
+    retries: int,
+) -> httpx.Response:
+    """POST the upload; while the server answers 503 with Retry-After, wait that long (with a
+    little jitter, so refused clients do not all come back at once) and send it again, at most
+    `retries` times."""
+    tries = 0
+    while True:
+        for _, (_, handle, _) in parts:
+            handle.seek(0)  # the previous try read the files to their end
+        response = _request(client, "POST", url, data=data, files=parts)
+        delay = _retry_after(response)
+        if delay is None or tries >= retries:
+            return response
+        tries += 1
+        typer.echo(
+            f"the server is busy (HTTP 503); sending again in {delay:.0f} s "
+            f"(retry {tries} of {retries})",
+            err=True,
+        )
+        time.sleep(delay + random.uniform(0, 1))
 
 
 def _upload(
@@ -334,6 +375,12 @@ def submit(
     check: bool = typer.Option(False, "--check", help="only check the files; store nothing"),
     wait: bool = typer.Option(False, "--wait", help="follow the evaluation until it finishes"),
     interval: float = typer.Option(2.0, help="seconds between polls with --wait"),
+    retries: int = typer.Option(
+        20,
+        min=0,
+        help="times to send the upload again when the server answers 503 with Retry-After "
+        "(busy with other uploads; nothing was stored), after the time it names",
+    ),
     server: Optional[str] = typer.Option(None, help="server URL (or PARETOBOARD_SERVER)"),
     token: Optional[str] = typer.Option(None, help="API token (or PARETOBOARD_TOKEN)"),
 ) -> None:
@@ -362,7 +409,7 @@ def submit(
     with _client(config) as client, ExitStack() as stack:
         parts = _upload(stack, model, files, tokenizer, weights)
         url = f"{API}/submissions/validate" if check else f"{API}/submissions"
-        response = _request(client, "POST", url, data=fields, files=parts)
+        response = _post_retrying(client, url, data=fields, parts=parts, retries=retries)
         if response.status_code not in (200, 202):
             _fail_response(response)
         body = response.json()
