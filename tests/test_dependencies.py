@@ -89,13 +89,13 @@ from web.app import create_app
 
 create_app(Settings(mode=Mode.TEST))
 skip = set(sys.argv[1:])
-for package in ("core", "server", "web", "cli"):
+for package in ("core", "jobs", "web", "cli"):
     root = importlib.import_module(package)
     for module in pkgutil.walk_packages(root.__path__, package + "."):
         if module.name not in skip:
             importlib.import_module(module.name)
 owners = importlib.metadata.packages_distributions()
-first_party = {"core", "server", "web", "cli", "worker", "migrations", "paretoboard_client"}
+first_party = {"core", "jobs", "web", "cli", "worker", "migrations", "paretoboard_client"}
 loaded = {}
 for name in list(sys.modules):
     top = name.partition(".")[0]

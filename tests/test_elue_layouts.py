@@ -15,10 +15,10 @@ from core.db.session import make_engine
 from core.models import Result, Submission, SubmissionFile, Task
 from core.storage import LocalBlobStore
 from core.tasks.names import TaskNames
-from server import enqueue
 from tests.conftest import ELUE_DIR
 from tests.helpers import noisy_predictions, raw_gold
 from tests.submission_helpers import TINY_MODEL, footprint, zip_bytes
+from web import enqueue
 from worker import pipeline
 
 if TYPE_CHECKING:

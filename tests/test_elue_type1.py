@@ -21,8 +21,8 @@ from core.submissions.plausibility import (
     check_cost,
     method_text,
 )
-from server import enqueue
 from tests.submission_helpers import TINY_MODEL, footprint, predictions_bytes
+from web import enqueue
 from worker import pipeline
 
 if TYPE_CHECKING:

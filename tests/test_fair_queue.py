@@ -32,9 +32,9 @@ from core.tokenizers import registered_tokenizers
 from core.users import service as user_service
 from jobs.messages import CostRequest
 from jobs.records import Record
-from server import enqueue
 from tests.helpers import noisy_predictions, raw_gold, write_predictions
 from tests.submission_helpers import TINY_MODEL, footprint, predictions_bytes
+from web import enqueue
 from worker import pipeline
 from worker.reconcile import reconcile
 

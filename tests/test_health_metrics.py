@@ -23,8 +23,8 @@ from pydantic import SecretStr
 
 from core.settings import BrokerSettings, DatabaseSettings, Mode, Settings, StorageSettings
 from jobs.app import COST_TASK, configure
-from server import probes
 from tests.processes import free_port
+from web import probes
 from web.app import create_app
 
 pytest_plugins = ["tests.api_helpers"]

@@ -23,8 +23,8 @@ from core.models import (
     Task,
     Visibility,
 )
-from server import enqueue
 from tests.submission_helpers import TINY_MODEL, predictions_text, with_bad_line
+from web import enqueue
 
 if TYPE_CHECKING:
     from tests.api_helpers import Api, ApiUser

@@ -31,7 +31,6 @@ from core.models import (
     Visibility,
 )
 from core.settings import BrokerSettings, LimitsSettings
-from server import enqueue
 from tests.submission_helpers import (
     NO_ENTIRE_MODEL,
     TINY_MODEL,
@@ -43,6 +42,7 @@ from tests.submission_helpers import (
     with_bad_line,
     zip_bytes,
 )
+from web import enqueue
 
 if TYPE_CHECKING:
     from tests.api_helpers import Api, ApiUser

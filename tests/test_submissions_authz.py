@@ -28,9 +28,9 @@ from core.models import (
     Visibility,
 )
 from core.settings import LimitsSettings
-from server import enqueue
 from tests.conftest import BACKENDS
 from tests.submission_helpers import TINY_MODEL, predictions_bytes
+from web import enqueue
 
 if TYPE_CHECKING:
     from tests.api_helpers import Api, ApiUser

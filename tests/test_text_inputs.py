@@ -12,9 +12,9 @@ import pytest
 from core.leaderboard.export import _csv
 from core.models import Submission
 from core.text import SafeMultiline, SafeName, SafeText, csv_cell, name_problem, text_problem
-from server import enqueue
 from tests.submission_helpers import TINY_MODEL, predictions_text
 from tests.test_pages import HTML, browser, browser_multipart, csrf_of, paper, set_baseline
+from web import enqueue
 
 if TYPE_CHECKING:
     from tests.api_helpers import Api

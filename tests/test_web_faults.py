@@ -27,10 +27,10 @@ from core.leftovers import OWNED_MARK, clean_leftovers, clean_staging, staging_f
 from core.settings import REPO_ROOT
 from core.storage import LocalBlobStore
 from core.users import service as users
-from server import enqueue
 from tests.api_helpers import PASSWORD, Api
 from tests.processes import free_port, stop, uvicorn_command, wait_until_up
 from tests.submission_helpers import TINY_MODEL, footprint, predictions_bytes
+from web import enqueue
 
 pytest_plugins = ["tests.api_helpers"]
 MIB = 1024 * 1024

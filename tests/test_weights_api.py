@@ -14,7 +14,6 @@ from sqlalchemy import select
 
 from core.models import FileRole, SubmissionFile, SubmissionWeights
 from core.settings import LimitsSettings
-from server import enqueue
 from tests.submission_helpers import (
     TINY_MODEL,
     Footprint,
@@ -24,6 +23,7 @@ from tests.submission_helpers import (
     zip_bytes,
 )
 from tests.weights_helpers import pickled_weights, tiny_weights, truncated_header
+from web import enqueue
 
 if TYPE_CHECKING:
     from tests.api_helpers import Api, ApiUser

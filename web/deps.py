@@ -14,7 +14,7 @@ from core.db.session import engine_for, session_factory
 from core.errors import InvalidInputError, Problem
 from core.settings import Settings
 from core.text import text_problem
-from server import enqueue
+from web import enqueue
 
 
 def get_app_settings(request: Request) -> Settings:

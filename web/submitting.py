@@ -33,7 +33,7 @@ from core.submissions.service import CheckedSubmission, check_submission
 from core.tasks.names import TaskNames
 from core.tasks.service import load_test_texts
 from core.tokenizers import DEFAULT_TOKENIZER, cached_tokenizer, encode, registered_tokenizers
-from server import enqueue
+from web import enqueue
 from web.admission import UploadGate, run_upload_work, upload_slot
 from web.deps import release_connection
 from web.uploads import StagedUpload, draft_from, staged_upload

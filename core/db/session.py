@@ -46,7 +46,7 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
             # Connections are cheap file handles: one for every worker thread of a web process
-            # (server/app.py sizes its thread pool to fit), so a read never waits for one.
+            # (web/app.py sizes its thread pool to fit), so a read never waits for one.
             pool = {"pool_size": SQLITE_POOL_SIZE, "max_overflow": SQLITE_MAX_OVERFLOW}
         engine = create_engine(url, echo=echo, **pool)
         event.listen(engine, "connect", _sqlite_pragmas)

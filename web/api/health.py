@@ -8,8 +8,7 @@ from fastapi import APIRouter, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
-from server import probes
-from web import metrics
+from web import metrics, probes
 from web.deps import SettingsDep
 
 router = APIRouter(tags=["health"])
