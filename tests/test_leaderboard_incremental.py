@@ -153,7 +153,9 @@ WRITES: list[Write] = [
 ]
 
 
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize(
+    "seed", [1, pytest.param(2, marks=pytest.mark.slow), pytest.param(3, marks=pytest.mark.slow)]
+)
 def test_incremental_source_equals_full_read(session: Session, seed: int) -> None:
     rng = random.Random(seed)
     tasks = [make_task(session, n) for n in ("SST-2", "SNLI", "STS-B")]
