@@ -47,7 +47,7 @@ from typing import Any
 
 import httpx
 import numpy as np
-from sqlalchemy import create_engine, insert, select, text, update
+from sqlalchemy import create_engine, insert, select, text
 from sqlalchemy.engine import make_url
 
 from core.db import migrate
