@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -277,6 +278,44 @@ def _score_interval(
     return (joint.ci_low + shift, joint.ci_high + shift)
 
 
+class CurveMemo:
+    """Curve summaries already made, by their inputs (the entry's points and the baseline
+    curve): after a write only the entries it changed are summarised again (most of a task
+    board's time at 100,000 submissions). Kept for the `max_baselines` latest curves."""
+
+    def __init__(self, max_baselines: int = 16) -> None:
+        self.max_baselines = max_baselines
+        self._by_baseline: dict[
+            tuple[CurvePoint, ...], dict[tuple[tuple[float, float], ...], CurveEntry]
+        ] = {}
+        self._lock = threading.Lock()
+
+    def entry(
+        self, points: tuple[tuple[float, float], ...], baseline: Sequence[CurvePoint]
+    ) -> CurveEntry:
+        key = tuple(baseline)
+        with self._lock:
+            memo = self._by_baseline.pop(key, None)
+            if memo is None:
+                memo = {}
+                while len(self._by_baseline) >= self.max_baselines:
+                    self._by_baseline.pop(next(iter(self._by_baseline)))
+            self._by_baseline[key] = memo  # the most recent last
+            found = memo.get(points)
+        if found is None:
+            found = _curve_entry([CurvePoint(flops=f, performance=p) for f, p in points], baseline)
+            with self._lock:
+                memo[points] = found
+        return found
+
+    def clear(self) -> None:
+        with self._lock:
+            self._by_baseline.clear()
+
+
+curve_memo = CurveMemo()
+
+
 def _curve_entry(points: Sequence[CurvePoint], baseline: Sequence[CurvePoint]) -> CurveEntry:
     summary = curve_summary(points, baseline)
     area = summary.area
@@ -475,9 +514,8 @@ def _task_leaderboard(
                 score,
                 _mean([r.performance for r in scored_rows]),
             )
-            curves[sid] = _curve_entry(
-                [CurvePoint(flops=r.flops, performance=r.performance) for r in scored_rows],
-                curve.curve.points,
+            curves[sid] = curve_memo.entry(
+                tuple((r.flops, r.performance) for r in scored_rows), curve.curve.points
             )
         best = max(rows[i].performance for i in indices)
         summary.append(((-score if score is not None else math.inf, -best), sid, score, best))
