@@ -49,7 +49,7 @@ from core.db import migrate
 from core.db.session import make_engine, session_factory, transaction
 from core.models import Result, ResultCost, Submission, SubmissionState, Task
 from core.settings import REPO_ROOT, Settings, StorageSettings
-from core.storage import BlobStore
+from core.storage import LocalBlobStore
 from core.submissions.service import SubmissionDraft, UploadedFile, create_submission
 from core.tasks import service
 from core.tokenizers import registered_tokenizers
@@ -189,7 +189,7 @@ def _submit(settings: Settings, engine: Any, tmp: Path, model: Path, tasks: list
     with transaction(engine) as session:
         sub = create_submission(
             session,
-            BlobStore(settings.storage.uploads_dir),
+            LocalBlobStore(settings.storage.uploads_dir),
             owner_id=None,
             draft=SubmissionDraft(name="bench-counting"),
             model=UploadedFile(model.name, model),
@@ -228,7 +228,7 @@ def _legacy_run(settings: Settings, engine: Any, sid: int, model: bytes) -> dict
     """The first counter's sandboxed job (`worker.cost_job`) on this submission's entries."""
     from worker.sandbox import Bind, make_job_dir, run_sandboxed, sandbox_python
 
-    store = BlobStore(settings.storage.uploads_dir)
+    store = LocalBlobStore(settings.storage.uploads_dir)
     with session_factory(engine)() as session:
         sub = session.get(Submission, sid)
         assert sub is not None
@@ -305,7 +305,7 @@ def _per_sample_baseline(
     threads: int,
     tmp: Path,
 ) -> dict[str, Any]:
-    store = BlobStore(settings.storage.uploads_dir)
+    store = LocalBlobStore(settings.storage.uploads_dir)
     with session_factory(engine)() as session:
         sub = session.get(Submission, sid)
         assert sub is not None

@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.bench_preflight [--tasks SST-2 SNLI] [--models examples/dan.py ...]
 
 Builds a migrated SQLite database with the tasks in a temporary folder, picks the same real test
-samples the web process sends (`server.routers.submissions._preflight_samples`: the first rows and
+samples the web process sends (`web.api.submissions._preflight_samples`: the first rows and
 the longest inputs of each task, tokenized with bert-base-uncased), and times
 `worker.preflight.run_preflight` (the sandboxed capture, the run on the samples, the weights and
 path checks) as a pre-flight worker runs it, on this machine's CPU. Each model is checked twice:
@@ -25,7 +25,7 @@ from core.db import migrate
 from core.db.session import make_engine, transaction
 from core.settings import REPO_ROOT, Settings
 from core.tasks import service
-from server.routers.submissions import _preflight_samples
+from web.api.submissions import _preflight_samples
 from worker.preflight import PreflightRequest, run_preflight
 
 MODELS = [

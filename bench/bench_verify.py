@@ -152,14 +152,14 @@ def main() -> None:
 
 def _sandboxed(args: argparse.Namespace, tokenizer: Any, weights: Path) -> None:
     """The whole verification as a cost worker runs it, on SST-2's subset."""
-    from core.storage import BlobStore
+    from core.storage import LocalBlobStore
     from worker.counting_stage import CostJob, run_cost_job
     from worker.verification import VerifyJobEntry, VerifyRequest, VerifyTask, run_verification
 
     ids, _ = _inputs(args.elue_dir, "SST-2", tokenizer)
     ids = ids[: args.subset or len(ids)]
     settings = Settings()
-    store = BlobStore(Path(tempfile.mkdtemp(prefix="bench-verify-blobs-")))
+    store = LocalBlobStore(Path(tempfile.mkdtemp(prefix="bench-verify-blobs-")))
     sha, _ = store.put_file(weights)
     lengths = [len(x) for x in ids]
     t0 = time.perf_counter()
@@ -183,7 +183,7 @@ def _sandboxed(args: argparse.Namespace, tokenizer: Any, weights: Path) -> None:
         ),
         settings,
         device=args.device,
-        weights_root=store.root,
+        store=store,
     )
     verify_s = time.perf_counter() - t0
     out = checked.output

@@ -15,20 +15,21 @@ import json
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import numpy as np
 import typer
 
 from cli.common import fail, session_scope, settings
+from core.costs import flops_summary
 from core.errors import InvalidInputError, ParetoboardError, Problem
 from core.predictions import ParsedPredictions, PredictionFormat, parse_prediction_file
 from core.submissions.service import CheckedSubmission, UploadedFile, _check_predictions
 from core.tasks.service import get_task, load_test_texts, manifest_of
 from core.tokenizers import DEFAULT_TOKENIZER, registered_tokenizers
-from worker import counting_stage
-from worker.counting_stage import CostJob, add_point, flops_summary, run_cost_job
-from worker.tokenize_job import TokenizeRequest, TokenizerError
+
+if TYPE_CHECKING:
+    from worker.counting_stage import CostJob
 
 WHOLE_MODEL = "(no prediction file: every sample through the whole model)"
 
@@ -48,6 +49,18 @@ def count(
     as_json: bool = typer.Option(False, "--json", help="print the numbers as JSON"),
 ) -> None:
     """Count FLOPs per sample and parameters as the platform will (in the sandbox)."""
+    # the worker extra's (sympy, torch): imported by this command only, so that the rest of the
+    # CLI (serve, db upgrade, ...) runs on the base install
+    try:
+        from worker import counting_stage
+        from worker.counting_stage import CostJob, add_point, run_cost_job
+        from worker.tokenize_job import TokenizeRequest, TokenizerError
+    except ModuleNotFoundError as exc:
+        _die(
+            f"counting needs the worker extra ({exc.name} is not installed): "
+            "pip install -r requirements/lock-worker.txt after torch (README)"
+        )
+
     config = settings()
     if not model.is_file():
         _die(f"no such file: {model}")
@@ -165,6 +178,7 @@ def _report(
 ) -> dict[str, Any]:
     """What the platform stores for each point: mean (and percentiles of) FLOPs per sample, the
     ELUE convention's mean, the parameter count, the counter version and rule-table hash."""
+
     rows = []
     for i, parsed in enumerate(points):
         entry = output.entries[job.result_entry[i]]

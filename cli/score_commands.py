@@ -8,7 +8,7 @@ import typer
 
 from cli.common import session_scope, settings
 from core.scoring import BootstrapConfig, backfill_uncertainty, score_file
-from core.storage import BlobStore
+from core.storage import blob_store
 
 
 def score(
@@ -41,7 +41,7 @@ def uncertainty(
     with session_scope() as session:
         report = backfill_uncertainty(
             session,
-            BlobStore(s.storage.uploads_dir),
+            blob_store(s),
             BootstrapConfig(s.scoring.bootstrap_resamples, s.scoring.bootstrap_seed),
             max_bytes=s.limits.prediction_file_bytes,
             max_problems=s.limits.max_problems,

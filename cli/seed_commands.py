@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import enum
-import fcntl
 import logging
 import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -16,6 +14,7 @@ import typer
 from cli.common import fail, settings
 from core.db.session import engine_for
 from core.errors import ParetoboardError
+from core.locks import LockName, try_lock
 from core.settings import Settings
 
 if TYPE_CHECKING:  # the seed modules are imported when the command runs, not on every command
@@ -29,22 +28,6 @@ class Evaluate(enum.StrEnum):
     WORKER = "worker"  # queue to the Celery worker (scripts/run.sh starts one)
     HERE = "here"  # run the pipeline in this process
     NONE = "none"  # leave them queued
-
-
-@contextmanager
-def _single_seed(s: Settings) -> Iterator[bool]:
-    """Hold an exclusive lock on <data_dir>/seed.lock; False when another seed holds it."""
-    s.storage.data_dir.mkdir(parents=True, exist_ok=True)
-    with (s.storage.data_dir / "seed.lock").open("a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def seed(
@@ -66,7 +49,9 @@ def seed(
     engine = engine_for(s.database_url)
     path = baselines or s.storage.tasks_dir / "baselines.json"
     start = time.perf_counter()
-    with _single_seed(s) as alone:
+    # One seed at a time for the whole installation (an advisory lock on PostgreSQL, a file
+    # lock beside the SQLite database).
+    with try_lock(engine, LockName.SEED) as alone:
         if not alone:
             typer.echo("seed: another seed is running; nothing to do")
             return
@@ -111,12 +96,13 @@ def baseline_recount(s: Settings) -> None:
     if not path.is_file():
         typer.echo(f"recount: no published baselines at {path}; baseline skipped")
         return
-    with _single_seed(s) as alone:
+    engine = engine_for(s.database_url)
+    with try_lock(engine, LockName.SEED) as alone:
         if not alone:
             typer.echo("recount: a seed is running; the baseline is counted by it")
             return
         report = run_seed(
-            engine_for(s.database_url),
+            engine,
             s,
             baselines=path,
             count_flops=_counter(s),

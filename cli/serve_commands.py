@@ -38,14 +38,14 @@ def serve(
     ),
     log_level: str = typer.Option("info", help="uvicorn's log level"),
 ) -> None:
-    """Run the web service (uvicorn, `server.app:create_app`), logs in PARETOBOARD_LOG_FORMAT."""
+    """Run the web service (uvicorn, `web.app:create_app`), logs in PARETOBOARD_LOG_FORMAT."""
     import uvicorn
 
     s = settings()
     if workers > 1 or os.environ.get(MULTIPROC_ENV):
         fresh_metrics_dir("paretoboard-server-metrics-")
     uvicorn.run(
-        "server.app:create_app",
+        "web.app:create_app",
         factory=True,
         host=host,
         port=port,

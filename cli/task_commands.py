@@ -8,7 +8,7 @@ import typer
 
 from cli.common import session_scope, settings
 from core.scoring import BootstrapConfig, rescorer
-from core.storage import BlobStore
+from core.storage import blob_store
 from core.tasks import service
 
 app = typer.Typer(help="Tasks: import from folders, list.", no_args_is_help=True)
@@ -23,7 +23,7 @@ def import_(
 ) -> None:
     """Import tasks (test.tsv, test_full.tsv, dev.tsv, optional task.json per folder)."""
     s = settings()
-    store = BlobStore(s.storage.uploads_dir)
+    store = blob_store(s)
     rescore = rescorer(
         store,
         max_bytes=s.limits.prediction_file_bytes,

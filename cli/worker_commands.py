@@ -179,7 +179,7 @@ def reconcile(
     import datetime as dt
 
     from core.leftovers import clean_leftovers
-    from core.storage import BlobStore
+    from core.storage import blob_store
     from worker import attempts
     from worker.reconcile import reconcile as run
     from worker.tasks import send_count, send_score
@@ -203,7 +203,7 @@ def reconcile(
     cleaned = clean_leftovers(
         s.storage.data_dir,
         engine_for(s.database_url),
-        BlobStore(s.storage.uploads_dir),
+        blob_store(s),
         grace_seconds=s.storage.orphan_grace_seconds
         if orphans_older_than is None
         else orphans_older_than,

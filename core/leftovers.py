@@ -7,11 +7,12 @@ process that has died (the kernel drops a dead process's locks) and is removed a
 its age. A folder is marked `.owned` once its lock is held; one without the mark is removed
 only when older than `STAGING_UNMARKED_SECONDS` (a request between `mkdtemp` and its lock).
 
-Orphan blobs (`<data_dir>/uploads/ab/cd/<sha256>`): a blob that no live submission references,
-older than the grace period, is removed under the blob store's exclusive lock (uploads hold it
-shared from storing their blobs to their commit, `core.submissions.blobs`). The grace period
-also covers hosts that share the store without sharing the lock. Half-written blobs
-(`.incoming-*`, a process killed while storing) past the grace period go too.
+Orphan blobs (in the blob store, local or S3: `core.storage`): a blob that no live submission
+references, older than the grace period, is removed under the installation's exclusive blob lock
+(uploads hold it shared from storing their blobs to their commit, `core.submissions.blobs`;
+on PostgreSQL an advisory lock, so on every host). Half-written blobs (a local store's
+`.incoming-*`, an object store's incomplete multipart uploads: a process killed while storing)
+past the grace period go too.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from core.db.session import transaction
-from core.storage import BlobStore
+from core.storage import BlobStore, LocalBlobStore
 
 log = logging.getLogger(__name__)
 STAGING_PREFIX = "upload-"
@@ -123,17 +124,6 @@ def clean_staging(root: Path, *, now: float | None = None, report: bool = False)
     return cleaned
 
 
-def _blob_files(store: BlobStore) -> Iterator[Path]:
-    if not store.root.is_dir():
-        return
-    for first in sorted(store.root.iterdir()):
-        if not first.is_dir() or len(first.name) != 2:
-            continue
-        for second in sorted(first.iterdir()):
-            if second.is_dir():
-                yield from sorted(p for p in second.iterdir() if p.is_file())
-
-
 def clean_orphan_blobs(
     engine: Engine,
     store: BlobStore,
@@ -147,36 +137,30 @@ def clean_orphan_blobs(
     from core.submissions.blobs import blob_lock, referenced
 
     cleaned = Cleaned()
-    if not store.root.is_dir():
-        return cleaned
     now = time.time() if now is None else now
 
-    def old(path: Path) -> bool:
-        try:
-            return now - path.stat().st_mtime > grace_seconds
-        except FileNotFoundError:
-            return False
+    def old(modified: float | None) -> bool:
+        return modified is not None and now - modified > grace_seconds
 
-    for partial in sorted(store.root.glob(".incoming-*")):
-        if old(partial):
+    for partial in list(store.list_partials()):
+        if old(partial.modified):
             with contextlib.suppress(FileNotFoundError):
-                size = partial.stat().st_size
-                partial.unlink()
+                store.delete_partial(partial.name)
                 cleaned.blobs.append(partial.name)
-                cleaned.bytes_freed += size
-    candidates = [p for p in _blob_files(store) if old(p)]
+                cleaned.bytes_freed += partial.size
+    candidates = [b for b in store.list_blobs() if old(b.modified)]
     for start in range(0, len(candidates), _BATCH):
-        batch = {p.name: p for p in candidates[start : start + _BATCH]}
-        with blob_lock(store, exclusive=True), transaction(engine) as session:
-            live = referenced(session, [sha for sha in batch if len(sha) == 64])
-            for sha, path in batch.items():
-                if sha in live or not old(path):  # re-used by an upload since it was listed
+        batch = {b.name: b for b in candidates[start : start + _BATCH]}
+        with transaction(engine) as session, blob_lock(session, exclusive=True):
+            live = referenced(session, batch)
+            for sha, blob in batch.items():
+                # re-used by an upload since it was listed: stored again, so newer
+                if sha in live or not old(store.modified(sha)):
                     continue
-                with contextlib.suppress(FileNotFoundError):
-                    size = path.stat().st_size
-                    path.unlink()
+                if store.delete(sha):
                     cleaned.blobs.append(sha)
-                    cleaned.bytes_freed += size
+                    cleaned.bytes_freed += blob.size
+                    store.drop_derived(sha)
     if report and cleaned:
         log.info("removed leftovers: %s", cleaned.summary())
     return cleaned
@@ -190,6 +174,12 @@ def clean_leftovers(
     blobs = clean_orphan_blobs(engine, store, grace_seconds=grace_seconds)
     cleaned.blobs = blobs.blobs
     cleaned.bytes_freed += blobs.bytes_freed
+    local = LocalBlobStore(data_dir / "uploads")
+    if not isinstance(store, LocalBlobStore) and local.root.is_dir():
+        # with an object store, the folder holds only the weights copied for cost workers
+        copies = clean_orphan_blobs(engine, local, grace_seconds=grace_seconds)
+        cleaned.blobs += copies.blobs
+        cleaned.bytes_freed += copies.bytes_freed
     if cleaned:
         log.info("removed leftovers: %s", cleaned.summary())
     return cleaned

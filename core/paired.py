@@ -13,9 +13,9 @@ from sqlalchemy.orm import Session
 
 from core.errors import InvalidInputError, Problem
 from core.models import Result, Submission, SubmissionFile, SubmissionKind, SubmissionState, Task
-from core.predictions import parse_predictions
+from core.parsed import read_parsed
 from core.settings import Settings
-from core.storage import BlobStore
+from core.storage import blob_store
 from core.submissions.queries import baseline_curve
 from core.tasks.service import load_gold, manifest_of
 from core.uncertainty import CONFIDENCE, METHOD, Difference, paired_bootstrap, task_rng
@@ -75,7 +75,11 @@ def _check_entry(name: str, submission: Submission, points: list[tuple[Result, s
     problems: list[Problem] = []
     if submission.kind is not SubmissionKind.MEASURED:
         problems.append(
-            Problem(f"submission {submission.id} is self-reported: it has no predictions", name)
+            Problem(
+                f"submission {submission.id} is self-reported (its costs were typed in, not "
+                "counted): paired comparisons take platform-counted entries only",
+                name,
+            )
         )
     elif submission.state is not SubmissionState.DONE:
         problems.append(Problem(f"submission {submission.id} is {submission.state.value}", name))
@@ -129,12 +133,13 @@ def compare(
     else:
         pairs = [(i, b_names.index(name)) for i, name in enumerate(a_names) if name in b_names]
 
-    store = BlobStore(settings.storage.uploads_dir)
+    store = blob_store(settings)
     manifest = manifest_of(task)
 
     def labels(sha: str, name: str) -> np.ndarray:
-        parsed = parse_predictions(
-            store.read_bytes(sha),
+        parsed = read_parsed(
+            store,
+            sha,
             manifest=manifest,
             n_rows=task.test_size,
             file_name=name,

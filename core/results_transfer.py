@@ -25,7 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.arrays import pack_array, unpack_array
+from core.arrays import unpack_array
+from core.costs import CostRows, write_result_costs
 from core.db.base import utcnow
 from core.errors import InvalidInputError, Problem
 from core.models import (
@@ -38,6 +39,8 @@ from core.models import (
     User,
     Visibility,
 )
+from core.ranking.score import baseline_delta
+from core.submissions.queries import baseline_curve
 
 FORMAT = "paretoboard-results"
 VERSION = 1
@@ -67,6 +70,8 @@ class ResultExport(_Model):
     point: str = ""
     performance: float | None = None
     metrics: dict[str, Any] = Field(default_factory=dict)
+    # performance minus the task's baseline curve at this point's FLOPs, computed on export
+    # (`core.ranking.score.baseline_delta`); read by nothing on import
     baseline_delta: float | None = None
     gold_sha256: str | None = None
     cost_status: str = "pending"
@@ -134,7 +139,6 @@ _RESULT_FIELDS = (
     "point",
     "performance",
     "metrics",
-    "baseline_delta",
     "gold_sha256",
     "cost_status",
     "flops_mean",
@@ -169,6 +173,7 @@ def export_results(
     """Every finished submission with its results, as a JSON-ready document."""
     tasks = session.scalars(select(Task).order_by(Task.position, Task.name)).all()
     task_names = {t.id: t.name for t in tasks}
+    curves = {t.id: baseline_curve(session, t) for t in tasks}
     subs = session.scalars(
         select(Submission).where(Submission.state == SubmissionState.DONE).order_by(Submission.id)
     ).all()
@@ -202,6 +207,9 @@ def export_results(
                 ResultExport(
                     task=task_names[r.task_id],
                     **{name: getattr(r, name) for name in _RESULT_FIELDS},
+                    baseline_delta=baseline_delta(
+                        r.performance, r.flops_mean, curves[r.task_id], incomplete=r.cost_incomplete
+                    ),
                     cost=_cost_export(costs.get(r.id)),
                 )
                 for r in results_of.get(sub.id, [])
@@ -307,17 +315,17 @@ def import_results(session: Session, data: Any) -> ImportReport:
             report.results += 1
             if res.cost is not None:
                 session.flush()
-                session.add(
-                    ResultCost(
-                        result_id=result.id,
-                        n=res.cost.n,
+                write_result_costs(
+                    session,
+                    result,
+                    CostRows(
                         flops=flops[(sub.ref, i)],
-                        per_module=res.cost.per_module,
                         per_operator=res.cost.per_operator,
+                        per_module=res.cost.per_module,
                         uncounted=res.cost.uncounted,
                         mismatches=res.cost.mismatches,
                         details=res.cost.details,
-                    )
+                    ),
                 )
     for entry in doc.tasks:
         task = tasks.get(entry.name)
@@ -367,9 +375,9 @@ def _check_tasks(doc: ResultsExport, tasks: dict[str, Task]) -> None:
         raise InvalidInputError("the results do not fit this installation's tasks", problems)
 
 
-def _decode_costs(doc: ResultsExport) -> dict[tuple[str, int], bytes]:
+def _decode_costs(doc: ResultsExport) -> dict[tuple[str, int], np.ndarray]:
     """Per-sample arrays, checked (numeric, no pickle, the stated length) before any insert."""
-    out: dict[tuple[str, int], bytes] = {}
+    out: dict[tuple[str, int], np.ndarray] = {}
     problems: list[Problem] = []
     for sub in doc.submissions:
         for i, res in enumerate(sub.results):
@@ -389,7 +397,7 @@ def _decode_costs(doc: ResultsExport) -> dict[tuple[str, int], bytes]:
                     )
                 )
                 continue
-            out[(sub.ref, i)] = pack_array(values)
+            out[(sub.ref, i)] = values
     if problems:
         raise InvalidInputError("invalid per-sample costs in the export", problems)
     return out

@@ -14,7 +14,8 @@ from core.arrays import pack_array, unpack_array
 from core.errors import PredictionFileError
 from core.metrics import MetricResult, compute_metrics
 from core.models import Result, SubmissionFile, SubmissionUncertainty, Task, TaskUncertainty
-from core.predictions import ParsedPredictions, parse_prediction_file, parse_predictions
+from core.parsed import read_parsed
+from core.predictions import ParsedPredictions, parse_prediction_file
 from core.storage import BlobStore
 from core.tasks.service import Rescorer, get_task, load_gold, manifest_of
 from core.uncertainty import METHOD, bootstrap_points, combine_tasks, exit_diagnostics, task_rng
@@ -177,8 +178,9 @@ def rescorer(
         by_submission: dict[int, list[tuple[Result, ParsedPredictions]]] = {}
         for result, file in rows:
             try:
-                parsed = parse_predictions(
-                    store.read_bytes(file.sha256),
+                parsed = read_parsed(
+                    store,
+                    file.sha256,
                     manifest=manifest,
                     n_rows=task.test_size,
                     file_name=file.original_name,
@@ -251,8 +253,9 @@ def backfill_uncertainty(
             scored = [
                 (
                     result,
-                    parse_predictions(
-                        store.read_bytes(file.sha256),
+                    read_parsed(
+                        store,
+                        file.sha256,
                         manifest=manifest_of(task),
                         n_rows=task.test_size,
                         file_name=file.original_name,

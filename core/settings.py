@@ -33,8 +33,24 @@ class BrokerSettings(BaseModel):
     result_backend: SecretStr = SecretStr("redis://127.0.0.1:6379/1")
 
 
+class StorageBackend(enum.StrEnum):
+    LOCAL = "local"  # blobs under <data_dir>/uploads: one host (the embedded default)
+    S3 = "s3"  # blobs in an S3-compatible bucket: web and workers on any number of hosts
+
+
 class StorageSettings(BaseModel):
     data_dir: Path = REPO_ROOT / "var"
+    # Where accepted uploads (blobs) live (core/storage.py). Uploads in progress are staged
+    # on the web process's local disk (<data_dir>/staging) either way.
+    backend: StorageBackend = StorageBackend.LOCAL
+    # S3-compatible object store (backend "s3"): endpoint (None: AWS itself), bucket, region,
+    # an optional key prefix, and the credentials (None: boto3's own chain, e.g. an IAM role).
+    s3_endpoint_url: str | None = None
+    s3_bucket: str = "paretoboard"
+    s3_region: str = "us-east-1"
+    s3_prefix: str = "blobs/"
+    s3_access_key: SecretStr | None = None
+    s3_secret_key: SecretStr | None = None
     # Default folder of task data imported by the run command (operators pass any folder).
     tasks_dir: Path = REPO_ROOT.parent / "shared" / "data" / "elue"
     tokenizers_dir: Path = REPO_ROOT.parent / "shared" / "data" / "tokenizers"

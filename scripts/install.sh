@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Install the project and its pinned dependencies into .venv (idempotent; skips when up to date).
+# Install the whole environment into .venv from its lock (requirements/lock-all.txt: the base,
+# worker and dev extras, every package pinned with its hashes; scripts/lock.sh regenerates it),
+# then the project itself. Idempotent: skips when neither the lock nor pyproject.toml changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,11 +18,16 @@ if [ ! -x .venv/bin/python ]; then
   fi
 fi
 stamp=.venv/.paretoboard-installed
-want=$(sha256sum pyproject.toml | cut -d' ' -f1)
+want=$(cat pyproject.toml requirements/lock-all.txt | sha256sum | cut -d' ' -f1)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  .venv/bin/python -m pip install -q --upgrade pip
-  # torch==2.13.0 exactly: the CPU wheel on this machine; a looser pin pulls GBs of CUDA packages.
-  .venv/bin/python -m pip install -q torch==2.13.0
-  .venv/bin/python -m pip install -q -e '.[dev]'
+  .venv/bin/python -m pip install -q pip==26.3
+  # torch first, alone: exactly pyproject's pin, the CPU wheel on this machine (a looser pin
+  # pulls GBs of CUDA packages); the lock holds its dependencies but not torch itself, whose
+  # wheels (CPU, CUDA) differ by build.
+  torch=$(grep -o -E '"torch==[^"]+"' pyproject.toml | tr -d '"')
+  .venv/bin/python -m pip install -q --no-deps "$torch"
+  .venv/bin/python -m pip install -q --require-hashes -r requirements/lock-all.txt
+  .venv/bin/python -m pip install -q --no-deps -e .
+  .venv/bin/python -m pip check
   echo "$want" > "$stamp"
 fi

@@ -36,4 +36,4 @@ trap 'kill $seed_pid "$worker_pid" "$cost_pid" "$preflight_pid" 2>/dev/null || t
 HOST="${PARETOBOARD_HOST:-127.0.0.1}"
 PORT="${PARETOBOARD_PORT:-8000}"
 echo "paretoboard: score worker pid $worker_pid (log: var/log/worker.log), cost worker pid $cost_pid (var/log/cost-worker.log), pre-flight worker pid $preflight_pid (var/log/preflight-worker.log; seed: var/log/seed.log); web on http://${HOST}:${PORT}/"
-.venv/bin/uvicorn server.app:create_app --factory --host "$HOST" --port "$PORT"
+.venv/bin/uvicorn web.app:create_app --factory --host "$HOST" --port "$PORT"

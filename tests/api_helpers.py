@@ -38,8 +38,8 @@ from core.models import UserRole
 from core.settings import DatabaseSettings, Mode, Settings, StorageSettings
 from core.tasks import service as task_service
 from core.users import service as user_service
-from server.app import create_app
 from tests.conftest import BACKENDS, ELUE_DIR
+from web.app import create_app
 
 PASSWORD = "correct horse battery staple"
 

@@ -162,3 +162,45 @@ def elue_dir() -> Path:
     if not (ELUE_DIR / "SST-2" / "test.tsv").is_file():
         pytest.fail(f"ELUE data not found at {ELUE_DIR} (set PARETOBOARD_TEST_ELUE_DIR)")
     return ELUE_DIR
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A real S3-compatible server: PARETOBOARD_TEST_S3_URL (e.g. a MinIO), else moto's server
+    (installed from PyPI with the dev extra) started here on a free port."""
+    url = os.environ.get("PARETOBOARD_TEST_S3_URL")
+    if url:
+        yield url
+        return
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_storage(s3_endpoint: str) -> dict[str, str]:
+    """The storage settings of a fresh, empty bucket on that server (as keyword arguments of
+    `StorageSettings`, all strings: `s3_env` gives the same as environment variables)."""
+    from core.settings import StorageSettings
+    from core.storage_s3 import S3BlobStore
+
+    fields = {
+        "backend": "s3",
+        "s3_endpoint_url": s3_endpoint,
+        "s3_bucket": f"pb-test-{uuid.uuid4().hex[:12]}",
+        "s3_access_key": os.environ.get("PARETOBOARD_TEST_S3_ACCESS_KEY", "testing"),
+        "s3_secret_key": os.environ.get("PARETOBOARD_TEST_S3_SECRET_KEY", "testing"),
+    }
+    assert S3BlobStore.from_settings(StorageSettings.model_validate(fields)).ensure_bucket()
+    return fields
+
+
+def s3_env(fields: dict[str, str]) -> dict[str, str]:
+    """`s3_storage`'s settings as the environment of a `paretoboard` process."""
+    return {f"PARETOBOARD_STORAGE__{key.upper()}": value for key, value in fields.items()}

@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from core.db.session import engine_for
 from core.settings import Settings
 from core.users.login_limits import Backoff, LoginLimiter, LoginLimits
-from server.routers.session import get_login_limiter
+from web.api.session import get_login_limiter
 
 
 class _App(Protocol):

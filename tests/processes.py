@@ -36,7 +36,7 @@ def uvicorn_command(port: int, *extra: str) -> list[str]:
         sys.executable,
         "-m",
         "uvicorn",
-        "server.app:create_app",
+        "web.app:create_app",
         "--factory",
         "--host",
         "127.0.0.1",

@@ -8,7 +8,7 @@ import gzip
 import pytest
 from fastapi import Request
 
-from server.bodies import GZIP_FROM, Body, accepts_gzip, send
+from web.bodies import GZIP_FROM, Body, accepts_gzip, send
 
 
 def _request(**headers: str) -> Request:

@@ -25,10 +25,10 @@ from PIL import Image
 
 from core.models import Result, Submission, SubmissionState, Task, UserRole, Visibility
 from core.users import service as user_service
-from frontend.views.colours import entry_colour
 from tests import test_browser
 from tests.factories import add_points
 from tests.test_browser import DESKTOP, PASSWORD, Site, Watch, log_in, make_admin, shoot
+from web.views.colours import entry_colour
 
 # The live stack and the browser of test_browser.py (module-scoped fixtures: a stack of its own).
 site = test_browser.site

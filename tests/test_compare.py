@@ -19,16 +19,16 @@ import pytest
 
 from core.errors import InvalidInputError
 from core.models import Result, Submission, SubmissionState, Task, Visibility
-from frontend.views.colours import BASELINE_COLOUR, PALETTE, colour_of, entry_colour
-from frontend.views.compare import (
+from tests.api_helpers import Api, ApiUser
+from tests.factories import add_points
+from tests.test_pages import HTML, browser, csrf_of, paper, set_baseline
+from web.views.colours import BASELINE_COLOUR, PALETTE, colour_of, entry_colour
+from web.views.compare import (
     MAX_ENTRIES,
     CompareQuery,
     latex_escape,
     parse_compare_query,
 )
-from tests.api_helpers import Api, ApiUser
-from tests.factories import add_points
-from tests.test_pages import HTML, browser, csrf_of, paper, set_baseline
 
 
 @pytest.fixture

@@ -95,6 +95,22 @@ def test_services_and_their_dependencies(services: dict[str, Any]) -> None:
         assert ":latest" not in str(spec.get("image", "")), name
 
 
+def test_images_install_their_locks(services: dict[str, Any]) -> None:
+    """The web service runs on the base install; each image installs a lock of requirements/."""
+    stages = {
+        stage.split(None, 3)[2]: stage
+        for stage in re.split(r"^FROM ", DOCKERFILE.read_text(), flags=re.M)[1:]
+    }
+    assert "--require-hashes -r requirements/lock-web.txt" in stages["build-web"]
+    assert "torch==" not in stages["build-web"]
+    for build in ("build-cpu", "build-cuda"):
+        assert "--require-hashes -r requirements/lock-worker.txt" in stages[build]
+    assert "COPY --from=build-web /opt/venv" in stages["web"]
+    for name in ("migrate", "server"):
+        assert services[name]["build"]["target"] == "web", name
+    assert services["worker-score"]["build"]["target"] == "app"
+
+
 def test_only_the_web_service_is_published(services: dict[str, Any]) -> None:
     published = {name: spec["ports"] for name, spec in services.items() if "ports" in spec}
     assert set(published) == {"server", "flower"}
@@ -113,6 +129,24 @@ def test_cost_worker_holds_only_the_broker_url(services: dict[str, Any]) -> None
         assert all(m.endswith(":ro") for m in mounts), (name, mounts)
         assert "--concurrency" in spec["command"]
         assert spec["command"][spec["command"].index("--concurrency") + 1] == "1"
+
+
+def test_web_and_score_workers_share_the_object_store(services: dict[str, Any]) -> None:
+    """Uploads go to the S3-compatible store (MinIO here), so web and score workers may run on
+    several hosts; the store is on the backend network only, and cost workers hold no key."""
+    minio = services["minio"]
+    assert minio["image"].startswith("minio/minio:RELEASE.")
+    assert minio["networks"] == ["backend"]
+    assert "blobdata:/data" in minio["volumes"]
+    for name in ("migrate", "server", "worker-score"):
+        env = services[name]["environment"]
+        assert env["PARETOBOARD_STORAGE__BACKEND"] == "s3", name
+        assert "http://minio:9000" in env["PARETOBOARD_STORAGE__S3_ENDPOINT_URL"], name
+        assert "paretoboard_storage" in services[name]["secrets"], name
+    # `paretoboard db upgrade` creates the bucket: the store must be up first
+    assert services["migrate"]["depends_on"]["minio"]["condition"] == "service_healthy"
+    for name in COST_WORKERS:
+        assert "PARETOBOARD_STORAGE__BACKEND" not in services[name]["environment"], name
 
 
 def test_cost_network_reaches_only_redis(compose: dict[str, Any]) -> None:
@@ -152,7 +186,9 @@ def test_dockerfile_pins_and_users() -> None:
     assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm(@sha256:[0-9a-f]{64})?", base.group(1))
     torch_pin = next(
         d
-        for d in tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+        for d in tomllib.loads((REPO / "pyproject.toml").read_text())["project"][
+            "optional-dependencies"
+        ]["worker"]
         if d.startswith("torch==")
     )
     assert f"ARG TORCH_VERSION={torch_pin.removeprefix('torch==')}" in text
@@ -160,11 +196,14 @@ def test_dockerfile_pins_and_users() -> None:
     assert re.search(r"whl/cu\d+", text)
     final_stages = re.split(r"^FROM ", text, flags=re.M)
     for stage in final_stages:
-        if stage.startswith(("${PYTHON_IMAGE} AS app", "${PYTHON_IMAGE} AS cost-worker")):
+        if stage.startswith(
+            ("${PYTHON_IMAGE} AS web", "${PYTHON_IMAGE} AS app", "${PYTHON_IMAGE} AS cost-worker")
+        ):
             users = re.findall(r"^USER (\S+)$", stage, re.M)
             assert users, stage[:60]
             assert users[-1] not in ("root", "0"), stage[:60]
     ignore = [line for line in (REPO / ".dockerignore").read_text().splitlines() if line.strip()]
+    assert "!requirements/" in ignore
     rules = [line for line in ignore if not line.startswith("#")]
     assert rules[0] == "*"  # an allow-list: nothing (.venv, secrets/, var/) unless named
     assert not any(line.startswith(("!.venv", "!secrets", "!var")) for line in rules)

@@ -26,7 +26,7 @@ def test_rule_table_hash_changes_with_a_rule() -> None:
 
 
 def test_about_page_renders_the_cost_method() -> None:
-    from frontend.docs import docs
+    from web.pages.docs import docs
 
     ids = [d.id for d in docs()]
     assert "cost" in ids

@@ -20,7 +20,7 @@ from core.arrays import pack_array, unpack_array
 from core.db import migrate
 from core.db.base import Base
 from core.db.session import make_engine
-from core.models import Result, ResultCost, Submission, SubmissionState, User
+from core.models import Result, ResultCost, Submission, SubmissionState, Task, User
 
 TABLES = {
     "users",
@@ -205,3 +205,44 @@ def test_migration_0016_renames_existing_duplicates_and_reserved_names(fresh_url
         (alice_id, f"Shared #{ids[6]}"),
         (None, "shared"),
     ]
+
+
+def test_migration_0015_drops_result_baseline_delta_and_restores_it(fresh_url: str) -> None:
+    """Up: the unused column is gone and the rows stay; down: it is back, empty."""
+    migrate.upgrade(fresh_url)
+    engine = make_engine(fresh_url)
+    with Session(engine) as s, s.begin():
+        sub = Submission(owner_id=_user(s).id, name="kept")
+        s.add(sub)
+        s.flush()
+        task = Task(
+            name="T",
+            display_name="T",
+            family="nli",
+            metric="accuracy",
+            label_kind="classification",
+            manifest={},
+            test_size=1,
+            test_sha256="x",
+            gold_sha256="y",
+        )
+        s.add(task)
+        s.flush()
+        task_id = task.id
+        s.add(Result(submission_id=sub.id, task_id=task_id, point="a", performance=90.0))
+
+    def columns() -> list[str]:
+        with engine.connect() as conn:
+            return [c["name"] for c in inspect(conn).get_columns("results")]
+
+    assert "baseline_delta" not in columns()
+    migrate.downgrade(fresh_url, "0016")
+    assert "baseline_delta" in columns()
+    with engine.connect() as conn:
+        rows = conn.execute(text("SELECT point, performance, baseline_delta FROM results")).all()
+    assert [tuple(r) for r in rows] == [("a", 90.0, None)]
+    migrate.upgrade(fresh_url)
+    assert "baseline_delta" not in columns()
+    with engine.connect() as conn:
+        assert conn.execute(text("SELECT point FROM results")).scalars().all() == ["a"]
+    engine.dispose()

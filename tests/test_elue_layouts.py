@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from core.db.session import make_engine
 from core.models import Result, Submission, SubmissionFile, Task
-from core.storage import BlobStore
+from core.storage import LocalBlobStore
 from core.tasks.names import TaskNames
 from server import enqueue
 from tests.conftest import ELUE_DIR
@@ -97,7 +97,7 @@ def score(api: Api, jobs: list[tuple[int, str]]) -> dict[tuple[str, str], Result
 
 def stored(api: Api, sid: int) -> dict[tuple[str, str | None], tuple[str, bytes]]:
     """The stored prediction files by (task, point): original name and content."""
-    store = BlobStore(api.settings.storage.uploads_dir)
+    store = LocalBlobStore(api.settings.storage.uploads_dir)
     with api.db() as session:
         rows = session.execute(
             select(Task.name, SubmissionFile)

@@ -23,7 +23,7 @@ from sqlalchemy import select
 from core.db.session import engine_for, make_engine, transaction
 from core.models import CostQueueState, FileRole, Submission, SubmissionFile, SubmissionState
 from core.settings import LimitsSettings, Settings, StorageSettings
-from core.storage import BlobStore
+from core.storage import LocalBlobStore
 from core.submissions import cost_queue
 from core.submissions.service import SubmissionDraft, UploadedFile, create_submission
 from core.submissions.state import set_state
@@ -189,7 +189,7 @@ class Env:
         with transaction(self.engine) as session:
             sub = create_submission(
                 session,
-                BlobStore(self.settings.storage.uploads_dir),
+                LocalBlobStore(self.settings.storage.uploads_dir),
                 owner_id=owner,
                 draft=SubmissionDraft(name=name),
                 model=UploadedFile(TINY_MODEL.name, TINY_MODEL),
@@ -307,7 +307,7 @@ def test_tokenizer_that_panics_fails_alone_as_the_users_fault(env: Env) -> None:
     ok = env.tmp / "old-tokenizer.json"
     ok.write_text(json.dumps(tokenizer_with(r"\s+")))
     sid = env.submit("old", tokenizer=ok)
-    store = BlobStore(env.settings.storage.uploads_dir)
+    store = LocalBlobStore(env.settings.storage.uploads_dir)
     bad = env.tmp / "bad.json"
     bad.write_text(json.dumps(tokenizer_with(r"(\w+\s?)+$")))  # past Oniguruma's retry limit
     with transaction(env.engine) as session:

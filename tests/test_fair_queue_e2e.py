@@ -18,7 +18,7 @@ from core.db import migrate
 from core.db.session import make_engine, transaction
 from core.models import Submission, SubmissionState
 from core.settings import BrokerSettings, Settings, StorageSettings
-from core.storage import BlobStore
+from core.storage import LocalBlobStore
 from core.submissions.service import SubmissionDraft, UploadedFile, create_submission
 from core.tasks import service as task_service
 from core.tokenizers import registered_tokenizers
@@ -87,7 +87,7 @@ def test_one_users_burst_does_not_hold_back_another_user(
         with transaction(engine) as session:
             sub = create_submission(
                 session,
-                BlobStore(settings.storage.uploads_dir),
+                LocalBlobStore(settings.storage.uploads_dir),
                 owner_id=owner,
                 draft=SubmissionDraft(name=name),
                 model=UploadedFile(TINY_MODEL.name, TINY_MODEL),

@@ -32,7 +32,7 @@ from core.db import migrate
 from core.db.session import make_engine, transaction
 from core.models import Result, ResultCost, Submission, SubmissionFile, SubmissionState
 from core.settings import REPO_ROOT, BrokerSettings, LimitsSettings, Settings, StorageSettings
-from core.storage import BlobStore
+from core.storage import LocalBlobStore
 from core.submissions.service import SubmissionDraft, UploadedFile, create_submission
 from core.tasks import service as task_service
 from core.tokenizers import registered_tokenizers
@@ -171,7 +171,7 @@ class Drill:
         with transaction(self.engine) as session:
             sub = create_submission(
                 session,
-                BlobStore(self.settings.storage.uploads_dir),
+                LocalBlobStore(self.settings.storage.uploads_dir),
                 owner_id=None,
                 draft=SubmissionDraft(name=name),
                 model=UploadedFile(model, MODELS / model),
@@ -437,7 +437,7 @@ def test_web_killed_mid_upload(drill: Drill) -> None:
     left, _ = drill.leftovers()
     assert left, "the killed request left no staging folder (the drill did not hit mid-upload)"
     # What a process killed while storing blobs leaves (older than the grace period).
-    store = BlobStore(drill.settings.storage.uploads_dir)
+    store = LocalBlobStore(drill.settings.storage.uploads_dir)
     orphan, _ = store.put_bytes(b"a blob whose submission was never committed")
     partial = store.root / ".incoming-killed"
     partial.write_bytes(b"half a blob")

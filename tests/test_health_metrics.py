@@ -23,8 +23,8 @@ from pydantic import SecretStr
 
 from core.settings import BrokerSettings, DatabaseSettings, Mode, Settings, StorageSettings
 from server import probes
-from server.app import create_app
 from tests.processes import free_port
+from web.app import create_app
 from worker.celery_app import COST_TASK, configure
 
 pytest_plugins = ["tests.api_helpers"]

@@ -41,7 +41,8 @@ from core.leaderboard import (
 )
 from core.models import Result, Submission, SubmissionKind, SubmissionState, Task, Visibility
 from core.ranking.tracks import Track
-from server.leaderboard_schemas import (
+from tests.factories import SST2_BASELINE, add_points, make_entry, make_submission, make_task
+from web.leaderboard_schemas import (
     LeaderboardBaselinePointRead,
     LeaderboardBaselineRead,
     LeaderboardFamilyRead,
@@ -52,7 +53,6 @@ from server.leaderboard_schemas import (
     TaskLeaderboardEntryRead,
     TaskLeaderboardRead,
 )
-from tests.factories import SST2_BASELINE, add_points, make_entry, make_submission, make_task
 
 if TYPE_CHECKING:
     from tests.api_helpers import Api

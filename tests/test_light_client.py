@@ -118,7 +118,7 @@ def test_light_client_in_a_fresh_venv(server: Server, tmp_path: Path) -> None:
             str(venv / "bin" / "python"),
             "-c",
             "import importlib.util as u; print([m for m in "
-            "('torch', 'numpy', 'core', 'server', 'worker', 'cli', 'fastapi') if u.find_spec(m)])",
+            "('torch', 'numpy', 'core', 'server', 'web', 'worker', 'cli', 'fastapi') if u.find_spec(m)])",
         ],
         capture_output=True,
         text=True,

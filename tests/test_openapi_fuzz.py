@@ -26,7 +26,7 @@ from core.db.session import engine_for, transaction
 from core.models import Result, ResultCost, Submission, SubmissionState, Task
 from core.settings import BrokerSettings, DatabaseSettings, Mode, Settings, StorageSettings
 from core.users import service as user_service
-from server.app import create_app
+from web.app import create_app
 
 FUZZED = {
     ("POST", "/api/v1/users"),

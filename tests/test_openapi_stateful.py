@@ -32,7 +32,7 @@ from core.models import Result, ResultCost, Submission, SubmissionState, Task
 from core.models.users import UserRole
 from core.settings import BrokerSettings, DatabaseSettings, Mode, Settings, StorageSettings
 from core.users import service as user_service
-from server.app import create_app
+from web.app import create_app
 
 pytestmark = pytest.mark.slow
 

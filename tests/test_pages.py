@@ -267,7 +267,7 @@ def test_admin_page_is_for_admins(seeded_api: Api) -> None:
 
 
 def test_server_error_page(seeded_api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    from frontend.pages import about
+    from web.pages import about
 
     def broken() -> None:
         raise RuntimeError("boom: secret detail")

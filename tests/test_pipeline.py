@@ -17,7 +17,7 @@ from core.arrays import unpack_array
 from core.db.session import make_engine, transaction
 from core.models import Result, ResultCost, Submission, SubmissionState
 from core.settings import REPO_ROOT, LimitsSettings, Settings, StorageSettings
-from core.storage import BlobStore
+from core.storage import LocalBlobStore
 from core.submissions.service import SubmissionDraft, UploadedFile, create_submission
 from core.submissions.state import new_job_id
 from core.tokenizers import registered_tokenizers
@@ -39,7 +39,7 @@ class Env:
         with transaction(self.engine) as session:
             sub = create_submission(
                 session,
-                BlobStore(self.settings.storage.uploads_dir),
+                LocalBlobStore(self.settings.storage.uploads_dir),
                 owner_id=None,
                 draft=SubmissionDraft(name=name),
                 model=UploadedFile(model.name, model),

@@ -30,7 +30,7 @@ from core.leaderboard.types import (
 )
 from core.ranking.score import overall_score, overall_sort_key
 from core.ranking.tracks import Track
-from frontend.views.leaderboard import _task_parts
+from web.views.leaderboard import _task_parts
 
 TASKS = ("SST-2", "SNLI", "MRPC")
 SCORES = st.sampled_from([-3.0, -1.0, -0.5, 0.0, 0.5, 1.0, 2.5])  # ties are likely

@@ -10,7 +10,7 @@ from core.arrays import pack_array, unpack_array
 from core.cost_counter import COUNTER_VERSION
 from core.db.session import transaction
 from core.models import FileRole, Result, ResultCost, SubmissionFile, SubmissionState
-from core.storage import BlobStore
+from core.storage import LocalBlobStore
 from tests.test_pipeline import MODELS, Env, _sst2_predictions, env  # noqa: F401
 from worker import pipeline
 from worker.recount import current_rule_hash, recount, stale_submissions
@@ -81,7 +81,7 @@ def test_a_model_that_cannot_be_recounted_is_flagged_incomplete(
     sid = _evaluated(env, elue_dir, "tiny_static.py")
     _forge_old_count(env, sid, 7.0)
     # The stored model file is now one the counter refuses (its cost depends on the content).
-    store = BlobStore(env.settings.storage.uploads_dir)
+    store = LocalBlobStore(env.settings.storage.uploads_dir)
     sha, _size = store.put_bytes((MODELS / "cost" / "content_dependent.py").read_bytes())
     with transaction(env.engine) as session:
         session.execute(

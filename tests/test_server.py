@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from core.settings import Settings, StorageSettings
-from server.app import create_app
+from web.app import create_app
 
 
 @pytest.fixture

@@ -20,6 +20,7 @@ from core.db import migrate
 from core.db.session import make_engine, transaction
 from core.settings import BrokerSettings, LimitsSettings, StorageSettings
 from core.tasks import service as task_service
+from tests.conftest import s3_env
 from tests.helpers import noisy_predictions, raw_gold
 from tests.submission_helpers import TINY_MODEL
 
@@ -33,11 +34,19 @@ PB = Path(sys.executable).with_name("paretoboard")
 BROKER_DB = 11  # test_worker_e2e.py uses 13 and 14
 
 
-@pytest.fixture
+# The S3 run is the same flow again (about a minute): slow, beside the blob store's own tests.
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.slow)])
 def stack(
-    tmp_path: Path, pg_databases: Any, sandbox_jobs_dir: Path, elue_dir: Path
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    pg_databases: Any,
+    sandbox_jobs_dir: Path,
+    elue_dir: Path,
 ) -> Iterator[tuple[Api, subprocess.Popen[bytes], Path]]:
+    """The web app and a worker process; blobs on the local disk or in an S3 bucket (moto)."""
     from tests.api_helpers import Api
+
+    s3: dict[str, str] = request.getfixturevalue("s3_storage") if request.param == "s3" else {}
 
     url = pg_databases.create()
     migrate.upgrade(url)
@@ -53,7 +62,9 @@ def stack(
         url,
         data,
         broker=BrokerSettings(url=broker, result_backend=backend),  # type: ignore[arg-type]
-        storage=StorageSettings(data_dir=data, jobs_dir=sandbox_jobs_dir),
+        storage=StorageSettings.model_validate(
+            {"data_dir": data, "jobs_dir": sandbox_jobs_dir, **s3}
+        ),
         limits=LimitsSettings(sandbox_wall_seconds=300),
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("PARETOBOARD_")}
@@ -63,6 +74,7 @@ def stack(
         PARETOBOARD_BROKER__RESULT_BACKEND=backend,
         PARETOBOARD_STORAGE__DATA_DIR=str(data),
         PARETOBOARD_STORAGE__JOBS_DIR=str(sandbox_jobs_dir),
+        **s3_env(s3),
     )
     log = tmp_path / "worker.log"
     worker = subprocess.Popen(
@@ -150,3 +162,11 @@ def test_register_submit_and_follow_to_done(
     [listed] = [p for p in board.json()["points"] if p["submission_id"] == created.json()["id"]]
     assert listed["performance"] == pytest.approx(point["performance"])
     assert listed["flops_mean"] == pytest.approx(point["flops"]["mean"])
+
+    # Where the files went: the configured store, and nothing on the local disk with S3.
+    from core.storage import blob_store
+
+    stored = {b.name for b in blob_store(api.settings).list_blobs()}
+    assert len(stored) == 2  # the model file and the prediction file
+    if api.settings.storage.backend == "s3":
+        assert not api.settings.storage.uploads_dir.exists()

@@ -14,7 +14,7 @@ from core.errors import ConflictError, NotFoundError, TaskDataError
 from core.models import Result, Submission, SubmissionFile, TaskExample
 from core.models.submissions import FileRole
 from core.scoring import apply_metrics, rescorer, score_file
-from core.storage import BlobStore
+from core.storage import BlobStore, LocalBlobStore
 from core.tasks import service
 from core.tasks.files import read_task_folder
 from core.tasks.manifest import ELUE_MANIFESTS
@@ -108,7 +108,7 @@ def test_changed_gold_needs_replace_and_rescores(
     service.import_task(session, read_task_folder(folder))
     gold = raw_gold(elue_dir, "SST-2")
     preds = write_predictions(tmp_path / "SST-2.tsv", gold)  # a perfect file
-    store = BlobStore(tmp_path / "blobs")
+    store = LocalBlobStore(tmp_path / "blobs")
     result = _scored_result(session, store, "SST-2", preds)
     assert result.performance == pytest.approx(100.0)
 

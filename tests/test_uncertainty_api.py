@@ -32,7 +32,7 @@ from core.models import (
 )
 from core.scoring import BootstrapConfig, backfill_uncertainty
 from core.settings import REPO_ROOT
-from core.storage import BlobStore
+from core.storage import LocalBlobStore
 from core.tasks.service import get_task
 from core.uncertainty import combine_tasks
 from tests.api_helpers import Api
@@ -75,7 +75,7 @@ def _file(task: str, seed: int, *, exits: bool = False, flip: int = 0) -> bytes:
 def _scored(
     api: Api, name: str, files: dict[str, bytes], mflops: dict[str, float], **kw: object
 ) -> int:
-    store = BlobStore(api.settings.storage.uploads_dir)
+    store = LocalBlobStore(api.settings.storage.uploads_dir)
     with api.db() as session:
         task = get_task(session, "SST-2")
         sub = Submission(
@@ -211,6 +211,14 @@ def test_paired_bootstrap_endpoint(scored: tuple[Api, Scored]) -> None:
     assert unknown.status_code == 422
     assert "nope" in unknown.text
 
+    # a self-reported entry has predictions, but its costs are typed in: refused, and said so
+    board = api.client.get("/api/v1/tasks/SST-2/leaderboard").json()
+    base = next(s for s in board["submissions"] if s["is_baseline"])
+    typed = api.client.get(f"/api/v1/tasks/SST-2/paired?a={ids.a}&b={base['submission_id']}")
+    assert typed.status_code == 422
+    assert "platform-counted entries only" in typed.text
+    assert "no predictions" not in typed.text
+
 
 def test_overall_interval_from_the_stored_summary_equals_the_replicates(
     scored: tuple[Api, Scored],
@@ -317,7 +325,7 @@ def test_rows_without_intervals_show_a_dash_until_backfilled(scored: tuple[Api, 
     config = BootstrapConfig(
         api.settings.scoring.bootstrap_resamples, api.settings.scoring.bootstrap_seed
     )
-    store = BlobStore(api.settings.storage.uploads_dir)
+    store = LocalBlobStore(api.settings.storage.uploads_dir)
     limits = {"max_bytes": 10**8, "max_problems": 50}
     with api.db() as session:
         report = backfill_uncertainty(session, store, config, **limits)

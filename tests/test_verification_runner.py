@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import save_file, save_model
 
 from core.settings import Settings
-from core.storage import BlobStore
+from core.storage import LocalBlobStore
 from core.tasks.manifest import LabelKind, Metric, TaskManifest
 from worker.counting_stage import CostJob, run_cost_job
 from worker.verification import (
@@ -88,7 +88,7 @@ def small_capture() -> dict[str, Any]:
 
 
 def verify(capture: dict[str, Any], weights: Path, tmp_path: Path, width: int = 3) -> Any:
-    store = BlobStore(tmp_path / "blobs")
+    store = LocalBlobStore(tmp_path / "blobs")
     sha, _size = store.put_file(weights)
     ids, firsts = inputs()
     request = VerifyRequest(
@@ -96,7 +96,7 @@ def verify(capture: dict[str, Any], weights: Path, tmp_path: Path, width: int = 
         inputs={"T": VerifyTask(token_ids=ids, first_segments=firsts)},
         entries=[VerifyJobEntry(key="static:T", task="T", width=width)],
     )
-    return run_verification(capture, request, Settings(), device="cpu", weights_root=store.root)
+    return run_verification(capture, request, Settings(), device="cpu", store=store)
 
 
 def test_honest_model_with_its_weights_is_verified(
@@ -203,7 +203,7 @@ def test_exit_paths_run_only_to_the_declared_exit(tmp_path: Path) -> None:
             for i in range(1, k + 1):
                 h = modules[f"layer_{i}"](h)
             expected.append(modules[f"exit_{k}"](h[:, 0]).reshape(-1).numpy())
-    store = BlobStore(tmp_path / "blobs")
+    store = LocalBlobStore(tmp_path / "blobs")
     sha, _ = store.put_file(tmp_path / "w.safetensors")
     request = VerifyRequest(
         weights={"T": sha},
@@ -212,9 +212,7 @@ def test_exit_paths_run_only_to_the_declared_exit(tmp_path: Path) -> None:
             VerifyJobEntry(key="exit:1", task="T", width=2, targets=[f"exit_{k}" for k in exits])
         ],
     )
-    run = run_verification(
-        capture_of(path), request, Settings(), device="cpu", weights_root=store.root
-    )
+    run = run_verification(capture_of(path), request, Settings(), device="cpu", store=store)
     entry = run.output.entries["exit:1"]
     assert entry.error is None, entry.error
     assert np.allclose(np.asarray(entry.outputs), np.stack(expected), atol=1e-5)
@@ -370,7 +368,7 @@ def test_exit_policy_in_the_graph_is_derived_and_compared(tmp_path: Path) -> Non
     with torch.no_grad():
         policy = [int(model(torch.tensor([x]))[-1]) for x in ids]
     assert len(set(policy)) > 1, policy  # the samples exit at different layers
-    store = BlobStore(tmp_path / "blobs")
+    store = LocalBlobStore(tmp_path / "blobs")
     sha, _ = store.put_file(tmp_path / "w.safetensors")
     cheap = [1] * len(ids)  # a lie: every sample at the first exit
     request = VerifyRequest(
@@ -381,9 +379,7 @@ def test_exit_policy_in_the_graph_is_derived_and_compared(tmp_path: Path) -> Non
             VerifyJobEntry(key="cheap", task="T", width=2, targets=[f"exit_{k}" for k in cheap]),
         ],
     )
-    run = run_verification(
-        capture_of(path), request, Settings(), device="cpu", weights_root=store.root
-    )
+    run = run_verification(capture_of(path), request, Settings(), device="cpu", store=store)
     honest, lie = run.output.entries["honest"], run.output.entries["cheap"]
     assert honest.error is None, honest.error
     assert honest.derived_exits == policy

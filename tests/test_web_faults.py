@@ -25,7 +25,7 @@ import pytest
 from core.db.session import engine_for, make_engine, transaction
 from core.leftovers import OWNED_MARK, clean_leftovers, clean_staging, staging_folder
 from core.settings import REPO_ROOT
-from core.storage import BlobStore
+from core.storage import LocalBlobStore
 from core.users import service as users
 from server import enqueue
 from tests.api_helpers import PASSWORD, Api
@@ -345,7 +345,7 @@ def test_leftovers_of_killed_uploads_are_cleaned(seeded_api: Api) -> None:
     submission uses are kept."""
     data = seeded_api.settings.storage.data_dir
     staging = data / "staging"
-    store = BlobStore(seeded_api.settings.storage.uploads_dir)
+    store = LocalBlobStore(seeded_api.settings.storage.uploads_dir)
     alice = seeded_api.user()
     made = seeded_api.client.post(
         "/api/v1/submissions",
@@ -391,7 +391,7 @@ def test_reconcile_command_removes_and_lists_leftovers(
     dead = data / "staging" / "upload-killed"
     dead.mkdir(parents=True)
     (dead / OWNED_MARK).touch()
-    store = BlobStore(data / "uploads")
+    store = LocalBlobStore(data / "uploads")
     orphan, _ = store.put_bytes(b"never committed")
     os.utime(store.path(orphan), (time.time() - 600, time.time() - 600))
     env = {k: v for k, v in os.environ.items() if not k.startswith("PARETOBOARD_")}
@@ -424,8 +424,8 @@ def test_uploads_hold_no_database_connection_while_the_body_streams(
     """The request's pooled connection (used to authenticate) is given back before the body is
     read, by the token path and by the browser's CSRF check: 50 concurrent uploads must not
     hold 50 connections while their bytes arrive (the pool ran dry in bench/bench_load.py)."""
-    from server import auth
-    from server.routers import submissions
+    from web import auth
+    from web.api import submissions
 
     pool = engine_for(seeded_api.settings.database_url).pool
     seen: list[tuple[str, int]] = []

@@ -11,7 +11,7 @@ PROBE = """
 import sys
 from core.models import Submission
 from core.settings import Mode, Settings
-from server.app import create_app
+from web.app import create_app
 from server.enqueue import assign_job
 
 create_app(Settings(mode=Mode.TEST))

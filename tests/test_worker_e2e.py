@@ -22,7 +22,7 @@ from core.db import migrate
 from core.db.session import make_engine, transaction
 from core.models import Result, ResultCost, Submission, SubmissionState
 from core.settings import REPO_ROOT, BrokerSettings, LimitsSettings, Settings, StorageSettings
-from core.storage import BlobStore
+from core.storage import LocalBlobStore
 from core.submissions.service import SubmissionDraft, UploadedFile, create_submission
 from core.tasks import service as task_service
 from core.tokenizers import registered_tokenizers
@@ -59,7 +59,7 @@ class Stack:
         with transaction(self.engine) as session:
             sub = create_submission(
                 session,
-                BlobStore(self.settings.storage.uploads_dir),
+                LocalBlobStore(self.settings.storage.uploads_dir),
                 owner_id=None,
                 draft=SubmissionDraft(name=name),
                 model=UploadedFile(model.name, model),

@@ -7,6 +7,9 @@ and validates what comes back before anything is written.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import io
 import json
 import os
 import shutil
@@ -21,8 +24,8 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.arrays import pack_array
-from core.models import FileRole, Result, ResultCost, Submission, SubmissionFile, Task
+from core.costs import CostRows, CountedBy, write_result_costs
+from core.models import FileRole, Result, Submission, SubmissionFile, Task
 from core.predictions import ParsedPredictions, PredictionFormat
 from core.settings import REPO_ROOT, Settings
 from core.storage import BlobStore
@@ -77,7 +80,7 @@ def _tokenizer(
     )
     if upload is not None:
         return (
-            store.path(upload.sha256),
+            store.local_path(upload.sha256),
             f"the uploaded tokenizer file {upload.original_name!r}",
             True,
         )
@@ -102,6 +105,72 @@ def job_texts(
     return TokenizeRequest(
         tokenizer=path, label=label, uploaded=uploaded, texts=texts, task_names=names
     )
+
+
+TOKEN_COUNTS_VERSION = 1
+
+
+def _tokenizer_sha256(
+    session: Session, store: BlobStore, submission: Submission, settings: Settings
+) -> str:
+    """The content hash of the submission's tokenizer (the uploaded blob's, or the registered
+    file's): what its token counts are kept under."""
+    path, _label, uploaded = _tokenizer(session, store, submission, settings)
+    if uploaded:
+        return path.name  # a blob is named by its sha256
+    with path.open("rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def _token_counts_key(tokenizer_sha256: str, task: Task, settings: Settings) -> str:
+    return (
+        f"{tokenizer_sha256}.tokens-v{TOKEN_COUNTS_VERSION}-{task.test_sha256[:32]}"
+        f"-{settings.limits.max_tokens}.npy"
+    )
+
+
+def keep_token_counts(
+    session: Session,
+    store: BlobStore,
+    submission: Submission,
+    settings: Settings,
+    inputs: Mapping[int, TaskInputs],
+) -> None:
+    """Keep each task's token counts, computed once by `prepare_counting` for this tokenizer,
+    so that finishing the job does not tokenize again (`kept_token_counts`)."""
+    sha = _tokenizer_sha256(session, store, submission, settings)
+    for _file, task in prediction_files(session, submission):
+        tin = inputs.get(task.id)
+        if tin is None:
+            continue
+        buf = io.BytesIO()
+        np.save(buf, np.asarray(tin.lengths, dtype=np.int64), allow_pickle=False)
+        with contextlib.suppress(OSError):  # a full disk: finishing tokenizes again
+            store.put_derived(_token_counts_key(sha, task, settings), buf.getvalue())
+
+
+def kept_token_counts(
+    session: Session, store: BlobStore, submission: Submission, settings: Settings
+) -> dict[int, TaskInputs] | None:
+    """Each task's token counts as `keep_token_counts` kept them (token lengths only, no ids:
+    enough to check a cost report and store its costs, not a job to send); None when one is
+    missing or unreadable (a job prepared before they were kept): tokenize again."""
+    sha = _tokenizer_sha256(session, store, submission, settings)
+    out: dict[int, TaskInputs] = {}
+    for _file, task in prediction_files(session, submission):
+        if task.id in out:
+            continue
+        data = store.read_derived(_token_counts_key(sha, task, settings))
+        if data is None:
+            return None
+        try:
+            lengths = np.load(io.BytesIO(data), allow_pickle=False)
+        except (OSError, ValueError, EOFError):
+            return None
+        if lengths.shape != (task.test_size,) or lengths.dtype != np.int64:
+            return None
+        out[task.id] = TaskInputs(ids=[], lengths=lengths.tolist(), first_segments=None)
+    return out
 
 
 def tokenize_inputs(request: TokenizeRequest, settings: Settings) -> dict[int, TaskInputs]:
@@ -577,17 +646,6 @@ def _sandbox_env(device: str) -> dict[str, str]:
     return env
 
 
-def flops_summary(values: np.ndarray) -> dict[str, float]:
-    p10, median, p90 = np.percentile(values, [10, 50, 90])
-    return {
-        "flops_mean": float(values.mean()),
-        "flops_median": float(median),
-        "flops_p10": float(p10),
-        "flops_p90": float(p90),
-        "flops_max": float(values.max()),
-    }
-
-
 def store_costs(session: Session, submission: Submission, job: CostJob, output: CostOutput) -> None:
     """Write each result's cost summary and per-sample arrays (upsert: re-runs overwrite)."""
     assert output.params is not None
@@ -597,29 +655,15 @@ def store_costs(session: Session, submission: Submission, job: CostJob, output: 
         if key is None:
             continue
         entry: EntryOutput = output.entries[key]
-        flops = np.asarray(entry.per_sample_flops, dtype=np.int64)
-        summary = flops_summary(flops.astype(np.float64))
-        for name, value in summary.items():
-            setattr(result, name, value)
-        result.macs_mean = summary["flops_mean"] / 2
-        result.params = output.params
-        result.cost_status = "counted"
-        result.device = (output.device or "")[:64] or None
-        result.counter_versions = dict(output.versions)
         elue = np.asarray(
             entry.per_sample_flops_elue or entry.per_sample_flops_without_norm, dtype=np.int64
         )
-        result.flops_elue_mean = float(elue.mean()) if elue.size else None
-        result.cost_incomplete = bool(entry.incomplete)
-        result.cost_disagrees = not entry.all_agree
-        result.counter_version = output.counter_version
-        result.rule_hash = output.rule_hash
         without_norm = np.asarray(entry.per_sample_flops_without_norm, dtype=np.float64)
         details = {
             "kind": job.kinds.get(result.id),
             "entry": key,
             "flops_without_norm_mean": float(without_norm.mean()) if without_norm.size else 0.0,
-            "flops_elue_mean": result.flops_elue_mean,
+            "flops_elue_mean": float(elue.mean()) if elue.size else None,
             "incomplete": list(entry.incomplete),
             "cross_check": dict(entry.cross_check),
             "param_kinds": dict(output.param_kinds),
@@ -637,18 +681,28 @@ def store_costs(session: Session, submission: Submission, job: CostJob, output: 
             "mismatch_count": job.mismatch_counts.get(result.id, 0),
             "notes": list(output.notes),
         }
-        cost = session.get(ResultCost, result.id)
-        if cost is None:
-            cost = ResultCost(result_id=result.id)
-            session.add(cost)
-        cost.n = int(flops.size)
-        cost.flops = pack_array(flops)
-        cost.flops_elue = pack_array(elue) if elue.size else None
-        cost.per_operator = dict(entry.per_operator)
-        cost.per_module = dict(entry.per_module)
-        cost.uncounted = dict(entry.uncounted)
-        cost.mismatches = job.mismatches.get(result.id, [])
-        cost.details = details
+        write_result_costs(
+            session,
+            result,
+            CostRows(
+                flops=np.asarray(entry.per_sample_flops, dtype=np.int64),
+                flops_elue=elue,
+                per_operator=entry.per_operator,
+                per_module=entry.per_module,
+                uncounted=entry.uncounted,
+                mismatches=job.mismatches.get(result.id, []),
+                details=details,
+            ),
+            counted=CountedBy(
+                device=output.device,
+                versions=output.versions,
+                incomplete=bool(entry.incomplete),
+                disagrees=not entry.all_agree,
+                counter_version=output.counter_version,
+                rule_hash=output.rule_hash,
+                params=output.params,
+            ),
+        )
     session.flush()
 
 

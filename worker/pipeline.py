@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from core.db.session import transaction
 from core.models import Submission, SubmissionKind, SubmissionState
 from core.settings import Settings
-from core.storage import BlobStore
+from core.storage import BlobStore, LocalBlobStore, blob_store
 from core.submissions import cost_queue
 from core.submissions.state import LOG_LIMIT, new_job_id, set_state, storable
 from worker import counting_stage, metrics, scoring_stage, verification_stage
@@ -113,7 +113,7 @@ def start_attempt(
 def run_scoring(engine: Engine, settings: Settings, submission_id: int, job_id: str) -> str:
     """Stages 1-2 (queue `score`): validate and score; leaves the row in `counting`."""
     started = time.monotonic()
-    store = BlobStore(settings.storage.uploads_dir)
+    store = blob_store(settings)
     valid = True
     with transaction(engine) as session:
         sub = _current(
@@ -167,7 +167,7 @@ def prepare_counting(
     (`core.submissions.cost_queue`); it is sent again when one of their jobs ends.
     """
     started = time.monotonic()
-    store = BlobStore(settings.storage.uploads_dir)
+    store = blob_store(settings)
     per_user = settings.limits.cost_jobs_per_user if fair else None
     final: Submission | None = None
     with transaction(engine) as session:
@@ -198,6 +198,7 @@ def prepare_counting(
             return None
         try:
             job = counting_stage.build_job(session, store, sub, settings, inputs)
+            counting_stage.keep_token_counts(session, store, sub, settings, inputs)
             model = store.read_bytes(counting_stage.model_sha256(session, sub))
             verify = counting_stage.build_verify_request(session, sub, job)
         except LookupError as exc:
@@ -217,6 +218,8 @@ def prepare_counting(
     if final is not None:
         _record_final(final)
         return None
+    if verify is not None:
+        _weights_for_cost_workers(store, settings, verify)
     metrics.record_stage("cost_prepare", time.monotonic() - started)
     return CostRequest.build(
         submission_id=submission_id,
@@ -226,6 +229,21 @@ def prepare_counting(
         sizes=job.sizes,
         verify=verify,
     )
+
+
+def _weights_for_cost_workers(
+    store: BlobStore, settings: Settings, verify: verification_mod.VerifyRequest
+) -> None:
+    """With an object store, a copy of the weights in this host's upload folder: cost workers
+    hold no store credentials and read them from that folder (mounted read-only, as with the
+    local store). Copies no live submission uses go with the orphans (`core.leftovers`)."""
+    if isinstance(store, LocalBlobStore):
+        return
+    local = LocalBlobStore(settings.storage.uploads_dir)
+    for sha in sorted(set(verify.weights.values())):
+        if not local.exists(sha):
+            with store.open(sha) as stream:
+                local.put_stream(stream)
 
 
 def _wait_for_share(sub: Submission, per_user: int) -> None:
@@ -288,13 +306,14 @@ def execute_counting(
     verification = None
     if request.verify is not None and run.failure is None and run.capture is not None:
         try:
-            checked = verification_mod.run_verification(
-                run.capture,
-                request.verify,
-                settings,
-                device=device,
-                weights_root=settings.storage.uploads_dir,
-            )
+            with blob_store(settings) as store:  # the weights: a local copy from an object store
+                checked = verification_mod.run_verification(
+                    run.capture,
+                    request.verify,
+                    settings,
+                    device=device,
+                    store=store,
+                )
         except SandboxUnavailableError:
             raise
         except Exception as exc:  # the runner's own plumbing broke: report it, keep the cost
@@ -333,20 +352,26 @@ def finish_counting(engine: Engine, settings: Settings, report: CostReport) -> s
     counts), never against what came back with it.
     """
     started = time.monotonic()
-    store = BlobStore(settings.storage.uploads_dir)
-    # A valid report is checked against the job computed again: its inputs are read in one
+    store = blob_store(settings)
+    # A valid report is checked against the job computed again, from the token counts that
+    # `prepare_counting` kept; a job prepared without them has its inputs read in one
     # transaction and tokenized outside any (as in `prepare_counting`).
     inputs: Mapping[int, TaskInputs] | Exception = {}
     if report.service_error is None and report.failure is None and report.output is not None:
+        kept: Mapping[int, TaskInputs] | None = None
         with transaction(engine) as session:
             sub = _current(session, report.submission_id, report.job_id, {SubmissionState.COUNTING})
             if sub is None:
                 return Outcome.STOP
             try:
-                texts = counting_stage.job_texts(session, store, sub, settings)
+                kept = counting_stage.kept_token_counts(session, store, sub, settings)
+                if kept is None:
+                    texts = counting_stage.job_texts(session, store, sub, settings)
             except LookupError as exc:
                 inputs = exc
-        if not isinstance(inputs, Exception):
+        if kept is not None:
+            inputs = kept
+        elif not isinstance(inputs, Exception):
             try:
                 inputs = counting_stage.tokenize_inputs(texts, settings)
             except TokenizerError as exc:

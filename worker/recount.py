@@ -22,7 +22,7 @@ from core.cost_counter import COUNTER_VERSION
 from core.db.session import transaction
 from core.models import Result, ResultCost, Submission, SubmissionKind, SubmissionState
 from core.settings import Settings
-from core.storage import BlobStore
+from core.storage import blob_store
 from worker import counting_stage
 from worker.tokenize_job import TokenizerError
 
@@ -75,7 +75,7 @@ def recount(
 ) -> RecountReport:
     """Count every stale submission again; `progress(i, n, submission_id, outcome)`."""
     report = RecountReport()
-    store = BlobStore(settings.storage.uploads_dir)
+    store = blob_store(settings)
     todo = stale_submissions(engine, current_rule_hash())
     for i, sid in enumerate(todo, start=1):
         with transaction(engine) as session:

@@ -20,7 +20,8 @@ from core.models import (
     SubmissionState,
     Task,
 )
-from core.predictions import ParsedPredictions, parse_predictions
+from core.parsed import read_parsed
+from core.predictions import ParsedPredictions
 from core.scoring import BootstrapConfig, apply_metrics, forget_uncertainty, record_uncertainty
 from core.settings import Settings
 from core.storage import BlobStore
@@ -45,9 +46,11 @@ def prediction_files(session: Session, submission: Submission) -> list[tuple[Sub
 def parse_stored(
     store: BlobStore, file: SubmissionFile, task: Task, settings: Settings
 ) -> ParsedPredictions:
-    """Parse a stored prediction file against its task (raises PredictionFileError)."""
-    return parse_predictions(
-        store.read_bytes(file.sha256),
+    """A stored prediction file parsed against its task: its parsed form kept at upload, or
+    parsed now (raises PredictionFileError) for a file stored without one (`core.parsed`)."""
+    return read_parsed(
+        store,
+        file.sha256,
         manifest=manifest_of(task),
         n_rows=task.test_size,
         file_name=file.original_name,

@@ -26,7 +26,7 @@ from core.leftovers import clean_leftovers
 from core.logging_setup import reset_submission, set_submission
 from core.models import Submission, SubmissionState
 from core.settings import Settings, get_settings
-from core.storage import BlobStore
+from core.storage import blob_store
 from core.submissions import cost_queue
 from worker import attempts, metrics, pipeline
 from worker.attempts import Stage, Status
@@ -366,7 +366,7 @@ def clean_leftovers_task() -> int:
     cleaned = clean_leftovers(
         settings.storage.data_dir,
         engine,
-        BlobStore(settings.storage.uploads_dir),
+        blob_store(settings),
         grace_seconds=settings.storage.orphan_grace_seconds,
     )
     return len(cleaned.staging) + len(cleaned.blobs)

@@ -20,7 +20,6 @@ Ties of the argmax count as agreeing when the predicted label is among the tied 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections import defaultdict
 from dataclasses import dataclass
@@ -31,6 +30,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.settings import REPO_ROOT, Settings
+from core.storage import BlobStore
 from core.tasks.manifest import LabelKind, TaskManifest
 from worker.graphcount.graph import Capture
 
@@ -215,24 +215,25 @@ def run_verification(
     settings: Settings,
     *,
     device: str,
-    weights_root: Path,
+    store: BlobStore,
 ) -> VerifyRun:
-    """Check the weights against the graph, then run `worker.verify` in the sandbox per file."""
-    from core.storage import BlobStore
+    """Check the weights against the graph, then run `worker.verify` in the sandbox per file
+    (the weights are read from `store`, local or an object store)."""
+    from core.storage import BlobNotFoundError
     from worker.counting_stage import JOB_TARGET, _sandbox_env, _stop_reason
     from worker.sandbox import Bind, SandboxLimits, make_job_dir, run_sandboxed, sandbox_python
     from worker.verify import VERIFY_MARKER
 
-    store = BlobStore(weights_root)
     parsed = Capture.model_validate(capture)
     by_sha: dict[str, list[str]] = defaultdict(list)
     for task, sha in sorted(request.weights.items()):
         by_sha[sha].append(task)
     problems: list[str] = []
     for sha, tasks in by_sha.items():
-        path = store.path(sha)
         label = f"weights for {', '.join(tasks)}"
-        if not path.is_file():
+        try:
+            path = store.local_path(sha)
+        except BlobNotFoundError:
             return VerifyRun(
                 VerifyOutput(ok=False, error=f"the {label} are not on this worker ({sha[:12]})"),
                 "",
@@ -272,10 +273,7 @@ def run_verification(
             (job_dir / "job.json").write_text(json.dumps(spec))
             # the weights go in by a hard link (a copy across file systems): the job folder is
             # reachable by the sandbox's uid, the blob store need not be
-            try:
-                os.link(store.path(sha), job_dir / "weights.safetensors")
-            except OSError:
-                shutil.copyfile(store.path(sha), job_dir / "weights.safetensors")
+            store.link_or_copy_to(sha, job_dir / "weights.safetensors")
             for name in ("capture.json", "job.json", "weights.safetensors"):
                 (job_dir / name).chmod(0o644)
             result = run_sandboxed(

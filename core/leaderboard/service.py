@@ -9,7 +9,7 @@ created done; queued, running, failed and withdrawn ones are not listed), and of
 points that have a finite performance and positive FLOPs. A task's baseline curve is made of
 its designated baseline submission's listed points on that task; while that submission is not
 listed (made private, hidden) the task has no baseline and no ELUE scores. Deltas against the baseline are
-computed here at read time from the current curve; `Result.baseline_delta` is not read.
+computed here at read time from the current curve (`core.ranking.score.delta_from`).
 """
 
 from __future__ import annotations
@@ -61,6 +61,7 @@ from core.ranking.score import (
     CurvePoint,
     OverallScore,
     Position,
+    delta_from,
     overall_score,
     overall_sort_key,
 )
@@ -491,7 +492,7 @@ def _task_leaderboard(
     positions: list[Position | None] = []
     for i, row in enumerate(rows):
         if curve is not None and base_perf is not None and not row.incomplete:
-            deltas[row.submission_id].append(row.performance - float(base_perf[i]))
+            deltas[row.submission_id].append(delta_from(row.performance, float(base_perf[i])))
             positions.append(curve.position(row.flops))
         else:
             positions.append(None)
@@ -571,7 +572,7 @@ def _task_leaderboard(
                     flops_p90=row.p90,
                     params=row.params,
                     baseline_performance=bp,
-                    delta=row.performance - bp if bp is not None else None,
+                    delta=delta_from(row.performance, bp) if bp is not None else None,
                     position=positions[i],
                     on_flops_front=bool(on_flops[i]),
                     on_params_front=bool(on_params[i]),
@@ -739,7 +740,7 @@ def _overall(session: Session, track: Track | None) -> OverallLeaderboard:
         # One pass, grouped by submission (a scan of the task's points per submission was
         # quadratic: minutes at 100,000 submissions).
         for sid, f, perf, b, rid in zip(ids, fl, pf, base, rids, strict=True):
-            deltas[sid].append(perf - b)
+            deltas[sid].append(delta_from(perf, b))
             own_results[sid].append(rid)
             own_perf[sid].append(perf)
             if f < low or f > high:

@@ -38,8 +38,6 @@ class Result(Base):
     # Performance: the task's headline metric x100, and its components x100.
     performance: Mapped[float | None] = mapped_column(Float)
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
-    # performance minus the baseline curve at this point's FLOPs (None until both are known).
-    baseline_delta: Mapped[float | None] = mapped_column(Float)
     gold_sha256: Mapped[str | None] = mapped_column(String(64))  # gold it was scored against
     # 95% bootstrap interval of `performance` (core/uncertainty.py); None: not computed (yet),
     # e.g. self-reported points or rows scored before migration 0013 (`paretoboard recount

@@ -130,9 +130,32 @@ def _point_score(point: CurvePoint, baseline: BaselineCurve) -> PointScore:
         flops=point.flops,
         performance=point.performance,
         baseline_performance=base,
-        delta=point.performance - base,
+        delta=delta_from(point.performance, base),
         position=baseline.position(point.flops),
     )
+
+
+def delta_from(performance: float, baseline_performance: float) -> float:
+    """A point's delta once the baseline's performance at its FLOPs is known (for callers that
+    interpolate many points at once; `baseline_delta` otherwise)."""
+    return performance - baseline_performance
+
+
+def baseline_delta(
+    performance: float | None,
+    flops: float | None,
+    curve: BaselineCurve | None,
+    *,
+    incomplete: bool = False,
+) -> float | None:
+    """Performance minus the baseline curve at this point's FLOPs: the one definition.
+
+    None without a curve, a performance or FLOPs, and for an incomplete count (its FLOPs are a
+    lower bound, so it has no place on the curve).
+    """
+    if incomplete or curve is None or performance is None or not flops:
+        return None
+    return delta_from(performance, curve.at(flops))
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,13 +34,12 @@ import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.arrays import pack_array
 from core.cost_counter import COUNTER_VERSION
+from core.costs import COUNTED, CostRows, CountedBy, write_result_costs
 from core.errors import InvalidInputError, Problem
 from core.leaderboard.service import listed_point, set_task_baseline
 from core.models import (
     Result,
-    ResultCost,
     Submission,
     SubmissionKind,
     SubmissionState,
@@ -53,7 +52,6 @@ BASELINE_NAME = "ElasticBERT-base (published)"
 PAPER_URL = "https://arxiv.org/abs/2110.07038"
 CODE_URL = "https://github.com/fastnlp/ElasticBERT"
 FLOPS_MODEL = "examples/elasticbert_base.py"
-COUNTED = "counted"  # Result.cost_status of a point whose FLOPs this service counted
 PENDING = "pending"
 
 # Exact parameter counts of a k-layer BERT-base classifier (2 labels): embeddings, k layers,
@@ -349,23 +347,35 @@ def apply_counted(
             raise ValueError(
                 f"{request.task}: counted {values.size} samples, the task has {task.test_size}"
             )
-        as_float = values.astype(np.float64)
-        p10, median, p90 = np.percentile(as_float, [10, 50, 90])
-        result.flops_mean = float(as_float.mean())
-        result.flops_median = float(median)
-        result.flops_p10 = float(p10)
-        result.flops_p90 = float(p90)
-        result.flops_max = float(as_float.max())
-        result.macs_mean = result.flops_mean / 2
-        result.cost_status = COUNTED
-        result.device = flops.device[:64]
-        result.counter_versions = dict(flops.versions)
-        elue = np.asarray(flops.per_sample_flops_elue, dtype=np.int64)
-        result.flops_elue_mean = float(elue.mean()) if elue.size else None
-        result.cost_incomplete = bool(flops.incomplete)
-        result.cost_disagrees = flops.disagrees
-        result.counter_version = flops.counter_version
-        result.rule_hash = flops.rule_hash
+        without_norm = np.asarray(flops.per_sample_flops_without_norm, dtype=np.float64)
+        write_result_costs(
+            session,
+            result,
+            CostRows(
+                flops=values,
+                flops_elue=np.asarray(flops.per_sample_flops_elue, dtype=np.int64),
+                per_operator=flops.per_operator,
+                per_module=flops.per_module,
+                uncounted=flops.uncounted,
+                details={
+                    "kind": "exit_layer",
+                    "entry": f"baseline:{request.task}:{request.exit_layer}",
+                    "flops_without_norm_mean": float(without_norm.mean())
+                    if without_norm.size
+                    else 0.0,
+                    "method": flops.method,
+                    **dict(flops.details),
+                },
+            ),
+            counted=CountedBy(
+                device=flops.device,
+                versions=flops.versions,
+                incomplete=bool(flops.incomplete),
+                disagrees=flops.disagrees,
+                counter_version=flops.counter_version,
+                rule_hash=flops.rule_hash,
+            ),
+        )
         result.metrics = {
             **result.metrics,
             "flops_source": COUNTED,
@@ -375,25 +385,6 @@ def apply_counted(
             "flops_tokenizer": flops.tokenizer,
             "flops_test_sha256": flops.test_sha256,
             "flops_method": flops.method,
-        }
-        without_norm = np.asarray(flops.per_sample_flops_without_norm, dtype=np.float64)
-        cost = session.get(ResultCost, result.id)
-        if cost is None:
-            cost = ResultCost(result_id=result.id)
-            session.add(cost)
-        cost.n = int(values.size)
-        cost.flops = pack_array(values)
-        cost.flops_elue = pack_array(elue) if elue.size else None
-        cost.per_module = dict(flops.per_module)
-        cost.per_operator = dict(flops.per_operator)
-        cost.uncounted = dict(flops.uncounted)
-        cost.mismatches = []
-        cost.details = {
-            "kind": "exit_layer",
-            "entry": f"baseline:{request.task}:{request.exit_layer}",
-            "flops_without_norm_mean": float(without_norm.mean()) if without_norm.size else 0.0,
-            "method": flops.method,
-            **dict(flops.details),
         }
         done.append(f"{task.name}/{point}")
     session.flush()

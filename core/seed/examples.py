@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from core.errors import InvalidInputError
 from core.models import FileRole, Submission, SubmissionFile, Task, TaskExample, User, UserRole
 from core.settings import REPO_ROOT, Settings
-from core.storage import BlobStore
+from core.storage import blob_store
 from core.submissions.service import (
     SubmissionDraft,
     UploadedFile,
@@ -136,7 +136,7 @@ def submit_example(
     """Create the queued submission with a job id (flushed; commit, then send the job)."""
     sub = create_submission(
         session,
-        BlobStore(settings.storage.uploads_dir),
+        blob_store(settings),
         owner_id=owner_id,
         draft=SubmissionDraft(name=name, description=description),
         model=UploadedFile(model.name, model),
@@ -155,7 +155,7 @@ def attach_weights(
     """Store each task's trained weights (safetensors) as the submission's weights files."""
     from safetensors.torch import save
 
-    store = BlobStore(settings.storage.uploads_dir)
+    store = blob_store(settings)
     tasks = {t.name: t.id for t in session.scalars(select(Task))}
     for task, state in sorted(weights.items()):
         sha, size = store.put_stream(io.BytesIO(save(state)))
@@ -171,7 +171,7 @@ def attach_weights(
         session.flush()
         # Listed as an upload's weights are (the page shows the tensor count).
         listed = check_weights_file(
-            store.path(sha),
+            store.local_path(sha),
             file=row.original_name,
             max_bytes=settings.limits.max_weights_bytes,
             max_tensors=settings.limits.max_weights_tensors,

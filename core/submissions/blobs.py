@@ -1,37 +1,32 @@
 """Blob lifetime: a blob may be shared by several submissions (same sha256), so it is removed only
 when no live submission references it.
 
-A file lock under the store orders the two writers: making a submission holds it shared from
-storing its blobs until its rows are committed; collecting holds it exclusive while it checks the
-references and unlinks. So a blob that a concurrent upload has just deduplicated against is never
-removed under it.
+The installation-wide blob lock (`core.locks`: a PostgreSQL advisory lock, or a file lock beside
+the SQLite database) orders the two writers: making a submission holds it shared from storing its
+blobs until its rows are committed; collecting holds it exclusive while it checks the references
+and removes. So a blob that a concurrent upload has just deduplicated against is never removed
+under it, whichever host either runs on.
 """
 
 from __future__ import annotations
 
-import fcntl
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.locks import LockName, transaction_lock
 from core.models import Submission, SubmissionFile, SubmissionState
 from core.storage import BlobStore
 
-LOCK_NAME = ".blobs.lock"
-
 
 @contextmanager
-def blob_lock(store: BlobStore, *, exclusive: bool) -> Iterator[None]:
-    """Hold the store's lock: shared while adding blobs, exclusive while removing them."""
-    store.root.mkdir(parents=True, exist_ok=True)
-    with (store.root / LOCK_NAME).open("a+b") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+def blob_lock(session: Session, *, exclusive: bool) -> Iterator[None]:
+    """Hold the blob lock with the session's transaction: shared while adding blobs (commit
+    inside the block), exclusive while removing them."""
+    with transaction_lock(session, LockName.BLOBS, shared=not exclusive):
+        yield
 
 
 def referenced(session: Session, shas: Iterable[str]) -> set[str]:
@@ -49,13 +44,13 @@ def referenced(session: Session, shas: Iterable[str]) -> set[str]:
 
 
 def collect_blobs(session: Session, store: BlobStore, shas: Iterable[str]) -> list[str]:
-    """Remove the blobs among `shas` that nothing live references (call after the commit)."""
+    """Remove the blobs among `shas` that nothing live references (call after the commit, in a
+    transaction of its own: the lock is held until it ends)."""
     removed: list[str] = []
-    with blob_lock(store, exclusive=True):
+    with blob_lock(session, exclusive=True):
         candidates = set(shas)
         for sha in sorted(candidates - referenced(session, candidates)):
-            path = store.path(sha)
-            if path.is_file():
-                path.unlink()
+            if store.delete(sha):
                 removed.append(sha)
+            store.drop_derived(sha)
     return removed

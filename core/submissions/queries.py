@@ -29,7 +29,7 @@ from core.models import (
     Visibility,
 )
 from core.ranking.curves import curve_summary
-from core.ranking.score import BaselineCurve, CurvePoint
+from core.ranking.score import BaselineCurve, CurvePoint, baseline_delta
 from core.settings import Settings, get_settings
 from core.submissions import cost_queue
 from core.submissions.access import sees_private_details
@@ -131,20 +131,6 @@ def baseline_curve(session: Session, task: Task) -> BaselineCurve | None:
         return None
 
 
-def _delta(result: Result, curve: BaselineCurve | None) -> float | None:
-    """Performance minus the baseline curve at this point's FLOPs (stored value first).
-
-    None for an incomplete count: its FLOPs are a lower bound, so it has no place on the curve.
-    """
-    if result.cost_incomplete:
-        return None
-    if result.baseline_delta is not None:
-        return result.baseline_delta
-    if curve is None or result.performance is None or not result.flops_mean:
-        return None
-    return result.performance - curve.at(result.flops_mean)
-
-
 def _point(result: Result, curve: BaselineCurve | None = None) -> PointRead:
     self_reported = result.cost_status == "self_reported"
     return PointRead(
@@ -152,7 +138,9 @@ def _point(result: Result, curve: BaselineCurve | None = None) -> PointRead:
         point=result.point,
         performance=result.performance,
         metrics=dict(result.metrics or {}),
-        baseline_delta=_delta(result, curve),
+        baseline_delta=baseline_delta(
+            result.performance, result.flops_mean, curve, incomplete=result.cost_incomplete
+        ),
         flops=FlopsRead(
             mean=result.flops_mean,
             median=result.flops_median,

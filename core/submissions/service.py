@@ -20,8 +20,10 @@ from core.models import (
     SubmissionWeights,
     Visibility,
 )
+from core.parsed import encode_parsed, store_parsed, task_digest
 from core.predictions import (
     ModuleCall,
+    ParsedPredictions,
     PredictionFormat,
     parse_exit_layer_file,
     parse_prediction_file,
@@ -73,11 +75,15 @@ class CheckedPrediction:
     task_name: str
     point: str
     rows: int
-    format: PredictionFormat  # the parsed arrays are dropped: only what the summary needs is kept
+    format: PredictionFormat  # the parsed arrays are not kept, only their compact form below
     # the distinct module paths (or exit layers) the file names, each with its first row, at
     # most MAX_PREFLIGHT_PATHS: the pre-flight check matches them against the captured graph
     paths: tuple[tuple[int, tuple[ModuleCall, ...]], ...] = ()
     exit_layers: tuple[tuple[int, int], ...] = ()  # (first row, exit layer)
+    # the file's parsed form (`core.parsed.encode_parsed`), stored next to its blob so that
+    # no later stage parses it again, and the task it was parsed for (`core.parsed.task_digest`)
+    parsed_form: bytes = b""
+    task_digest: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -325,6 +331,8 @@ def store_submission(
         add(FileRole.TOKENIZER, tokenizer)
     for p in checked.predictions:
         row = add(FileRole.PREDICTIONS, p.upload, p.task_id, p.point)
+        if p.parsed_form:
+            store_parsed(store, row.sha256, p.task_digest, p.parsed_form)
         if checked.costs is not None:
             cost = checked.costs[(p.task_id, p.point)]
             session.flush()
@@ -461,6 +469,10 @@ def _check_predictions(
             exit_rows = _distinct_exits(layers)
             upload = UploadedFile(f"{name.display} + {exit_name.display}", joined)
             fmt = PredictionFormat.EXIT_LAYER
+            # what parsing the joined file gives (its labels are written to read back exactly)
+            parsed = ParsedPredictions(
+                file=upload.name, format=fmt, labels=parsed.labels, modules=None, exit_layers=layers
+            )
         elif parsed is None:
             continue
         else:
@@ -484,5 +496,7 @@ def _check_predictions(
                 fmt,
                 paths=tuple((row, path) for path, row in paths.items()),
                 exit_layers=exit_rows,
+                parsed_form=encode_parsed(parsed),
+                task_digest=task_digest(manifest, task.test_size),
             )
         )

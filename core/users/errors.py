@@ -27,5 +27,5 @@ class RateLimitedError(ParetoboardError):
 
     @property
     def headers(self) -> dict[str, str]:
-        """HTTP headers the error response carries (server/errors.py adds them)."""
+        """HTTP headers the error response carries (web/errors.py adds them)."""
         return {"Retry-After": str(self.retry_after)}

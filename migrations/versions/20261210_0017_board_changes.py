@@ -1,7 +1,7 @@
 """board changes: which submissions each board-version bump touched
 
 Revision ID: 0017
-Revises: 0016
+Revises: 0015
 Create Date: 2026-12-10 22:00:00.000000
 
 Every bump of `board_version` writes, in the same transaction, one row per listed-or-formerly-
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0017"
-down_revision: str | None = "0016"
+down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,0 +1,196 @@
+"""Administrators: choose a task's baseline, hide or list a submission, re-run submissions.
+
+Plain forms (CSRF token in a hidden field) posted to these routes, which call the same services
+as the API's admin endpoints, then send the browser back with a one-line notice.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core.errors import InvalidInputError, ParetoboardError
+from core.leaderboard import clear_task_baseline, set_task_baseline, task_leaderboard
+from core.models import Submission, User, UserRole
+from core.submissions import manage
+from core.submissions.access import get_visible_submission_or_raise
+from core.submissions.queries import page_url
+from core.tasks import service as task_service
+from server import enqueue
+from web.auth import AdminUser, ForbiddenError, OptionalUser
+from web.deps import SessionDep, SettingsDep
+from web.forms import read_form
+from web.pages.accounts import safe_next
+from web.pages.submissions import login_redirect
+from web.pages.templating import flash, render
+from web.views import format as fmt
+
+router = APIRouter(include_in_schema=False)
+CANDIDATES = 30
+RECENT = 30
+
+
+def _tasks(session: Session) -> list[dict[str, Any]]:
+    out = []
+    for task in task_service.list_tasks(session):
+        board = task_leaderboard(session, task.name)
+        candidates = [
+            {
+                "id": s.submission_id,
+                "label": f"#{s.submission_id} {s.name} (best {fmt.perf(s.best_performance)})",
+                "selected": s.submission_id == task.baseline_submission_id,
+            }
+            for s in board.submissions[:CANDIDATES]
+        ]
+        out.append(
+            {
+                "name": task.name,
+                "display_name": task.display_name,
+                "baseline_id": task.baseline_submission_id,
+                "baseline_name": board.baseline.submission_name if board.baseline else None,
+                "baseline_url": (
+                    page_url(task.baseline_submission_id) if task.baseline_submission_id else None
+                ),
+                "note": board.note,
+                "candidates": candidates,
+                "entries": len(board.submissions),
+            }
+        )
+    return out
+
+
+def _recent(session: Session) -> list[dict[str, Any]]:
+    rows = session.execute(
+        select(Submission, User.display_name)
+        .outerjoin(User, User.id == Submission.owner_id)
+        .order_by(Submission.id.desc())
+        .limit(RECENT)
+    ).all()
+    return [
+        {
+            "id": s.id,
+            "url": page_url(s.id),
+            "name": s.name,
+            "owner": owner or fmt.DASH,
+            "state": s.state.value,
+            "visibility": s.visibility.value,
+            "hidden": s.hidden,
+            "kind": s.kind.value.replace("_", "-"),
+        }
+        for s, owner in rows
+    ]
+
+
+@router.get("/admin", response_class=HTMLResponse, response_model=None)
+def admin_page(
+    request: Request,
+    session: SessionDep,
+    user: OptionalUser,
+    submission: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+) -> HTMLResponse | RedirectResponse:
+    if user is None:
+        return login_redirect("/admin")
+    if user.role is not UserRole.ADMIN:
+        raise ForbiddenError("Administrators only")
+    context = {"tasks": _tasks(session), "recent": _recent(session), "submission_id": submission}
+    return render(request, "admin.html", context, user=user, active="admin")
+
+
+async def _form(request: Request) -> dict[str, str]:
+    form = await read_form(request)
+    return {k: v[:200] for k, v in form.items() if isinstance(v, str)}
+
+
+def _back(form: dict[str, str]) -> RedirectResponse:
+    return RedirectResponse(safe_next(form.get("next"), "/admin"), status_code=303)
+
+
+def _failed(request: Request, exc: ParetoboardError) -> None:
+    problems = "; ".join(p.problem for p in exc.problems)
+    flash(request, f"Not done: {exc.message}" + (f" ({problems})" if problems else ""))
+
+
+def _int(value: str | None) -> int | None:
+    try:
+        number = int((value or "").strip())
+    except ValueError:
+        return None
+    return number if 1 <= number <= 2**62 else None
+
+
+@router.post("/admin/baseline", response_model=None)
+async def choose_baseline(request: Request, session: SessionDep, _admin: AdminUser) -> Response:
+    """Set (or with action=clear, remove) a task's baseline."""
+    form = await _form(request)
+    task = form.get("task", "")
+    try:
+        if form.get("action") == "clear":
+            clear_task_baseline(session, task_name=task)
+            message = f"{task} has no baseline now."
+        else:
+            sid = _int(form.get("submission_id"))
+            if sid is None:
+                raise InvalidInputError("Choose a submission (its id)")
+            set_task_baseline(session, task_name=task, submission_id=sid)
+            message = f"Submission {sid} is now the baseline of {task}."
+        session.commit()
+        flash(request, message)
+    except ParetoboardError as exc:
+        session.rollback()
+        _failed(request, exc)
+    return _back(form)
+
+
+@router.post("/admin/submissions", response_model=None)
+async def submission_action(
+    request: Request, session: SessionDep, settings: SettingsDep, admin: AdminUser
+) -> Response:
+    """Hide, list again, or re-run one submission (fields submission_id and action)."""
+    form = await _form(request)
+    sid = _int(form.get("submission_id"))
+    action = form.get("action", "")
+    try:
+        if sid is None:
+            raise InvalidInputError("Give a submission id")
+        submission = get_visible_submission_or_raise(session, sid, admin, for_update=True)
+        if action in ("hide", "unhide"):
+            manage.set_hidden(submission, action == "hide")
+            session.commit()
+            flash(
+                request,
+                f"Submission {sid} is hidden from every public listing."
+                if action == "hide"
+                else f"Submission {sid} is listed again.",
+            )
+        elif action == "rerun":
+            report = enqueue.rerun(session, settings, [submission])
+            queued = (
+                "" if report.queued else " (the queue is unreachable; the reconciler will send it)"
+            )
+            flash(request, f"Submission {sid} was re-queued{queued}.")
+        else:
+            raise InvalidInputError(f"Unknown action {action!r}")
+    except ParetoboardError as exc:
+        session.rollback()
+        _failed(request, exc)
+    return _back(form)
+
+
+@router.post("/admin/tasks/rerun", response_model=None)
+async def rerun_task(
+    request: Request, session: SessionDep, settings: SettingsDep, _admin: AdminUser
+) -> Response:
+    """Re-run every measured submission with predictions for a task."""
+    form = await _form(request)
+    try:
+        task = task_service.get_task(session, form.get("task", ""))
+        report = enqueue.rerun(session, settings, manage.submissions_of_task(session, task))
+        flash(request, f"{len(report.requeued)} submission(s) on {task.name} were re-queued.")
+    except ParetoboardError as exc:
+        session.rollback()
+        _failed(request, exc)
+    return _back(form)
