@@ -47,7 +47,7 @@ from typing import Any
 
 import httpx
 import numpy as np
-from sqlalchemy import create_engine, insert, select, text, update
+from sqlalchemy import create_engine, insert, select, text
 from sqlalchemy.engine import make_url
 
 from core.db import migrate
@@ -344,7 +344,9 @@ def _touch_private(url: str, step: int) -> None:
 
 
 def _touch_result(url: str, perf_delta: float) -> None:
-    """A write every benchmarked page depends on: a point of the SST-2 baseline moves."""
+    """A write every benchmarked page depends on: a point of the SST-2 baseline moves (an ORM
+    change of one row, as the workers and the API write, so the bump logs the submission it
+    changed and the boards are recomputed incrementally: `core.leaderboard.source`)."""
     engine = make_engine(url)
     with transaction(engine) as session:
         rid = session.scalar(
@@ -353,11 +355,10 @@ def _touch_result(url: str, perf_delta: float) -> None:
                 "WHERE t.name = 'SST-2' AND r.submission_id = t.baseline_submission_id"
             )
         )
-        session.execute(
-            update(Result)
-            .where(Result.id == rid)
-            .values(performance=Result.performance + perf_delta)
-        )
+        result = session.get(Result, rid)
+        assert result is not None
+        assert result.performance is not None
+        result.performance += perf_delta
     engine.dispose()
 
 

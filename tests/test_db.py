@@ -37,6 +37,7 @@ TABLES = {
     "submission_uncertainty",
     "login_attempts",
     "board_version",
+    "board_changes",
     "user_sessions",
 }
 

@@ -44,6 +44,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
+from core.leaderboard.source import sources
 from core.models.board_version import LOCAL_KEY, board_version, on_committed_bump
 
 T = TypeVar("T")
@@ -316,6 +317,7 @@ class LeaderboardCache:
             self._key_locks.clear()
             self._versions.clear()
             self.hits = self.misses = self.stale_hits = 0
+        sources.clear()  # the rows the values were computed from
 
 
 # The process-wide cache the service and the API routes share.

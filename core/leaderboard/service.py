@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -30,6 +31,7 @@ from sqlalchemy.orm import Session
 from core.arrays import unpack_array
 from core.errors import InvalidInputError, NotFoundError, Problem
 from core.leaderboard.cache import cache
+from core.leaderboard.source import Joint, SourceSubmission, sources
 from core.leaderboard.types import (
     Baseline,
     BaselinePoint,
@@ -47,10 +49,8 @@ from core.models import (
     Submission,
     SubmissionKind,
     SubmissionState,
-    SubmissionUncertainty,
     Task,
     TaskUncertainty,
-    User,
     Visibility,
 )
 from core.ranking.curves import curve_summary
@@ -254,64 +254,6 @@ def _mean(values: Sequence[float]) -> float:
 # --- uncertainty and curve summaries ----------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class _Joint:
-    """A submission's stored joint bootstrap on one task (`task_uncertainty`)."""
-
-    result_ids: frozenset[int]
-    ci_low: float | None
-    ci_high: float | None
-
-
-def _joints(session: Session, *, task_id: int | None = None) -> dict[tuple[int, int], _Joint]:
-    """(submission id, task id) -> its joint bootstrap row, for one task or every task, of
-    listed submissions (the distributions themselves are not read)."""
-    query = (
-        select(
-            TaskUncertainty.submission_id,
-            TaskUncertainty.task_id,
-            TaskUncertainty.result_ids,
-            TaskUncertainty.ci_low,
-            TaskUncertainty.ci_high,
-        )
-        .join(Submission, Submission.id == TaskUncertainty.submission_id)
-        .where(listed_submission())
-    )
-    if task_id is not None:
-        query = query.where(TaskUncertainty.task_id == task_id)
-    return {
-        (r.submission_id, r.task_id): _Joint(
-            frozenset(int(i) for i in r.result_ids or ()), r.ci_low, r.ci_high
-        )
-        for r in session.execute(query)
-    }
-
-
-def _overall_intervals(
-    session: Session,
-) -> dict[int, tuple[dict[str, frozenset[int]], float, float]]:
-    """Listed submissions' stored overall intervals (without the baseline terms), with the
-    task ids and result ids they were computed from."""
-    rows = session.execute(
-        select(
-            SubmissionUncertainty.submission_id,
-            SubmissionUncertainty.tasks,
-            SubmissionUncertainty.ci_low,
-            SubmissionUncertainty.ci_high,
-        )
-        .join(Submission, Submission.id == SubmissionUncertainty.submission_id)
-        .where(listed_submission())
-    )
-    return {
-        r.submission_id: (
-            {str(k): frozenset(int(i) for i in v) for k, v in (r.tasks or {}).items()},
-            r.ci_low,
-            r.ci_high,
-        )
-        for r in rows
-    }
-
-
 def _replicates(session: Session, submission_id: int, task_ids: list[int]) -> list[np.ndarray]:
     """One submission's stored replicates on these tasks, in this order (missing: left out)."""
     query = select(TaskUncertainty.task_id, TaskUncertainty.replicates).where(
@@ -324,7 +266,7 @@ def _replicates(session: Session, submission_id: int, task_ids: list[int]) -> li
 
 
 def _score_interval(
-    joint: _Joint | None, result_ids: Iterable[int], score: float, mean_performance: float
+    joint: Joint | None, result_ids: Iterable[int], score: float, mean_performance: float
 ) -> tuple[float, float] | None:
     """The task score's interval: the joint interval of the points' mean performance, shifted
     by the fixed baseline terms (score - mean performance). Only when it was computed for
@@ -335,6 +277,44 @@ def _score_interval(
         return None
     shift = score - mean_performance
     return (joint.ci_low + shift, joint.ci_high + shift)
+
+
+class CurveMemo:
+    """Curve summaries already made, by their inputs (the entry's points and the baseline
+    curve): after a write only the entries it changed are summarised again (most of a task
+    board's time at 100,000 submissions). Kept for the `max_baselines` latest curves."""
+
+    def __init__(self, max_baselines: int = 16) -> None:
+        self.max_baselines = max_baselines
+        self._by_baseline: dict[
+            tuple[CurvePoint, ...], dict[tuple[tuple[float, float], ...], CurveEntry]
+        ] = {}
+        self._lock = threading.Lock()
+
+    def entry(
+        self, points: tuple[tuple[float, float], ...], baseline: Sequence[CurvePoint]
+    ) -> CurveEntry:
+        key = tuple(baseline)
+        with self._lock:
+            memo = self._by_baseline.pop(key, None)
+            if memo is None:
+                memo = {}
+                while len(self._by_baseline) >= self.max_baselines:
+                    self._by_baseline.pop(next(iter(self._by_baseline)))
+            self._by_baseline[key] = memo  # the most recent last
+            found = memo.get(points)
+        if found is None:
+            found = _curve_entry([CurvePoint(flops=f, performance=p) for f, p in points], baseline)
+            with self._lock:
+                memo[points] = found
+        return found
+
+    def clear(self) -> None:
+        with self._lock:
+            self._by_baseline.clear()
+
+
+curve_memo = CurveMemo()
 
 
 def _curve_entry(points: Sequence[CurvePoint], baseline: Sequence[CurvePoint]) -> CurveEntry:
@@ -388,10 +368,20 @@ class _SubInfo:
     affiliation: str | None = None
     submitted_at: dt.datetime | None = None
 
-    def __post_init__(self) -> None:
-        # Stored times are UTC; SQLite hands them back without a zone.
-        if self.submitted_at is not None and self.submitted_at.tzinfo is None:
-            self.submitted_at = self.submitted_at.replace(tzinfo=dt.UTC)
+    @classmethod
+    def of(cls, listed: SourceSubmission) -> _SubInfo:
+        return cls(
+            id=listed.id,
+            name=listed.name,
+            kind=listed.kind,
+            verified=listed.verified,
+            params=listed.params,
+            paper_url=listed.paper_url,
+            code_url=listed.code_url,
+            owner=listed.owner,
+            affiliation=listed.affiliation,
+            submitted_at=listed.submitted_at,
+        )
 
     @property
     def model_params(self) -> int | None:
@@ -426,80 +416,39 @@ def _task_leaderboard(
 ) -> TaskLeaderboard:
     """`verified_only`: only verified points (and the baseline, the fixed reference) are
     ranked and make the fronts."""
-    query = (
-        select(
-            Result.id,
-            Result.submission_id,
-            Result.point,
-            Result.performance,
-            Result.metrics,
-            Result.flops_mean,
-            Result.flops_p10,
-            Result.flops_p90,
-            Result.params,
-            Submission.name,
-            Submission.kind,
-            Submission.verified,
-            Submission.params,
-            Submission.paper_url,
-            Submission.code_url,
-            Result.flops_elue_mean,
-            Result.cost_incomplete,
-            Result.cost_disagrees,
-            Result.verify_status,
-            User.display_name,
-            User.affiliation,
-            Submission.created_at,
-            Result.ci_low,
-            Result.ci_high,
-        )
-        .join(Submission, Submission.id == Result.submission_id)
-        .outerjoin(User, User.id == Submission.owner_id)
-        .where(Result.task_id == task.id, listed_point(), listed_submission())
-        .order_by(Result.submission_id, Result.flops_mean, Result.id)
-    )
+    source = sources.get(session)
     rows: list[_TaskRow] = []
     subs: dict[int, _SubInfo] = {}
-    for r in session.execute(query):
-        if r[3] is None or r[5] is None or not (isfinite(r[3]) and isfinite(r[5])):
+    for p in source.task_points(task.id):
+        if not (isfinite(p.performance) and isfinite(p.flops)):
             continue
-        point_verified = r[18] == "verified"
-        if verified_only and not point_verified and r[1] != task.baseline_submission_id:
+        if verified_only and not p.verified and p.submission_id != task.baseline_submission_id:
             continue
-        sub = subs.get(r[1])
+        sub = subs.get(p.submission_id)
         if sub is None:
-            sub = subs[r[1]] = _SubInfo(
-                r[1],
-                r[9],
-                str(r[10]),
-                r[11],
-                r[12],
-                r[13],
-                r[14],
-                [],
-                r.display_name,
-                r.affiliation,
-                r.created_at,
-            )
-        if r[8] is not None:
-            sub.point_params.append(r[8])
+            listed = source.submissions.get(p.submission_id)
+            if listed is None:  # read just before it was listed: not on this version's board
+                continue
+            sub = subs[p.submission_id] = _SubInfo.of(listed)
+        if p.params is not None:
+            sub.point_params.append(p.params)
         rows.append(
             _TaskRow(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                dict(r[4] or {}),
-                r[5],
-                r[6],
-                r[7],
-                r[8],
-                flops_elue=r[15],
-                incomplete=bool(r[16]),
-                disagrees=bool(r[17]),
-                verified=point_verified,
-                ci_low=r.ci_low,
-                ci_high=r.ci_high,
+                result_id=p.result_id,
+                submission_id=p.submission_id,
+                point=p.point,
+                performance=p.performance,
+                metrics=dict(p.metrics),
+                flops=p.flops,
+                p10=p.p10,
+                p90=p.p90,
+                params=p.params,
+                flops_elue=p.flops_elue,
+                incomplete=p.incomplete,
+                disagrees=p.disagrees,
+                verified=p.verified,
+                ci_low=p.ci_low,
+                ci_high=p.ci_high,
             )
         )
 
@@ -552,7 +501,7 @@ def _task_leaderboard(
     for i, row in enumerate(rows):
         by_sub[row.submission_id].append(i)
     # Rank first (score desc, None last; then best performance), then build the entries.
-    joints = _joints(session, task_id=task.id) if curve is not None else {}
+    joints = source.joints
     summary: list[tuple[tuple[float, float], int, float | None, float]] = []
     intervals: dict[int, tuple[float, float] | None] = {}
     curves: dict[int, CurveEntry] = {}
@@ -566,9 +515,8 @@ def _task_leaderboard(
                 score,
                 _mean([r.performance for r in scored_rows]),
             )
-            curves[sid] = _curve_entry(
-                [CurvePoint(flops=r.flops, performance=r.performance) for r in scored_rows],
-                curve.curve.points,
+            curves[sid] = curve_memo.entry(
+                tuple((r.flops, r.performance) for r in scored_rows), curve.curve.points
             )
         best = max(rows[i].performance for i in indices)
         summary.append(((-score if score is not None else math.inf, -best), sid, score, best))
@@ -725,61 +673,33 @@ def _overall(session: Session, track: Track | None) -> OverallLeaderboard:
 
     tasks = _ordered_tasks(session)
     task_by_id = {t.id: t for t in tasks}
-    subs: dict[int, _SubInfo] = {}
-    for s in session.execute(
-        select(
-            Submission.id,
-            Submission.name,
-            Submission.kind,
-            Submission.verified,
-            Submission.params,
-            Submission.paper_url,
-            Submission.code_url,
-            User.display_name,
-            User.affiliation,
-            Submission.created_at,
-        )
-        .outerjoin(User, User.id == Submission.owner_id)
-        .where(listed_submission())
-        .order_by(Submission.id),
-    ):
-        subs[s[0]] = _SubInfo(s[0], s[1], str(s[2]), s[3], s[4], s[5], s[6], [], s[7], s[8], s[9])
+    source = sources.get(session)
+    subs = {sid: _SubInfo.of(source.submissions[sid]) for sid in sorted(source.submissions)}
 
-    # Per task: parallel lists of submission id, FLOPs, performance.
+    # Per task: parallel lists of submission id, FLOPs, performance, result id.
     per_task: dict[int, tuple[list[int], list[float], list[float], list[int]]] = defaultdict(
         lambda: ([], [], [], [])
     )
-    query = (
-        select(
-            Result.submission_id,
-            Result.task_id,
-            Result.flops_mean,
-            Result.performance,
-            Result.params,
-            Result.cost_incomplete,
-            Result.id,
-        )
-        .join(Submission, Submission.id == Result.submission_id)
-        .where(listed_point(), listed_submission())
-    )
     incomplete: dict[int, set[str]] = defaultdict(set)
-    for sid, tid, f_mean, performance, params, is_incomplete, rid in session.execute(query):
-        if f_mean is None or performance is None:
+    for tid, per_sub in source.points.items():
+        if tid not in task_by_id:
             continue
-        if not (isfinite(f_mean) and isfinite(performance)):
-            continue
-        if tid not in task_by_id or sid not in subs:
-            continue
-        if is_incomplete:  # a lower bound: out of the ELUE score (flagged on the entry)
-            incomplete[sid].add(task_by_id[tid].name)
-            continue
-        ids, fl, pf, rids = per_task[tid]
-        ids.append(sid)
-        fl.append(f_mean)
-        pf.append(performance)
-        rids.append(rid)
-        if params is not None:
-            subs[sid].point_params.append(params)
+        for sid, sub_points in per_sub.items():
+            if sid not in subs:
+                continue
+            for p in sub_points:
+                if not (isfinite(p.flops) and isfinite(p.performance)):
+                    continue
+                if p.incomplete:  # a lower bound: out of the ELUE score (flagged on the entry)
+                    incomplete[sid].add(task_by_id[tid].name)
+                    continue
+                ids, fl, pf, rids = per_task[tid]
+                ids.append(sid)
+                fl.append(p.flops)
+                pf.append(p.performance)
+                rids.append(p.result_id)
+                if p.params is not None:
+                    subs[sid].point_params.append(p.params)
 
     # One pass per task in plain Python: per submission its best point, and against the
     # baseline curve (interpolated for all points at once) its deltas and range flags.
@@ -788,7 +708,7 @@ def _overall(session: Session, track: Track | None) -> OverallLeaderboard:
     out_of_range: dict[int, list[str]] = defaultdict(list)
     baseline_for: dict[int, list[str]] = defaultdict(list)
     has_baseline: set[int] = set()
-    joints = _joints(session)
+    joints = source.joints
     # per submission, per task: (task id, result ids, shift, interval) when the joint bootstrap
     # matches the scored points (shift: the fixed baseline terms, score - mean performance)
     task_boot: dict[
@@ -814,17 +734,22 @@ def _overall(session: Session, track: Track | None) -> OverallLeaderboard:
         low, high = curve.curve.min_flops, curve.curve.max_flops
         base = curve.at(np.asarray(fl, dtype=np.float64)).tolist()
         deltas: dict[int, list[float]] = defaultdict(list)
+        own_results: dict[int, list[int]] = defaultdict(list)
+        own_perf: dict[int, list[float]] = defaultdict(list)
         outside: set[int] = set()
-        for sid, f, perf, b in zip(ids, fl, pf, base, strict=True):
+        # One pass, grouped by submission (a scan of the task's points per submission was
+        # quadratic: minutes at 100,000 submissions).
+        for sid, f, perf, b, rid in zip(ids, fl, pf, base, rids, strict=True):
             deltas[sid].append(delta_from(perf, b))
+            own_results[sid].append(rid)
+            own_perf[sid].append(perf)
             if f < low or f > high:
                 outside.add(sid)
         for sid, values in deltas.items():
             scores[sid][name] = math.fsum(values) / len(values)
-            own = [(r, p) for s, r, p in zip(ids, rids, pf, strict=True) if s == sid]
             joint = joints.get((sid, task.id))
-            mean_perf = _mean([p for _, p in own])
-            interval = _score_interval(joint, (r for r, _ in own), scores[sid][name], mean_perf)
+            mean_perf = _mean(own_perf[sid])
+            interval = _score_interval(joint, own_results[sid], scores[sid][name], mean_perf)
             task_boot[sid][name] = (
                 (task.id, joint.result_ids, scores[sid][name] - mean_perf, interval)
                 if interval is not None and joint is not None
@@ -836,12 +761,8 @@ def _overall(session: Session, track: Track | None) -> OverallLeaderboard:
     labels: dict[int, str] = {}
     if baseline_for:  # a few rows: the baselines' points' provenance
         provenance: dict[int, list[dict[str, Any]]] = defaultdict(list)
-        for sid, metrics in session.execute(
-            select(Result.submission_id, Result.metrics).where(
-                Result.submission_id.in_(list(baseline_for)), listed_point()
-            )
-        ):
-            provenance[sid].append(dict(metrics or {}))
+        for sid in baseline_for:
+            provenance[sid].extend(dict(p.metrics) for p in source.submission_points(sid))
         labels = {sid: baseline_label(subs[sid].kind, provenance[sid]) for sid in baseline_for}
     columns = tuple(_column(t, t.id in has_baseline) for t in tasks)
     names = [c.name for c in columns]
@@ -855,7 +776,7 @@ def _overall(session: Session, track: Track | None) -> OverallLeaderboard:
         best_perf = {n: sub_best[n] for n in names if n in sub_best}
         scored.append((overall_sort_key(overall), sid, overall, best_perf))
 
-    stored = _overall_intervals(session)
+    stored = source.intervals
 
     def overall_interval(sid: int, overall: OverallScore) -> tuple[float, float] | None:
         found = [task_boot.get(sid, {}).get(name) for name in overall.per_task]

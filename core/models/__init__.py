@@ -1,6 +1,6 @@
 """Database models; importing this package registers every table on `Base.metadata`."""
 
-from core.models.board_version import BOARD_VERSION_ID, BoardVersion
+from core.models.board_version import BOARD_VERSION_ID, BoardChange, BoardVersion
 from core.models.login_attempts import LoginAttempt
 from core.models.results import Result, ResultCost, SubmissionUncertainty, TaskUncertainty
 from core.models.submissions import (
@@ -20,6 +20,7 @@ from core.submissions.states import SubmissionState
 __all__ = [
     "BOARD_VERSION_ID",
     "ApiToken",
+    "BoardChange",
     "BoardVersion",
     "CostQueueState",
     "FileRole",

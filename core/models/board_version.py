@@ -24,6 +24,10 @@ The rule (the leaderboard cache, `core.leaderboard.cache`, keys on this row):
   `update()` sets no column the boards read. Writes outside a Session (a bare Connection,
   raw SQL) are not seen; the cache's `max_age` bounds how long they go unnoticed.
   `before_commit` flushes, then bumps once if the transaction was marked.
+- The bump also writes which submissions it changed to `board_changes` (one row each, or one
+  row with no submission when anything may have changed: a task, a user, a bulk statement),
+  so that a process holding the boards' source rows of an older version reloads only those
+  (`core.leaderboard.source`). Rows more than `CHANGES_KEPT` versions old are pruned.
 - Until it commits, a session that flushed such a change carries a token of its own
   (`session.info[LOCAL_KEY]`, renewed at each such flush) so that what it computes from its
   uncommitted data is never shared.
@@ -36,7 +40,7 @@ import secrets
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, event, inspect, select, text
+from sqlalchemy import BigInteger, Integer, delete, event, insert, inspect, select, text
 from sqlalchemy.orm import (
     Mapped,
     ORMExecuteState,
@@ -56,6 +60,8 @@ from core.submissions.states import SubmissionState
 BOARD_VERSION_ID = 1  # the one row
 LOCAL_KEY = "paretoboard.board_version.local"  # session.info: token of uncommitted changes
 _PENDING = "paretoboard.board_version.pending"  # session.info: bump at commit
+_CHANGED = "paretoboard.board_version.changed"  # session.info: submission ids (None: all)
+CHANGES_KEPT = 1000  # versions of `board_changes` kept; an older source reloads everything
 _BUMPED = "paretoboard.board_version.bumped"  # session.info: bumped, not yet committed
 _tokens = itertools.count(1)
 _MISSING = object()
@@ -77,6 +83,17 @@ class BoardVersion(Base):
     nonce: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class BoardChange(Base):
+    """A submission a bump changed (`submission_id` None: anything may have changed)."""
+
+    __tablename__ = "board_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(BigInteger, index=True)
+    nonce: Mapped[int] = mapped_column(BigInteger)
+    submission_id: Mapped[int | None] = mapped_column(Integer)
+
+
 def on_committed_bump(callback: Callable[[], None]) -> None:
     """Call `callback()` after this process commits a transaction that bumped the version."""
     _committed_callbacks.append(callback)
@@ -90,8 +107,9 @@ def board_version(session: Session) -> tuple[int, int]:
     return (0, 0) if row is None else (int(row[0]), int(row[1]))
 
 
-def bump_board_version(session: Session) -> None:
-    """Bump the version in the session's transaction (the events do this; see the module doc)."""
+def bump_board_version(session: Session, changed: Iterable[int | None] = (None,)) -> None:
+    """Bump the version in the session's transaction and log the submissions it `changed`
+    (None: anything may have); the events do this (see the module doc)."""
     conn = session.connection()
     nonce = secrets.randbits(62)
     done = conn.execute(
@@ -103,6 +121,16 @@ def bump_board_version(session: Session) -> None:
             text("INSERT INTO board_version (id, version, nonce) VALUES (:id, 1, :nonce)"),
             {"nonce": nonce, "id": BOARD_VERSION_ID},
         )
+    version = conn.execute(
+        select(BoardVersion.version).where(BoardVersion.id == BOARD_VERSION_ID)
+    ).scalar_one()
+    changed = set(changed)
+    known = sorted(i for i in changed if i is not None)
+    ids: list[int | None] = [None] if None in changed or not known else list(known)
+    rows = [{"version": version, "nonce": nonce, "submission_id": i} for i in ids]
+    conn.execute(insert(BoardChange), rows)
+    if version % 100 == 0:  # prune now and then: an indexed range delete
+        conn.execute(delete(BoardChange).where(BoardChange.version <= version - CHANGES_KEPT))
 
 
 # Columns a board reads, per table; a change elsewhere (timeline, messages, cost details,
@@ -199,16 +227,21 @@ def _submission_matters(obj: Submission, *, new: bool, deleted: bool) -> bool:
     return before is not False or after is not False
 
 
-def _result_matters(session: Session, obj: Result, *, new: bool, deleted: bool) -> bool:
+def _result_matters(session: Session, obj: Result, *, new: bool, deleted: bool) -> set[Any]:
+    """The submission ids (`_MISSING`: unknown) a result change alters a board of."""
     if not (new or deleted) and not _changed(obj, _RESULT_COLUMNS):
-        return False
+        return set()
     ids = {_current(obj, "submission_id")}
     if not (new or deleted):
         ids.add(_previous(obj, "submission_id"))
-    return any(_submission_listed(session, sid) is not False for sid in ids)
+    if any(_submission_listed(session, sid) is not False for sid in ids):
+        return ids
+    return set()
 
 
-def _flush_matters(session: Session) -> bool:
+def _flush_changes(session: Session) -> set[int | None]:
+    """The submissions this flush changed on a public board (None: anything may have)."""
+    changed: set[int | None] = set()
     for objects, new, deleted in (
         (session.new, True, False),
         (session.dirty, False, False),
@@ -217,22 +250,29 @@ def _flush_matters(session: Session) -> bool:
         for obj in objects:
             if isinstance(obj, Task):
                 if new or deleted or session.is_modified(obj, include_collections=False):
-                    return True
+                    changed.add(None)
             elif isinstance(obj, Submission):
                 if _submission_matters(obj, new=new, deleted=deleted):
-                    return True
+                    changed.add(_known(_current(obj, "id")))
             elif isinstance(obj, Result):
-                if _result_matters(session, obj, new=new, deleted=deleted):
-                    return True
+                changed.update(
+                    _known(i) for i in _result_matters(session, obj, new=new, deleted=deleted)
+                )
             elif isinstance(obj, TaskUncertainty):
-                if _submission_listed(session, _current(obj, "submission_id")) is not False:
-                    return True
+                sid = _current(obj, "submission_id")
+                if _submission_listed(session, sid) is not False:
+                    changed.add(_known(sid))
             elif isinstance(obj, User) and (deleted or (not new and _changed(obj, _USER_COLUMNS))):
-                return True
-    return False
+                changed.add(None)
+    return changed
 
 
-def _mark(session: Session) -> None:
+def _known(value: Any) -> int | None:
+    return value if isinstance(value, int) else None
+
+
+def _mark(session: Session, changed: Iterable[int | None]) -> None:
+    session.info.setdefault(_CHANGED, set()).update(changed)
     session.info[_PENDING] = True
     session.info[LOCAL_KEY] = next(_tokens)
 
@@ -258,25 +298,27 @@ def _statement_matters(state: ORMExecuteState) -> bool:
 
 
 def _after_flush(session: Session, _flush: UOWTransaction) -> None:
-    if _flush_matters(session):
-        _mark(session)
+    changed = _flush_changes(session)
+    if changed:
+        _mark(session, changed)
 
 
 def _do_orm_execute(state: ORMExecuteState) -> None:
     if _statement_matters(state):
-        _mark(state.session)
+        _mark(state.session, (None,))
 
 
 def _before_commit(session: Session) -> None:
     session.flush()  # commit would flush after this hook: let after_flush see everything now
     if session.info.pop(_PENDING, False):
-        bump_board_version(session)
+        bump_board_version(session, session.info.pop(_CHANGED, None) or (None,))
         session.info[_BUMPED] = True
 
 
 def _after_commit(session: Session) -> None:
     session.info.pop(LOCAL_KEY, None)
     session.info.pop(_PENDING, None)
+    session.info.pop(_CHANGED, None)
     if session.info.pop(_BUMPED, False):
         for callback in _committed_callbacks:
             callback()
@@ -284,7 +326,7 @@ def _after_commit(session: Session) -> None:
 
 def _after_soft_rollback(session: Session, previous: SessionTransaction) -> None:
     if previous.parent is None:  # the whole transaction: nothing of it remains
-        for key in (LOCAL_KEY, _PENDING, _BUMPED):
+        for key in (LOCAL_KEY, _PENDING, _BUMPED, _CHANGED):
             session.info.pop(key, None)
     elif LOCAL_KEY in session.info:  # a savepoint: what was computed from it may be gone
         session.info[LOCAL_KEY] = next(_tokens)
