@@ -35,6 +35,7 @@ if shutil.which("bwrap") is None:
 from core.db.session import make_engine
 from core.models import Submission, SubmissionState
 from core.settings import REPO_ROOT, LimitsSettings, Settings, StorageSettings
+from core.storage import DERIVED
 from tests.helpers import noisy_predictions, raw_gold, write_predictions
 from tests.test_pipeline import Env
 from worker import pipeline
@@ -183,7 +184,15 @@ class Lab:
             with sqlite3.connect(f"file:{data / 'paretoboard.db'}?mode=ro", uri=True) as conn:
                 assert conn.execute("SELECT id FROM submissions").fetchall() == [(sid,)]
             # Host files: uploads, runner code; the job folder is gone.
-            assert _digest_tree(settings.storage.uploads_dir) == uploads
+            # The blobs are unchanged; derived data (`core.storage.DERIVED`) may only gain what
+            # the trusted evaluation computes (token lengths, parsed forms), never lose or change.
+            after = _digest_tree(settings.storage.uploads_dir)
+            blobs = {k: v for k, v in after.items() if not k.startswith(f"{DERIVED}/")}
+            assert blobs == {k: v for k, v in uploads.items() if not k.startswith(f"{DERIVED}/")}
+            assert uploads.items() <= after.items()
+            new = after.keys() - uploads.keys()
+            added = {k.rsplit("/", 1)[-1].split(".", 1)[1].split("-", 1)[0] for k in new}
+            assert added <= {"tokens", "parsed"}, added
             assert _digest_files(RUNNER_FILES) == runner
             assert not (REPO_ROOT / "worker" / "sitecustomize.py").exists()
             assert sorted(os.listdir(self.jobs_dir)) == jobs
