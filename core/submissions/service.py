@@ -75,14 +75,15 @@ class CheckedPrediction:
     task_name: str
     point: str
     rows: int
-    format: PredictionFormat  # the parsed arrays are not kept, only their compact form below
+    format: PredictionFormat
     # the distinct module paths (or exit layers) the file names, each with its first row, at
     # most MAX_PREFLIGHT_PATHS: the pre-flight check matches them against the captured graph
     paths: tuple[tuple[int, tuple[ModuleCall, ...]], ...] = ()
     exit_layers: tuple[tuple[int, int], ...] = ()  # (first row, exit layer)
-    # the file's parsed form (`core.parsed.encode_parsed`), stored next to its blob so that
-    # no later stage parses it again, and the task it was parsed for (`core.parsed.task_digest`)
-    parsed_form: bytes = b""
+    # the file as parsed, encoded (`core.parsed.encode_parsed`) and stored next to its blob when
+    # the submission is stored, so that no later stage parses it again (a dry run encodes
+    # nothing), and the task it was parsed for (`core.parsed.task_digest`)
+    parsed: ParsedPredictions | None = field(default=None, repr=False, compare=False)
     task_digest: str = ""
 
 
@@ -331,8 +332,8 @@ def store_submission(
         add(FileRole.TOKENIZER, tokenizer)
     for p in checked.predictions:
         row = add(FileRole.PREDICTIONS, p.upload, p.task_id, p.point)
-        if p.parsed_form:
-            store_parsed(store, row.sha256, p.task_digest, p.parsed_form)
+        if p.parsed is not None:
+            store_parsed(store, row.sha256, p.task_digest, encode_parsed(p.parsed))
         if checked.costs is not None:
             cost = checked.costs[(p.task_id, p.point)]
             session.flush()
@@ -496,7 +497,7 @@ def _check_predictions(
                 fmt,
                 paths=tuple((row, path) for path, row in paths.items()),
                 exit_layers=exit_rows,
-                parsed_form=encode_parsed(parsed),
+                parsed=parsed,
                 task_digest=task_digest(manifest, task.test_size),
             )
         )
