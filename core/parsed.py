@@ -54,9 +54,17 @@ def encode_parsed(parsed: ParsedPredictions) -> bytes:
         arrays["exit_layers"] = np.asarray(parsed.exit_layers, dtype=np.int64)
     if parsed.modules is not None:
         table: dict[tuple[ModuleCall, ...], int] = {}
-        index = np.array([table.setdefault(path, len(table)) for path in parsed.modules])
+        # The parser hands out one tuple object per distinct raw path (its cache): look a row's
+        # path up by identity first, and hash its calls only for a path object not seen yet.
+        by_id: dict[int, int] = {}
+        index = np.empty(len(parsed.modules), dtype=np.int64)
+        for row, path in enumerate(parsed.modules):
+            k = by_id.get(id(path))
+            if k is None:
+                k = by_id[id(path)] = table.setdefault(path, len(table))
+            index[row] = k
         paths = [[[call.name, list(call.shape)] for call in path] for path in table]
-        arrays["module_index"] = index.astype(np.int64)
+        arrays["module_index"] = index
         arrays["module_paths"] = np.array(json.dumps(paths, separators=(",", ":")))
     buf = io.BytesIO()
     np.savez_compressed(buf, allow_pickle=False, **arrays)
