@@ -78,8 +78,8 @@ def _scored(
     store = LocalBlobStore(api.settings.storage.uploads_dir)
     with api.db() as session:
         task = get_task(session, "SST-2")
-        sub = Submission(
-            name=name, kind=SubmissionKind.MEASURED, state=SubmissionState.QUEUED, **kw
+        sub = Submission(  # validated: scoring follows validation (core.submissions.states)
+            name=name, kind=SubmissionKind.MEASURED, state=SubmissionState.VALIDATING, **kw
         )
         session.add(sub)
         session.flush()
