@@ -10,7 +10,7 @@ from fastapi import FastAPI
 from core.db.session import engine_for
 from core.settings import Settings
 from core.users.login_limits import Backoff, LoginLimiter, LoginLimits
-from web.api.session import get_login_limiter
+from web.login import get_login_limiter
 
 
 class _App(Protocol):

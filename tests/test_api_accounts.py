@@ -18,7 +18,7 @@ from core.db.session import engine_for
 from core.models import LoginAttempt, User, UserRole
 from core.users.errors import RateLimitedError
 from core.users.login_limits import Backoff, LoginLimiter, LoginLimits
-from web.api.session import get_login_limiter
+from web.login import get_login_limiter
 
 if TYPE_CHECKING:  # imported by pytest as a plugin (importing it first skips its rewriting)
     from tests.api_helpers import Api

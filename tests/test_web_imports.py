@@ -39,8 +39,8 @@ def test_an_upload_does_not_import_torch_into_the_web_process() -> None:
     assert done.stdout.strip() == "[]"
 
 
-def _imported_packages(folder: str) -> dict[str, set[str]]:
-    """Top-level packages each module under `folder` imports, lazily imported ones included."""
+def _imported_modules(folder: str) -> dict[str, set[str]]:
+    """Modules each module under `folder` imports (absolute imports, lazy ones included)."""
     found: dict[str, set[str]] = {}
     for path in sorted((REPO_ROOT / folder).rglob("*.py")):
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
@@ -50,14 +50,35 @@ def _imported_packages(folder: str) -> dict[str, set[str]]:
                 names |= {alias.name for alias in node.names}
             elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
                 names.add(node.module)
-        found[str(path.relative_to(REPO_ROOT))] = {name.split(".")[0] for name in names}
+                # `from web import api` names the module web.api too
+                names |= {f"{node.module}.{alias.name}" for alias in node.names}
+        found[str(path.relative_to(REPO_ROOT))] = names
     return found
+
+
+def _imported_packages(folder: str) -> dict[str, set[str]]:
+    """Top-level packages each module under `folder` imports, lazily imported ones included."""
+    return {
+        path: {name.split(".")[0] for name in names}
+        for path, names in _imported_modules(folder).items()
+    }
 
 
 def test_the_web_imports_jobs_and_core_never_the_worker() -> None:
     modules = _imported_packages("web")
     assert len(modules) > 20  # the walk found the web's modules
     offenders = {path: sorted(names & {"worker"}) for path, names in modules.items()}
+    assert {path: names for path, names in offenders.items() if names} == {}
+
+
+def test_the_pages_import_core_and_shared_web_modules_never_the_api() -> None:
+    # pages and API are siblings over core and the shared web modules (web/login.py, ...)
+    modules = _imported_modules("web/pages")
+    assert "web/pages/accounts.py" in modules
+    offenders = {
+        path: sorted(n for n in names if n == "web.api" or n.startswith("web.api."))
+        for path, names in modules.items()
+    }
     assert {path: names for path, names in offenders.items() if names} == {}
 
 

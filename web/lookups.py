@@ -10,6 +10,7 @@ anonymous caller never learns whether an id exists. Handlers take the row as a p
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Path, Query
@@ -88,6 +89,39 @@ def private_file(
     return row
 
 
+SubmissionQuery = Annotated[int, Query(ge=1, le=2**62)]
+PointQuery = Annotated[str | None, Query(max_length=64)]
+
+
+@dataclass(frozen=True, slots=True)
+class SubmissionPair:
+    """Two visible submissions named by the `a` and `b` query parameters, and their points."""
+
+    a: Submission
+    b: Submission
+    a_point: str | None
+    b_point: str | None
+
+
+def visible_pair(
+    user: OptionalUser,
+    session: SessionDep,
+    a: SubmissionQuery,
+    b: SubmissionQuery,
+    point: PointQuery = None,
+    a_point: PointQuery = None,
+    b_point: PointQuery = None,
+) -> SubmissionPair:
+    """Submissions `a` and `b` if the caller may see them (else 404); `point` names a point
+    both have, `a_point` / `b_point` one each. Every parameter is checked (422) first."""
+    return SubmissionPair(
+        get_visible_submission_or_raise(session, a, user),
+        get_visible_submission_or_raise(session, b, user),
+        a_point=a_point if a_point is not None else point,
+        b_point=b_point if b_point is not None else point,
+    )
+
+
 TaskDep = Annotated[Task, Depends(task_by_name)]
 PageTaskDep = Annotated[Task, Depends(task_of_page)]
 QueryTaskDep = Annotated[Task, Depends(task_of_query)]
@@ -95,6 +129,7 @@ SubmissionDep = Annotated[Submission, Depends(visible_submission)]
 OwnedSubmissionDep = Annotated[Submission, Depends(owned_submission)]
 AdminSubmissionDep = Annotated[Submission, Depends(administered_submission)]
 SubmissionFileDep = Annotated[SubmissionFile, Depends(private_file)]
+SubmissionPairDep = Annotated[SubmissionPair, Depends(visible_pair)]
 UserDep = CurrentUser
 OptionalUserDep = OptionalUser
 WriterDep = WriterUser
@@ -108,6 +143,7 @@ __all__ = [
     "QueryTaskDep",
     "SubmissionDep",
     "SubmissionFileDep",
+    "SubmissionPairDep",
     "TaskDep",
     "UserDep",
     "WriterDep",

@@ -193,8 +193,8 @@ def _no_baseline_note(task: Task) -> str:
     )
 
 
-def set_task_baseline(session: Session, *, task_name: str, submission_id: int) -> None:
-    """Make `submission_id`'s curve on `task_name` that task's baseline (flushes)."""
+def set_task_baseline(session: Session, *, task_name: str, submission_id: int) -> Task:
+    """Make `submission_id`'s curve on `task_name` that task's baseline (flushes); the task."""
     task = get_task(session, task_name)
     sub = session.get(Submission, submission_id)
     if sub is None:
@@ -224,13 +224,15 @@ def set_task_baseline(session: Session, *, task_name: str, submission_id: int) -
         )
     task.baseline_submission_id = sub.id
     session.flush()
+    return task
 
 
-def clear_task_baseline(session: Session, *, task_name: str) -> None:
-    """Remove a task's baseline: its entries lose their ELUE scores (flushes)."""
+def clear_task_baseline(session: Session, *, task_name: str) -> Task:
+    """Remove a task's baseline: its entries lose their ELUE scores (flushes); the task."""
     task = get_task(session, task_name)
     task.baseline_submission_id = None
     session.flush()
+    return task
 
 
 # --- ranking helpers --------------------------------------------------------------------------

@@ -139,11 +139,11 @@ def rerun(session: Session, submissions: Sequence[Submission]) -> list[int]:
     return [s.id for s in submissions]
 
 
-def set_baseline(session: Session, *, task_name: str, submission_id: int) -> None:
+def set_baseline(session: Session, *, task_name: str, submission_id: int) -> Task:
     """Administrators: make a submission's curve on a task that task's baseline (ELUE score 0)."""
-    set_task_baseline(session, task_name=task_name, submission_id=submission_id)
+    return set_task_baseline(session, task_name=task_name, submission_id=submission_id)
 
 
-def clear_baseline(session: Session, *, task_name: str) -> None:
+def clear_baseline(session: Session, *, task_name: str) -> Task:
     """Administrators: remove a task's baseline (its entries lose their ELUE scores)."""
-    clear_task_baseline(session, task_name=task_name)
+    return clear_task_baseline(session, task_name=task_name)

@@ -8,7 +8,7 @@ failure, up to a cap. Nothing is ever locked for longer than the cap, and:
 - per (account, IP): slows one address guessing one account;
 - per account, for browsers the account does not know: slows a guesser spread over many
   addresses. A browser holding the account's signed known-device cookie (given at each
-  successful login, `web/api/session.py`) skips this and the two above; its own
+  successful login, `web/login.py`) skips this and the two above; its own
   failures form a (device, account) bucket of their own. An attacker's failures therefore never
   stop the owner logging in from a browser they used before, nor from another address for
   long; a password-reset link (`paretoboard users reset-link`) is the proof of ownership that

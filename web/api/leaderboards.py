@@ -10,8 +10,8 @@ carries an ETag; a matching If-None-Match gets 304. A body of 1 MiB or more (the
 gets a gzip copy made with it, sent to clients that accept gzip (`web.bodies`).
 
 The JSON is written straight from the `core.leaderboard.types` dataclasses with pydantic-core
-(no per-request validation); their field names are those of the documented response models in
-`web.api.schemas.leaderboard` (the tests check the two agree).
+(no per-request validation); those dataclasses are the documented response schemas, under the
+page envelopes of `web.api.schemas.leaderboard`.
 """
 
 from __future__ import annotations

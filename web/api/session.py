@@ -4,20 +4,10 @@ password check shared with `/api/v1/tokens` and the password change."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from fastapi import APIRouter, Request, Response
 
-from fastapi import APIRouter, Depends, Request, Response
-from sqlalchemy.orm import Session
-
-from core.db.session import engine_for
 from core.errors import NotFoundError
-from core.models import User
-from core.settings import Settings
-from core.users import devices
-from core.users import service as users
 from core.users import sessions as user_sessions
-from core.users.errors import InvalidCredentialsError
-from core.users.login_limits import LoginLimiter
 from web.api.schemas.users import (
     SessionCreate,
     SessionInfo,
@@ -29,75 +19,17 @@ from web.auth import (
     CurrentUser,
     OptionalUser,
     WriterUser,
-    check_csrf,
     csrf_token,
     current_session,
     end_browser_session,
     start_browser_session,
 )
-from web.deps import SessionDep, SettingsDep
+from web.deps import SessionDep
 from web.errors import error_responses
+from web.login import CsrfChecked, LoginLimiterDep, check_password, remember_device
 
 router = APIRouter(prefix="/api/v1/session", tags=["session"])
 sessions_router = APIRouter(prefix="/api/v1/sessions", tags=["session"])
-
-
-def get_login_limiter(settings: SettingsDep) -> LoginLimiter:
-    """The rate limiter on password checks (tests override this dependency for other limits)."""
-    return LoginLimiter(engine_for(settings.database_url))
-
-
-LoginLimiterDep = Annotated[LoginLimiter, Depends(get_login_limiter)]
-CsrfChecked = Annotated[None, Depends(check_csrf)]
-
-
-def client_ip(request: Request) -> str:
-    """The peer address; behind a proxy run uvicorn with --forwarded-allow-ips so it is real."""
-    return request.client.host if request.client else "unknown"
-
-
-def _secret(request: Request) -> str:
-    settings: Settings = request.app.state.settings
-    return settings.secret_key.get_secret_value()
-
-
-def check_password(
-    session: Session, limiter: LoginLimiter, request: Request, *, email: str, password: str
-) -> User:
-    """The user with these credentials, else InvalidCredentialsError.
-
-    When throttled it raises RateLimitedError (429, Retry-After) without checking anything; a
-    browser holding the account's known-device cookie is throttled on its own failures only.
-    """
-    users.refuse_control_in_email(email)  # 422 before the limiter or the database sees it
-    device = devices.known_device(
-        _secret(request), request.cookies.get(devices.DEVICE_COOKIE), email=email
-    )
-    attempt = limiter.check_in(email=email, ip=client_ip(request), device=device)
-    # Nothing pending on the request's session may be written before the limiter's own
-    # transaction below (on SQLite that would lock it out).
-    with session.no_autoflush:
-        user = users.authenticate(session, email=email, password=password)
-    if user is None:
-        raise InvalidCredentialsError  # the attempt stays recorded as a failure
-    limiter.succeeded(attempt)
-    return user
-
-
-def remember_device(request: Request, response: Response, *, email: str) -> None:
-    """Mark this browser as known to the account (after a successful login or reset)."""
-    settings: Settings = request.app.state.settings
-    value = devices.remember_device(
-        _secret(request), request.cookies.get(devices.DEVICE_COOKIE), email=email
-    )
-    response.set_cookie(
-        devices.DEVICE_COOKIE,
-        value,
-        max_age=devices.DEVICE_MAX_AGE,
-        httponly=True,
-        samesite="lax",
-        secure=settings.mode.value == "production",
-    )
 
 
 @router.post(

@@ -7,13 +7,14 @@ find the row its job names; blobs are collected only after the withdrawal is com
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from sqlalchemy.orm import Session
 
 from core.db.outbox import outbox
-from core.models import Submission, SubmissionKind, User
+from core.models import Submission, SubmissionKind, Task, User
 from core.paging import Window
 from core.submissions import commands, queries
 from core.submissions.schemas import (
@@ -71,12 +72,17 @@ async def validate_submission(
     return await check_upload(request, session, settings, user)
 
 
-@router.get(
-    "",
-    summary="List submissions: your own (owner=me) or the public ones",
-    responses={401: ERRORS[401], 404: {"description": "Unknown task"}},
-)
-def list_submissions(
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """What a list of submissions asks for: whose, on which task, of which kind, which page."""
+
+    owner: User | None
+    task: Task | None
+    kind: SubmissionKind | None
+    window: Window
+
+
+def listing(
     user: OptionalUser,
     session: SessionDep,
     owner: Literal["me"] | None = None,
@@ -86,19 +92,38 @@ def list_submissions(
     limit: Annotated[int | None, Query(ge=1, le=100, description="Page size (default 20)")] = None,
     page: Annotated[int, Query(ge=1, le=100_000, description="Older spelling of offset")] = 1,
     per_page: Annotated[int, Query(ge=1, le=100, description="Older spelling of limit")] = 20,
-) -> SubmissionPage:
-    """A page (`offset`, `limit`) of the caller's own submissions or the public ones, newest
-    first; `page` / `per_page` still work."""
+) -> Listing:
+    """The list's filters and page: every parameter is checked (422), then the caller (401 for
+    owner=me without one), then the task filter's task (404)."""
     size = limit if limit is not None else per_page
     window = Window(offset if offset is not None else (page - 1) * size, size)
     if owner == "me" and user is None:
         raise UnauthenticatedError("owner=me needs a logged-in caller or an API token")
-    return queries.list_submissions(
-        session,
+    return Listing(
         owner=user if owner == "me" else None,
         task=get_task(session, task) if task else None,
         kind=kind,
         window=window,
+    )
+
+
+ListingDep = Annotated[Listing, Depends(listing)]
+
+
+@router.get(
+    "",
+    summary="List submissions: your own (owner=me) or the public ones",
+    responses={401: ERRORS[401], 404: {"description": "Unknown task"}},
+)
+def list_submissions(session: SessionDep, listing: ListingDep) -> SubmissionPage:
+    """A page (`offset`, `limit`) of the caller's own submissions or the public ones, newest
+    first; `page` / `per_page` still work."""
+    return queries.list_submissions(
+        session,
+        owner=listing.owner,
+        task=listing.task,
+        kind=listing.kind,
+        window=listing.window,
     )
 
 

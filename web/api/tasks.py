@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Path, Response
 from sqlalchemy.orm import Session
 
 from core.db.outbox import outbox
@@ -12,7 +12,6 @@ from core.errors import NotFoundError
 from core.models import Task
 from core.paired import PairedRead, compare
 from core.submissions import commands
-from core.submissions.access import get_visible_submission_or_raise
 from core.submissions.manage import submissions_of_task
 from core.submissions.schemas import BaselineRead, BaselineSet, RerunReport
 from core.tasks import service
@@ -21,7 +20,7 @@ from web.api.schemas.tasks import TaskRead, TaskSplitRead
 from web.auth import AdminUser, OptionalUser
 from web.deps import SessionDep, SettingsDep
 from web.errors import error_responses
-from web.lookups import TaskDep, TaskName
+from web.lookups import SubmissionPairDep, TaskDep, TaskName
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"])
 
@@ -139,16 +138,15 @@ def put_baseline(
     name: TaskName, body: BaselineSet, _admin: AdminUser, session: SessionDep
 ) -> BaselineRead:
     """Administrators: make a submission's curve on this task its baseline (ELUE score 0)."""
-    commands.set_baseline(session, task_name=name, submission_id=body.submission_id)
-    task = service.get_task(session, name)
+    task = commands.set_baseline(session, task_name=name, submission_id=body.submission_id)
     return BaselineRead(task=task.name, baseline_submission_id=task.baseline_submission_id)
 
 
 @router.delete("/{name}/baseline", responses=_ADMIN_ERRORS)
 def delete_baseline(name: TaskName, _admin: AdminUser, session: SessionDep) -> BaselineRead:
     """Administrators: remove the task's baseline (its entries lose their ELUE scores)."""
-    commands.clear_baseline(session, task_name=name)
-    return BaselineRead(task=service.get_task(session, name).name, baseline_submission_id=None)
+    task = commands.clear_baseline(session, task_name=name)
+    return BaselineRead(task=task.name, baseline_submission_id=None)
 
 
 @router.post("/{name}/rerun", response_model=RerunReport, responses=_ADMIN_ERRORS)
@@ -156,10 +154,6 @@ def rerun_task(_admin: AdminUser, task: TaskDep, session: SessionDep) -> Respons
     """Administrators: re-run every measured submission with predictions for this task."""
     requeued = commands.rerun(session, submissions_of_task(session, task))
     return rerun_report(requeued, outbox(session))
-
-
-SubmissionQuery = Annotated[int, Query(ge=1, le=2**62)]
-PointQuery = Annotated[str | None, Query(max_length=64)]
 
 
 @router.get(
@@ -172,26 +166,14 @@ PointQuery = Annotated[str | None, Query(max_length=64)]
 def paired(
     user: OptionalUser,
     task: TaskDep,
-    a: SubmissionQuery,
-    b: SubmissionQuery,
+    pair: SubmissionPairDep,
     session: SessionDep,
     settings: SettingsDep,
-    point: PointQuery = None,
-    a_point: PointQuery = None,
-    b_point: PointQuery = None,
 ) -> PairedRead:
     """Paired bootstrap of two measured entries on this task (docs/ranking.md): the difference
     a - b of their mean performance, ELUE task score and compared points, each with its 95%
     interval and `within_noise` when that interval contains 0. `point` names a point both
     entries have; `a_point` / `b_point` pick one each; by default, points sharing a name."""
-    sub_a = get_visible_submission_or_raise(session, a, user)
-    sub_b = get_visible_submission_or_raise(session, b, user)
     return compare(
-        session,
-        settings,
-        task,
-        sub_a,
-        sub_b,
-        a_point=a_point if a_point is not None else point,
-        b_point=b_point if b_point is not None else point,
+        session, settings, task, pair.a, pair.b, a_point=pair.a_point, b_point=pair.b_point
     )

@@ -8,10 +8,10 @@ from fastapi import APIRouter, Path, Request, Response
 
 from core.users import service as users
 from web.api.schemas.users import TokenCreate, TokenCreated, TokenRead
-from web.api.session import CsrfChecked, LoginLimiterDep, check_password
 from web.auth import CurrentUser, ForbiddenError, OptionalUser, UnauthenticatedError, WriterUser
 from web.deps import SessionDep
 from web.errors import error_responses
+from web.login import CsrfChecked, LoginLimiterDep, check_password
 
 router = APIRouter(prefix="/api/v1/tokens", tags=["tokens"])
 

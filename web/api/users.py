@@ -3,25 +3,21 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from sqlalchemy.orm import Session
 
 from core.db.outbox import discard
-from core.errors import ConflictError, InvalidInputError, Problem
-from core.models import User
+from core.errors import ConflictError
 from core.users import service as users
 from core.users import sessions as user_sessions
-from core.users.errors import InvalidCredentialsError
-from core.users.login_limits import LoginLimiter
 from web.api.schemas.users import (
     PasswordChange,
     SessionsEnded,
     UserCreate,
     UserRead,
 )
-from web.api.session import LoginLimiterDep, check_password, client_ip
 from web.auth import CurrentUser, WriterUser, current_session
 from web.deps import SessionDep
 from web.errors import error_responses
+from web.login import LoginLimiterDep, change_password_of, client_ip
 
 router = APIRouter(prefix="/api/v1/users", tags=["users"])
 
@@ -86,24 +82,3 @@ def change_password(
         session, user=user, new_password=body.new_password, keep=current_session(request)
     )
     return SessionsEnded(ended=ended)
-
-
-def change_password_of(
-    request: Request,
-    session: Session,
-    limiter: LoginLimiter,
-    *,
-    user: User,
-    current: str,
-    new: str,
-) -> None:
-    """Check the current password (422 naming the field when wrong) and the new one."""
-    problems: list[Problem] = []
-    if (problem := user_sessions.new_password_problem(new)) is not None:
-        problems.append(Problem(problem, column="new_password"))
-    try:
-        check_password(session, limiter, request, email=user.email, password=current)
-    except InvalidCredentialsError:
-        problems.insert(0, Problem("the current password is wrong", column="current_password"))
-    if problems:
-        raise InvalidInputError("The password was not changed", problems)

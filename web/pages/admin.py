@@ -25,7 +25,7 @@ from core.tasks import service as task_service
 from web.auth import AdminUser, ForbiddenError, OptionalUser
 from web.deps import SessionDep
 from web.forms import read_form
-from web.pages.accounts import safe_next
+from web.pages.login import safe_next
 from web.pages.submissions import login_redirect
 from web.pages.templating import flash, flash_when_done, render
 from web.views import format as fmt

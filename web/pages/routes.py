@@ -11,11 +11,23 @@ from web.pages import (
     assets,
     compare,
     leaderboard,
+    login,
     manage,
     papers,
     submissions,
 )
 
 router = APIRouter(include_in_schema=False)
-for _module in (assets, leaderboard, compare, papers, submissions, manage, accounts, about, admin):
+for _module in (
+    assets,
+    leaderboard,
+    compare,
+    papers,
+    submissions,
+    manage,
+    login,
+    accounts,
+    about,
+    admin,
+):
     router.include_router(_module.router)
