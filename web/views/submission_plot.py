@@ -4,6 +4,11 @@ Pareto front (the same compact JSON and drawing as the task page and the compare
 A listed submission is taken from the cached task board; an unlisted one (private, hidden or
 still running, seen by its owner or an administrator) is drawn from its own results, cheapest
 point first, without being put on the board.
+
+What every submission's plot on a task shares (the board, the fronts' and the baseline's
+entries, each entry's points with their place on the board) is a `PlotBase`, made once per
+board version and kept in the leaderboard cache; a request adds only its own points, so drawing
+costs the size of the front, not of the board.
 """
 
 from __future__ import annotations
