@@ -98,6 +98,7 @@ class LeaderboardCache:
         self._refreshing: dict[Hashable, Future[None]] = {}
         self._executor: ThreadPoolExecutor | None = None
         self._replaced: list[Replaced] = []
+        self._dependents: list[LeaderboardCache] = []
         self.hits = 0
         self.misses = 0
         self.stale_hits = 0
@@ -106,6 +107,10 @@ class LeaderboardCache:
         """Call `callback(old, new)` in the background thread when a refresh replaces `old`
         (before `new` is served), so that values derived from `old` can be made from `new`."""
         self._replaced.append(callback)
+
+    def add_dependent(self, other: LeaderboardCache) -> None:
+        """Clear `other` too whenever this cache is cleared (values made from this one's)."""
+        self._dependents.append(other)
 
     def current_version(self, session: Session) -> Version:
         """The key a value computed now is filed under (see the module doc)."""
@@ -317,6 +322,8 @@ class LeaderboardCache:
             self._key_locks.clear()
             self._versions.clear()
             self.hits = self.misses = self.stale_hits = 0
+        for other in self._dependents:
+            other.clear()
         sources.clear()  # the rows the values were computed from
 
 
@@ -325,3 +332,10 @@ cache = LeaderboardCache()
 
 
 on_committed_bump(cache.writer_committed)
+
+# Rendered pages (`web.pages`, anonymous viewers): an LRU of its own under the same board
+# version, so that many distinct queries (searches, pages) never push the boards out of `cache`.
+# About 150 KiB a page: 64 pages are about 10 MB per process.
+pages = LeaderboardCache(max_entries=64)
+cache.add_dependent(pages)
+on_committed_bump(pages.writer_committed)

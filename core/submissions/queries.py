@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from core.arrays import unpack_array
 from core.db.base import utcnow
 from core.errors import NotFoundError
+from core.leaderboard.cache import cache
 from core.leaderboard.service import listed_point, listed_submission
 from core.models import (
     FileRole,
@@ -203,6 +204,16 @@ def _verification(submission: Submission, private: bool) -> VerificationRead | N
     )
 
 
+def baseline_curves(session: Session) -> dict[int, BaselineCurve | None]:
+    """Every task's `baseline_curve` by task id, kept in the leaderboard cache under the board
+    version (a baseline's points and a task's baseline are board changes): for read paths."""
+    return cache.get(
+        session,
+        ("baseline-curves",),
+        lambda s: {task.id: baseline_curve(s, task) for task in s.scalars(select(Task))},
+    )
+
+
 def results_of(session: Session, submission: Submission) -> list[TaskResultsRead]:
     """Per task (in display order), its points with metrics, baseline delta and cost summary."""
     rows = session.execute(
@@ -215,10 +226,8 @@ def results_of(session: Session, submission: Submission) -> list[TaskResultsRead
         )
     ).all()
     grouped: dict[int, TaskResultsRead] = {}
-    curves: dict[int, BaselineCurve | None] = {}
+    curves = baseline_curves(session) if rows else {}
     for result, task in rows:
-        if task.id not in curves:
-            curves[task.id] = baseline_curve(session, task)
         entry = grouped.setdefault(
             task.id, TaskResultsRead(task=task.name, display_name=task.display_name, points=[])
         )

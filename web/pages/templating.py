@@ -112,6 +112,26 @@ def render(
     )
 
 
+def is_anonymous(request: Request, user: User | None) -> bool:
+    """Whether `render` gives this request the page everyone logged out sees: nobody logged in
+    and no flash message waiting (so the page may come from a cache shared by such viewers)."""
+    if user is not None:
+        return False
+    return "session" not in request.scope or not request.session.get(FLASH_KEY)
+
+
+def anonymous_html(template: str, context: Mapping[str, Any], *, active: str | None) -> str:
+    """The page `render` gives an anonymous viewer (`is_anonymous`), made without the request
+    (so it can be made once and kept; the template must not read `request`)."""
+    base: dict[str, Any] = {
+        "viewer": Viewer(logged_in=False),
+        "active": active,
+        "flash": [],
+        "csrf": "",
+    }
+    return templates.get_template(template).render({**base, **context})
+
+
 def render_anonymous(
     request: Request, template: str, context: Mapping[str, Any], *, status_code: int
 ) -> HTMLResponse:

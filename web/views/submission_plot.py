@@ -4,16 +4,27 @@ Pareto front (the same compact JSON and drawing as the task page and the compare
 A listed submission is taken from the cached task board; an unlisted one (private, hidden or
 still running, seen by its owner or an administrator) is drawn from its own results, cheapest
 point first, without being put on the board.
+
+What every submission's plot on a task shares (the board, the fronts' and the baseline's
+entries, each entry's points with their place on the board) is a `PlotBase`, made once per
+board version and kept in the leaderboard cache; a request adds only its own points, so drawing
+costs the size of the front, not of the board.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy.orm import Session
 
 from core.errors import NotFoundError
-from core.leaderboard import PointEntry, TaskSubmissionEntry, task_leaderboard
+from core.leaderboard import (
+    PointEntry,
+    TaskLeaderboard,
+    TaskSubmissionEntry,
+    cache,
+    task_leaderboard,
+)
 from core.models import Submission
 from core.submissions.schemas import SubmissionRead, TaskResultsRead
 from web.views.leaderboard import plot_body
@@ -75,21 +86,65 @@ def _own_entry(
     return entry, points
 
 
+@dataclass(frozen=True, slots=True)
+class PlotBase:
+    """What every submission's own plot on one task shares, made once per board version: the
+    board, the entries drawn behind the submission (the fronts' and the baseline's), and each
+    entry's points with their place on the board (so a request only adds its own)."""
+
+    board: TaskLeaderboard
+    others: tuple[TaskSubmissionEntry, ...]  # on a front or the baseline, in board order
+    entries: dict[int, TaskSubmissionEntry]  # every ranked entry by submission id
+    other_points: tuple[tuple[int, PointEntry], ...]  # (index in board.points, point)
+    points_of: dict[int, tuple[tuple[int, PointEntry], ...]]  # by submission id
+
+    @classmethod
+    def of(cls, board: TaskLeaderboard) -> PlotBase:
+        front_ids = {p.submission_id for p in board.points if p.on_flops_front or p.on_params_front}
+        others = tuple(
+            e for e in board.submissions if e.submission_id in front_ids or e.is_baseline
+        )
+        other_ids = {e.submission_id for e in others}
+        points_of: dict[int, list[tuple[int, PointEntry]]] = {}
+        for i, p in enumerate(board.points):
+            points_of.setdefault(p.submission_id, []).append((i, p))
+        return cls(
+            board,
+            others,
+            {e.submission_id: e for e in board.submissions},
+            tuple(ip for sid in other_ids for ip in points_of.get(sid, ())),
+            {sid: tuple(ps) for sid, ps in points_of.items()},
+        )
+
+    def board_for(self, submission_id: int) -> TaskLeaderboard:
+        """The board with only the points an own plot of `submission_id` draws (plot_body
+        keeps the board's order and reads nothing else of the points)."""
+        points = [ip for ip in self.other_points if ip[1].submission_id != submission_id]
+        points += self.points_of.get(submission_id, ())
+        points.sort(key=lambda ip: ip[0])
+        return replace(self.board, points=tuple(p for _, p in points))
+
+
+def plot_base(session: Session, task: str) -> PlotBase:
+    """The `PlotBase` of the task named `task` (its stored name), cached with the boards under
+    the same board-version rule."""
+    return cache.get(
+        session, ("page:own-plot-base", task), lambda s: PlotBase.of(task_leaderboard(s, task))
+    )
+
+
 def own_plots(session: Session, submission: Submission, read: SubmissionRead) -> list[OwnPlot]:
     """One plot pair per task with at least one counted (or self-reported) point."""
     out = []
     for results in read.results:
         try:
-            board = task_leaderboard(session, results.task)
+            base = plot_base(session, results.task)
         except NotFoundError:
             continue
-        front_ids = {p.submission_id for p in board.points if p.on_flops_front or p.on_params_front}
-        mine = next((e for e in board.submissions if e.submission_id == submission.id), None)
-        others = [  # not drawn as entries: the fronts and the baseline use their points
-            e
-            for e in board.submissions
-            if e.submission_id != submission.id and (e.submission_id in front_ids or e.is_baseline)
-        ]
+        board = base.board_for(submission.id)
+        mine = base.entries.get(submission.id)
+        # not drawn as entries: the fronts and the baseline use their points
+        others = [e for e in base.others if e.submission_id != submission.id]
         if mine is not None:
             data = plot_body(board, [mine, *others], highlight=1, others=False)
         else:
@@ -101,4 +156,4 @@ def own_plots(session: Session, submission: Submission, read: SubmissionRead) ->
     return out
 
 
-__all__ = ["OwnPlot", "own_plots"]
+__all__ = ["OwnPlot", "PlotBase", "own_plots", "plot_base"]

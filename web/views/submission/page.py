@@ -21,10 +21,9 @@ from core.models import (
     User,
     Visibility,
 )
-from core.ranking.score import BaselineCurve
 from core.submissions.access import is_admin, is_owner, sees_private_details
 from core.submissions.manage import baseline_of
-from core.submissions.queries import baseline_curve, read_submission
+from core.submissions.queries import baseline_curves, read_submission
 from core.submissions.schemas import SubmissionRead
 from core.submissions.states import CostStatus, Stage
 from web.views import format as fmt
@@ -103,15 +102,11 @@ def _positions(session: Session, read: SubmissionRead) -> dict[int, str]:
     if not ids:
         return {}
     out: dict[int, str] = {}
-    curves: dict[int, BaselineCurve | None] = {}
-    for rid, flops, task in session.execute(
-        select(Result.id, Result.flops_mean, Task)
-        .join(Task, Task.id == Result.task_id)
-        .where(Result.id.in_(ids))
+    curves = baseline_curves(session)
+    for rid, flops, task_id in session.execute(
+        select(Result.id, Result.flops_mean, Result.task_id).where(Result.id.in_(ids))
     ):
-        if task.id not in curves:
-            curves[task.id] = baseline_curve(session, task)
-        curve = curves[task.id]
+        curve = curves.get(task_id)
         if curve is not None and flops:
             out[rid] = curve.position(flops)
     return out
