@@ -4,13 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response
-from sqlalchemy.orm import Session
 
 from core.errors import InvalidInputError
-from core.models import Task
-from core.settings import Settings
 from web.auth import OptionalUser
 from web.deps import SessionDep, SettingsDep
 from web.lookups import QueryTaskDep
@@ -56,8 +53,7 @@ def compare_page(
     return render(request, "compare.html", {"view": view, "error": None}, user=user)
 
 
-@router.get("/compare.csv")
-def compare_csv(
+def _export_table(
     session: SessionDep,
     settings: SettingsDep,
     row: QueryTaskDep,
@@ -65,9 +61,18 @@ def compare_csv(
     scale: Option = "log",
     unit: Option = "M",
     ref: Option = "",
-) -> Response:
+) -> CompareTable:
+    """The view's table for the exports, from the same query as the page (422 on a bad one)."""
+    query = parse_compare_query(row.name, ids, scale, unit, ref)
+    return export_table(session, settings, row, query)
+
+
+ExportTable = Annotated[CompareTable, Depends(_export_table)]
+
+
+@router.get("/compare.csv")
+def compare_csv(table: ExportTable, row: QueryTaskDep) -> Response:
     """The compare table as CSV (exact values, FLOPs in the chosen unit)."""
-    table = _table(session, settings, row, ids, scale, unit, ref)
     return Response(
         table_csv(table),
         media_type="text/csv; charset=utf-8",
@@ -76,36 +81,13 @@ def compare_csv(
 
 
 @router.get("/compare.tex")
-def compare_latex(
-    session: SessionDep,
-    settings: SettingsDep,
-    row: QueryTaskDep,
-    ids: Ids = [],  # noqa: B006
-    scale: Option = "log",
-    unit: Option = "M",
-    ref: Option = "",
-) -> Response:
+def compare_latex(table: ExportTable, row: QueryTaskDep) -> Response:
     """The compare table as a LaTeX `table` (a `tabular`; the caption names the counter)."""
-    table = _table(session, settings, row, ids, scale, unit, ref)
     return Response(
         table_latex(table, label=f"tab:compare-{row.name.lower()}"),
         media_type="application/x-tex; charset=utf-8",
         headers=_attachment(f"compare-{row.name}.tex"),
     )
-
-
-def _table(
-    session: Session,
-    settings: Settings,
-    row: Task,
-    ids: list[str],
-    scale: str,
-    unit: str,
-    ref: str,
-) -> CompareTable:
-    """The view's table, for the exports (422 on a bad query)."""
-    query = parse_compare_query(row.name, ids, scale, unit, ref)
-    return export_table(session, settings, row, query)
 
 
 def _attachment(name: str) -> dict[str, str]:
