@@ -202,6 +202,10 @@ def test_dockerfile_pins_and_users() -> None:
             users = re.findall(r"^USER (\S+)$", stage, re.M)
             assert users, stage[:60]
             assert users[-1] not in ("root", "0"), stage[:60]
+    # every folder the images byte-compile exists (compileall fails the build on a missing one)
+    for line in re.findall(r"python -m compileall -q ([^\\&\n]+)", text):
+        for folder in line.split():
+            assert (REPO / folder).is_dir(), folder
     ignore = [line for line in (REPO / ".dockerignore").read_text().splitlines() if line.strip()]
     assert "!requirements/" in ignore
     rules = [line for line in ignore if not line.startswith("#")]

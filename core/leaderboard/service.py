@@ -306,7 +306,7 @@ class CurveMemo:
             self._by_baseline[key] = memo  # the most recent last
             found = memo.get(points)
         if found is None:
-            found = _curve_entry([CurvePoint(flops=f, performance=p) for f, p in points], baseline)
+            found = curve_entry([CurvePoint(flops=f, performance=p) for f, p in points], baseline)
             with self._lock:
                 memo[points] = found
         return found
@@ -319,7 +319,7 @@ class CurveMemo:
 curve_memo = CurveMemo()
 
 
-def _curve_entry(points: Sequence[CurvePoint], baseline: Sequence[CurvePoint]) -> CurveEntry:
+def curve_entry(points: Sequence[CurvePoint], baseline: Sequence[CurvePoint]) -> CurveEntry:
     summary = curve_summary(points, baseline)
     area = summary.area
     return CurveEntry(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections import defaultdict
 from collections.abc import Sequence
@@ -14,7 +15,7 @@ from core.arrays import unpack_array
 from core.db.base import utcnow
 from core.errors import NotFoundError
 from core.leaderboard.cache import cache
-from core.leaderboard.service import listed_point, listed_submission
+from core.leaderboard.service import curve_entry, listed_point, listed_submission
 from core.models import (
     FileRole,
     Result,
@@ -30,7 +31,6 @@ from core.models import (
     Visibility,
 )
 from core.paging import Window
-from core.ranking.curves import curve_summary
 from core.ranking.score import BaselineCurve, CurvePoint, baseline_delta
 from core.settings import Settings, get_settings
 from core.submissions import cost_queue
@@ -271,18 +271,8 @@ def _task_summary(
         if p.flops.mean and p.performance is not None
     ]
     if points:
-        summary = curve_summary(points, curve.points)
-        area = summary.area
-        entry.curve = CurveSummaryRead(
-            window_low=area.window_low if area else None,
-            window_high=area.window_high if area else None,
-            gain=area.gain if area else None,
-            loss=area.loss if area else None,
-            net=area.net if area else None,
-            hypervolume=summary.hypervolume,
-            reference_flops=summary.reference_flops,
-            reference_performance=summary.reference_performance,
-        )
+        # the same summary the task board shows for the entry
+        entry.curve = CurveSummaryRead(**dataclasses.asdict(curve_entry(points, curve.points)))
 
 
 def _files(session: Session, submission: Submission) -> list[FileRead]:
