@@ -80,8 +80,9 @@ def test_register_token_me(api: Api) -> None:
     )
     assert made.status_code == 201, made.text
     user = made.json()
-    assert set(user) == {"id", "email", "display_name", "role", "created_at"}
+    assert set(user) == {"id", "email", "display_name", "affiliation", "role", "created_at"}
     assert user["email"] == "ada@example.org"
+    assert user["affiliation"] is None
     assert user["role"] == "user"
     assert dt.datetime.fromisoformat(user["created_at"]).utcoffset() == dt.timedelta(0)
 
@@ -201,6 +202,20 @@ def test_cookie_session_and_csrf(api: Api) -> None:
     out = browser.delete("/api/v1/session", headers={"X-CSRF-Token": new_csrf})
     assert out.status_code == 204
     assert browser.get("/api/v1/users/me").status_code == 401
+
+
+def test_me_shows_the_affiliation_set_on_the_account_page(api: Api) -> None:
+    alice = api.user()
+    browser = api.new_client()
+    csrf = _login(browser, alice.email, alice.password).json()["csrf_token"]
+    saved = browser.post("/account/profile", data={"affiliation": " Uni X ", "csrf_token": csrf})
+    assert saved.status_code == 200  # the account page, after its redirect
+    me = api.client.get("/api/v1/users/me", headers=alice.headers)
+    assert me.status_code == 200
+    assert me.json()["affiliation"] == "Uni X"
+    cleared = browser.post("/account/profile", data={"affiliation": "", "csrf_token": csrf})
+    assert cleared.status_code == 200
+    assert browser.get("/api/v1/users/me").json()["affiliation"] is None
 
 
 def test_token_auth_needs_no_csrf_but_cannot_mint_tokens(api: Api) -> None:
@@ -399,6 +414,11 @@ def test_openapi_documents_the_account_routes(api: Api) -> None:
     paths = schema["paths"]
     assert set(paths["/api/v1/users"]) == {"post"}
     assert set(paths["/api/v1/users/me"]) == {"get"}
+    me = paths["/api/v1/users/me"]["get"]["responses"]["200"]
+    assert me["content"]["application/json"]["schema"]["$ref"].endswith("/UserRead")
+    user = schema["components"]["schemas"]["UserRead"]
+    assert "affiliation" in user["required"]
+    assert {"type": "null"} in user["properties"]["affiliation"]["anyOf"]
     assert set(paths["/api/v1/session"]) == {"get", "post", "delete"}
     assert set(paths["/api/v1/tokens"]) == {"get", "post"}
     assert set(paths["/api/v1/tokens/{token_id}"]) == {"delete"}

@@ -47,6 +47,9 @@ class UserRead(BaseModel):
     id: int
     email: str
     display_name: str
+    affiliation: str | None = Field(
+        description="shown next to the user's entries on the boards; set on the account page"
+    )
     role: UserRole
     created_at: UtcDatetime
 
