@@ -95,17 +95,34 @@ def test_services_and_their_dependencies(services: dict[str, Any]) -> None:
         assert ":latest" not in str(spec.get("image", "")), name
 
 
+def _stages() -> dict[str, tuple[str, str]]:
+    """The Dockerfile's stages by name: what each is built FROM, and its text."""
+    stages = {}
+    for stage in re.split(r"^FROM ", DOCKERFILE.read_text(), flags=re.M)[1:]:
+        parent, as_, name = stage.split(None, 3)[:3]
+        assert as_ == "AS", stage[:60]
+        stages[name] = (parent, stage)
+    return stages
+
+
+def _chain(stages: dict[str, tuple[str, str]], name: str) -> tuple[str, list[str]]:
+    """The base image a stage starts from, and the texts of the stages it builds on, its own last."""
+    texts: list[str] = []
+    while name in stages:
+        name, text = stages[name]
+        texts.insert(0, text)
+    return name, texts
+
+
 def test_images_install_their_locks(services: dict[str, Any]) -> None:
     """The web service runs on the base install; each image installs a lock of requirements/."""
-    stages = {
-        stage.split(None, 3)[2]: stage
-        for stage in re.split(r"^FROM ", DOCKERFILE.read_text(), flags=re.M)[1:]
-    }
+    stages = {name: text for name, (_, text) in _stages().items()}
     assert "--require-hashes -r requirements/lock-web.txt" in stages["build-web"]
     assert "torch==" not in stages["build-web"]
     for build in ("build-cpu", "build-cuda"):
         assert "--require-hashes -r requirements/lock-worker.txt" in stages[build]
     assert "COPY --from=build-web /opt/venv" in stages["web"]
+    assert "COPY --from=build-cpu /opt/venv" in stages["app"]
     for name in ("migrate", "server"):
         assert services[name]["build"]["target"] == "web", name
     assert services["worker-score"]["build"]["target"] == "app"
@@ -194,14 +211,20 @@ def test_dockerfile_pins_and_users() -> None:
     assert f"ARG TORCH_VERSION={torch_pin.removeprefix('torch==')}" in text
     assert "whl/cpu" in text
     assert re.search(r"whl/cu\d+", text)
-    final_stages = re.split(r"^FROM ", text, flags=re.M)
-    for stage in final_stages:
-        if stage.startswith(
-            ("${PYTHON_IMAGE} AS web", "${PYTHON_IMAGE} AS app", "${PYTHON_IMAGE} AS cost-worker")
-        ):
-            users = re.findall(r"^USER (\S+)$", stage, re.M)
-            assert users, stage[:60]
-            assert users[-1] not in ("root", "0"), stage[:60]
+    stages = _stages()
+    # web and app share one runtime stage (environment, user, command); each adds only its venv
+    for name, build in (("web", "build-web"), ("app", "build-cpu")):
+        parent, own = stages[name]
+        assert parent == "runtime", name
+        assert re.findall(r"^[A-Z]+", own, re.M) == ["COPY", "COPY"], name
+        assert f"COPY --from={build} /app /app" in own, name
+    assert "PARETOBOARD_MODE=production" in stages["runtime"][1]
+    for name in ("web", "app", "cost-worker"):
+        image, texts = _chain(stages, name)
+        assert image == "${PYTHON_IMAGE}", name
+        users = re.findall(r"^USER (\S+)$", "".join(texts), re.M)
+        assert users, name
+        assert users[-1] not in ("root", "0"), name
     # every folder the images byte-compile exists (compileall fails the build on a missing one)
     for line in re.findall(r"python -m compileall -q ([^\\&\n]+)", text):
         for folder in line.split():
