@@ -565,6 +565,15 @@ def test_admin_chooses_baseline_hides_and_reruns(seeded_api: Api) -> None:
     )
     assert refused.status_code == 303
     assert "Not done" in admin.get("/admin").text  # self-reported: nothing to re-run
+    # A form naming no row, or none there is, is sent back with the lookup's message.
+    for path, data, message in (
+        ("/admin/submissions", {"submission_id": "x"}, "Not done: Give a submission id"),
+        ("/admin/submissions", {"submission_id": "999999"}, "Not done: No submission 999999"),
+        ("/admin/tasks/rerun", {"task": "nope"}, "Not done: Unknown task &#39;nope&#39;"),
+    ):
+        missing = admin.post(path, data={**data, "action": "hide", "csrf_token": csrf})
+        assert missing.status_code == 303, path
+        assert message in admin.get("/admin").text
     # Not for other users, even with a valid form.
     user = browser(seeded_api, seeded_api.user())
     user_csrf = csrf_of(user.get("/account").text)

@@ -6,6 +6,9 @@ identity is resolved first (401, then the CSRF check of cookie writers), the row
 anonymous caller never learns whether an id exists. Handlers take the row as a parameter:
 
     def get_submission(submission: SubmissionDep, ...) -> SubmissionRead: ...
+
+The admin page's forms name their row in a form field instead: their handlers call the `form_*`
+lookups below, which apply the same rules with the same errors and messages.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Query
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from core.errors import NotFoundError
-from core.models import Submission, SubmissionFile, Task
+from core.errors import InvalidInputError, NotFoundError
+from core.models import Submission, SubmissionFile, Task, User
 from core.submissions.access import (
     get_owned_submission_or_raise,
     get_visible_submission_or_raise,
@@ -28,8 +32,9 @@ from web.auth import AdminUser, CurrentUser, OptionalUser, WriterUser
 from web.deps import SessionDep
 
 TaskName = Annotated[str, Path(max_length=64)]
-SubmissionId = Annotated[int, Path(ge=1, le=2**62)]
-FileId = Annotated[int, Path(ge=1, le=2**62)]
+MAX_ID = 2**62
+SubmissionId = Annotated[int, Path(ge=1, le=MAX_ID)]
+FileId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 def task_by_name(name: TaskName, session: SessionDep) -> Task:
@@ -89,7 +94,7 @@ def private_file(
     return row
 
 
-SubmissionQuery = Annotated[int, Query(ge=1, le=2**62)]
+SubmissionQuery = Annotated[int, Query(ge=1, le=MAX_ID)]
 PointQuery = Annotated[str | None, Query(max_length=64)]
 
 
@@ -120,6 +125,34 @@ def visible_pair(
         a_point=a_point if a_point is not None else point,
         b_point=b_point if b_point is not None else point,
     )
+
+
+# --- rows a form field names ----------------------------------------------------------------
+# A form handler shows a failed lookup as a notice on the page the form returns to, so it calls
+# these itself: raised by a dependency, the same error would replace that page.
+
+
+def form_id(value: str | None) -> int | None:
+    """A form field's id: a whole number from 1 to `MAX_ID`, else None."""
+    try:
+        number = int((value or "").strip())
+    except ValueError:
+        return None
+    return number if 1 <= number <= MAX_ID else None
+
+
+def form_task(value: str | None, session: Session) -> Task:
+    """The task a form field names, as `task_by_name`: 404 naming the known tasks."""
+    return task_by_name(value or "", session)
+
+
+def form_administered_submission(value: str | None, admin: User, session: Session) -> Submission:
+    """The submission a form field names, locked, as `administered_submission` (404 when there is
+    none); InvalidInputError when the field holds no id."""
+    submission_id = form_id(value)
+    if submission_id is None:
+        raise InvalidInputError("Give a submission id")
+    return administered_submission(submission_id, admin, session)
 
 
 TaskDep = Annotated[Task, Depends(task_by_name)]

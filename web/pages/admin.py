@@ -19,12 +19,12 @@ from core.errors import InvalidInputError, ParetoboardError
 from core.leaderboard import task_leaderboard
 from core.models import Submission, User, UserRole
 from core.submissions import commands, manage
-from core.submissions.access import get_visible_submission_or_raise
 from core.submissions.queries import page_url
 from core.tasks import service as task_service
 from web.auth import AdminUser, ForbiddenError, OptionalUser
 from web.deps import SessionDep
 from web.forms import read_form
+from web.lookups import form_administered_submission, form_id, form_task
 from web.pages.login import safe_next
 from web.pages.submissions import login_redirect
 from web.pages.templating import flash, flash_when_done, render
@@ -115,14 +115,6 @@ def _failed(request: Request, exc: ParetoboardError) -> None:
     flash(request, f"Not done: {exc.message}" + (f" ({problems})" if problems else ""))
 
 
-def _int(value: str | None) -> int | None:
-    try:
-        number = int((value or "").strip())
-    except ValueError:
-        return None
-    return number if 1 <= number <= 2**62 else None
-
-
 @router.post("/admin/baseline", response_model=None)
 async def choose_baseline(request: Request, session: SessionDep, _admin: AdminUser) -> Response:
     """Set (or with action=clear, remove) a task's baseline."""
@@ -133,7 +125,7 @@ async def choose_baseline(request: Request, session: SessionDep, _admin: AdminUs
             commands.clear_baseline(session, task_name=task)
             message = f"{task} has no baseline now."
         else:
-            sid = _int(form.get("submission_id"))
+            sid = form_id(form.get("submission_id"))
             if sid is None:
                 raise InvalidInputError("Choose a submission (its id)")
             commands.set_baseline(session, task_name=task, submission_id=sid)
@@ -155,12 +147,10 @@ def _requeued(sid: int, box: Outbox) -> str:
 async def submission_action(request: Request, session: SessionDep, admin: AdminUser) -> Response:
     """Hide, list again, or re-run one submission (fields submission_id and action)."""
     form = await _form(request)
-    sid = _int(form.get("submission_id"))
     action = form.get("action", "")
     try:
-        if sid is None:
-            raise InvalidInputError("Give a submission id")
-        submission = get_visible_submission_or_raise(session, sid, admin, for_update=True)
+        submission = form_administered_submission(form.get("submission_id"), admin, session)
+        sid = submission.id
         if action in ("hide", "unhide"):
             commands.set_hidden(session, submission, action == "hide")
             done = (
@@ -185,7 +175,7 @@ async def rerun_task(request: Request, session: SessionDep, _admin: AdminUser) -
     """Re-run every measured submission with predictions for a task."""
     form = await _form(request)
     try:
-        task = task_service.get_task(session, form.get("task", ""))
+        task = form_task(form.get("task"), session)
         requeued = commands.rerun(session, manage.submissions_of_task(session, task))
         done = f"{len(requeued)} submission(s) on {task.name} were re-queued."
         flash_when_done(request, session, lambda _: done)
