@@ -174,13 +174,7 @@ def prepare_counting(
         try:
             texts = counting_stage.job_texts(session, store, sub, settings)
         except LookupError as exc:
-            set_state(
-                sub,
-                SubmissionState.FAILED,
-                str(exc),
-                failed_stage=Stage.COUNTING,
-                fault=Fault.SERVICE,
-            )
+            _fail_counting(sub, str(exc), fault=Fault.SERVICE)
             final = sub
     if final is not None:
         _record_final(final)
@@ -200,13 +194,7 @@ def prepare_counting(
             model = store.read_bytes(counting_stage.model_sha256(session, sub))
             verify = counting_stage.build_verify_request(session, sub, job)
         except LookupError as exc:
-            set_state(
-                sub,
-                SubmissionState.FAILED,
-                str(exc),
-                failed_stage=Stage.COUNTING,
-                fault=Fault.SERVICE,
-            )
+            _fail_counting(sub, str(exc), fault=Fault.SERVICE)
             final = sub
         else:
             if not cost_queue.claim(session, sub, per_user=per_user):
@@ -260,20 +248,33 @@ def _wait_for_share(sub: Submission, per_user: int) -> None:
     )
 
 
+def _fail_counting(
+    sub: Submission, message: str, *, fault: Fault, detail: str | None = None
+) -> None:
+    """Fail the submission at the counting stage, blaming `fault`."""
+    set_state(
+        sub,
+        SubmissionState.FAILED,
+        message,
+        failed_stage=Stage.COUNTING,
+        error_detail=detail,
+        fault=fault,
+    )
+
+
+def _fail_tokenizer(sub: Submission, exc: TokenizerError) -> None:
+    """Fail the submission whose tokenizer could not tokenize its inputs, as the error says."""
+    detail = exc.detail.replace("\x00", "\ufffd") or None
+    _fail_counting(sub, exc.message[:2000], detail=detail, fault=exc.fault)
+
+
 def _fail_tokenizing(engine: Engine, submission_id: int, job_id: str, exc: TokenizerError) -> None:
     """Fail the submission whose tokenizer could not tokenize its inputs (it alone)."""
     with transaction(engine) as session:
         sub = _current(session, submission_id, job_id, {SubmissionState.COUNTING})
         if sub is None:
             return
-        set_state(
-            sub,
-            SubmissionState.FAILED,
-            exc.message[:2000],
-            failed_stage=Stage.COUNTING,
-            error_detail=exc.detail.replace("\x00", "\ufffd") or None,
-            fault=exc.fault,
-        )
+        _fail_tokenizer(sub, exc)
     _record_final(sub)
 
 
@@ -397,12 +398,10 @@ def _finish(
     inputs: Mapping[int, TaskInputs] | Exception,
 ) -> None:
     if report.service_error is not None:
-        set_state(
+        _fail_counting(
             sub,
-            SubmissionState.FAILED,
             SERVICE_FAULT_MESSAGE,
-            failed_stage=Stage.COUNTING,
-            error_detail=f"counting: {report.service_error}",
+            detail=f"counting: {report.service_error}",
             fault=Fault.SERVICE,
         )
         return
@@ -417,24 +416,11 @@ def _finish(
             err = output.error
             problems = "\n".join(_problem_line(p) for p in err.problems)
             detail = f"{err.type}: {err.message}\n{problems}\n\n{err.traceback}"[-TRACEBACK_LIMIT:]
-        set_state(
-            sub,
-            SubmissionState.FAILED,
-            f"Counting failed: {(report.failure or 'no output')[:500]}",
-            failed_stage=Stage.COUNTING,
-            error_detail=detail,
-            fault=Fault.USER,
-        )
+        message = f"Counting failed: {(report.failure or 'no output')[:500]}"
+        _fail_counting(sub, message, detail=detail, fault=Fault.USER)
         return
     if isinstance(inputs, TokenizerError):
-        set_state(
-            sub,
-            SubmissionState.FAILED,
-            inputs.message[:2000],
-            failed_stage=Stage.COUNTING,
-            error_detail=inputs.detail.replace("\x00", "\ufffd") or None,
-            fault=inputs.fault,
-        )
+        _fail_tokenizer(sub, inputs)
         return
     try:
         if isinstance(inputs, Exception):
@@ -443,12 +429,10 @@ def _finish(
         check_cost_output(output, job.sizes)
     except (LookupError, SandboxOutputError) as exc:
         # The cost worker validated this report already: a mismatch here is ours.
-        set_state(
+        _fail_counting(
             sub,
-            SubmissionState.FAILED,
             SERVICE_FAULT_MESSAGE,
-            failed_stage=Stage.COUNTING,
-            error_detail=f"counting: the cost report does not match the job: {exc}",
+            detail=f"counting: the cost report does not match the job: {exc}",
             fault=Fault.SERVICE,
         )
         return
