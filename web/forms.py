@@ -140,6 +140,12 @@ async def read_form(request: Request) -> FormData:
     return form
 
 
+async def text_fields(request: Request, limit: int) -> dict[str, str]:
+    """The form's text fields (as `read_form` parsed them), each cut at `limit` characters."""
+    form = await read_form(request)
+    return {k: v[:limit] for k, v in form.items() if isinstance(v, str)}
+
+
 def parsed_form(request: Request) -> FormData | None:
     """The form `read_form` parsed for this request, if it got that far."""
     form = getattr(request.state, _STATE_KEY, None)

@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from core.db.outbox import Outbox, discard
+from core.db.outbox import Outbox
 from core.errors import InvalidInputError, ParetoboardError
 from core.leaderboard import task_leaderboard
 from core.models import Submission, User, UserRole
@@ -23,16 +23,17 @@ from core.submissions.queries import page_url
 from core.tasks import service as task_service
 from web.auth import AdminUser, ForbiddenError, OptionalUser
 from web.deps import SessionDep
-from web.forms import read_form
+from web.forms import text_fields
 from web.lookups import form_administered_submission, form_id, form_task
 from web.pages.login import safe_next
 from web.pages.submissions import login_redirect
-from web.pages.templating import flash, flash_when_done, render
+from web.pages.templating import flash_refusal, flash_when_done, render
 from web.views import format as fmt
 
 router = APIRouter(include_in_schema=False)
 CANDIDATES = 30
 RECENT = 30
+FIELD_LIMIT = 200  # characters kept of a form field
 
 
 def _tasks(session: Session) -> list[dict[str, Any]]:
@@ -101,24 +102,14 @@ def admin_page(
     return render(request, "admin.html", context, user=user, active="admin")
 
 
-async def _form(request: Request) -> dict[str, str]:
-    form = await read_form(request)
-    return {k: v[:200] for k, v in form.items() if isinstance(v, str)}
-
-
 def _back(form: dict[str, str]) -> RedirectResponse:
     return RedirectResponse(safe_next(form.get("next"), "/admin"), status_code=303)
-
-
-def _failed(request: Request, exc: ParetoboardError) -> None:
-    problems = "; ".join(p.problem for p in exc.problems)
-    flash(request, f"Not done: {exc.message}" + (f" ({problems})" if problems else ""))
 
 
 @router.post("/admin/baseline", response_model=None)
 async def choose_baseline(request: Request, session: SessionDep, _admin: AdminUser) -> Response:
     """Set (or with action=clear, remove) a task's baseline."""
-    form = await _form(request)
+    form = await text_fields(request, FIELD_LIMIT)
     task = form.get("task", "")
     try:
         if form.get("action") == "clear":
@@ -132,8 +123,7 @@ async def choose_baseline(request: Request, session: SessionDep, _admin: AdminUs
             message = f"Submission {sid} is now the baseline of {task}."
         flash_when_done(request, session, lambda _: message)
     except ParetoboardError as exc:
-        discard(session)
-        _failed(request, exc)
+        flash_refusal(request, session, exc)
     return _back(form)
 
 
@@ -146,7 +136,7 @@ def _requeued(sid: int, box: Outbox) -> str:
 @router.post("/admin/submissions", response_model=None)
 async def submission_action(request: Request, session: SessionDep, admin: AdminUser) -> Response:
     """Hide, list again, or re-run one submission (fields submission_id and action)."""
-    form = await _form(request)
+    form = await text_fields(request, FIELD_LIMIT)
     action = form.get("action", "")
     try:
         submission = form_administered_submission(form.get("submission_id"), admin, session)
@@ -165,21 +155,19 @@ async def submission_action(request: Request, session: SessionDep, admin: AdminU
         else:
             raise InvalidInputError(f"Unknown action {action!r}")
     except ParetoboardError as exc:
-        discard(session)
-        _failed(request, exc)
+        flash_refusal(request, session, exc)
     return _back(form)
 
 
 @router.post("/admin/tasks/rerun", response_model=None)
 async def rerun_task(request: Request, session: SessionDep, _admin: AdminUser) -> Response:
     """Re-run every measured submission with predictions for a task."""
-    form = await _form(request)
+    form = await text_fields(request, FIELD_LIMIT)
     try:
         task = form_task(form.get("task"), session)
         requeued = commands.rerun(session, manage.submissions_of_task(session, task))
         done = f"{len(requeued)} submission(s) on {task.name} were re-queued."
         flash_when_done(request, session, lambda _: done)
     except ParetoboardError as exc:
-        discard(session)
-        _failed(request, exc)
+        flash_refusal(request, session, exc)
     return _back(form)

@@ -15,32 +15,22 @@ from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse
 from pydantic import ValidationError
 
-from core.db.outbox import discard
 from core.errors import InvalidInputError, ParetoboardError, Problem
 from core.models import Visibility
 from core.submissions import commands
 from core.submissions.queries import page_url
 from core.submissions.schemas import SubmissionUpdate
 from web.deps import SessionDep
+from web.forms import text_fields
 from web.lookups import OwnedSubmissionDep
-from web.pages.templating import flash, flash_when_done
+from web.pages.templating import flash, flash_refusal, flash_when_done
 
 router = APIRouter(include_in_schema=False)
 FIELD_LIMIT = 12_000  # characters kept of a form field (the schema's own limits then apply)
 
 
-async def _form(request: Request) -> dict[str, str]:
-    form = await request.form()
-    return {k: v[:FIELD_LIMIT] for k, v in form.items() if isinstance(v, str)}
-
-
 def _back(submission_id: int) -> RedirectResponse:
     return RedirectResponse(page_url(submission_id) + "#owner-actions", status_code=303)
-
-
-def _not_done(request: Request, exc: ParetoboardError) -> None:
-    problems = "; ".join(p.problem for p in exc.problems)
-    flash(request, f"Not done: {exc.message}" + (f" ({problems})" if problems else ""))
 
 
 def _update(fields: dict[str, str]) -> SubmissionUpdate:
@@ -61,7 +51,7 @@ async def edit_submission(
 ) -> RedirectResponse:
     """Rename, re-describe and re-link (fields name, description, paper_url, code_url)."""
     submission_id = submission.id
-    form = await _form(request)
+    form = await text_fields(request, FIELD_LIMIT)
     fields: dict[str, str] = {
         key: form[key].strip() if key != "description" else form[key].replace("\r\n", "\n")
         for key in ("name", "description", "paper_url", "code_url")
@@ -71,8 +61,7 @@ async def edit_submission(
         commands.edit(session, submission, _update(fields))
         flash_when_done(request, session, lambda _: "Saved.")
     except ParetoboardError as exc:
-        discard(session)
-        _not_done(request, exc)
+        flash_refusal(request, session, exc)
     return _back(submission_id)
 
 
@@ -82,7 +71,7 @@ async def set_visibility(
 ) -> RedirectResponse:
     """Publish (visibility=public) or make private (visibility=private)."""
     submission_id = submission.id
-    form = await _form(request)
+    form = await text_fields(request, FIELD_LIMIT)
     try:
         changes = _update({"visibility": form.get("visibility", "")})
         commands.edit(session, submission, changes)
@@ -93,8 +82,7 @@ async def set_visibility(
         )
         flash_when_done(request, session, lambda _: done)
     except ParetoboardError as exc:
-        discard(session)
-        _not_done(request, exc)
+        flash_refusal(request, session, exc)
     return _back(submission_id)
 
 
@@ -106,15 +94,14 @@ async def withdraw(
 ) -> RedirectResponse:
     """Withdraw (the confirmation box must be ticked): results and files removed for good."""
     submission_id = submission.id
-    form = await _form(request)
+    form = await text_fields(request, FIELD_LIMIT)
     if form.get("confirm") != "yes":
         flash(request, "Not withdrawn: tick the box to confirm.")
         return _back(submission_id)
     try:
         commands.withdraw(session, submission)
     except ParetoboardError as exc:
-        discard(session)
-        _not_done(request, exc)
+        flash_refusal(request, session, exc)
         return _back(submission_id)
     flash_when_done(request, session, lambda _: f"Submission {submission_id} was withdrawn.")
     return RedirectResponse("/account", status_code=303)

@@ -19,7 +19,8 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
 
-from core.db.outbox import Outbox, outbox
+from core.db.outbox import Outbox, discard, outbox
+from core.errors import ParetoboardError
 from core.models import User, UserRole
 from web.auth import SESSION_KEY, csrf_token
 from web.pages.assets import asset_url, plotly_url
@@ -75,6 +76,13 @@ def flash_when_done(request: Request, session: Session, notice: Callable[[Outbox
     """Flash `notice` once the request's transaction committed and sent its messages (it may
     say whether they reached the queue); a rolled-back request shows nothing."""
     outbox(session).then(lambda box: flash(request, notice(box)))
+
+
+def flash_refusal(request: Request, session: Session, exc: ParetoboardError) -> None:
+    """Roll back a form's refused change and say why on the next page ("Not done: ...")."""
+    discard(session)
+    problems = "; ".join(p.problem for p in exc.problems)
+    flash(request, f"Not done: {exc.message}" + (f" ({problems})" if problems else ""))
 
 
 def _take_flash(request: Request) -> list[str]:
