@@ -14,7 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy.orm import Session
 
 from core.db.outbox import discard
-from core.errors import InvalidInputError, Problem
+from core.errors import InvalidInputError, ParetoboardError, Problem
 from core.models import User
 from core.submissions import queries
 from core.users import service as users
@@ -99,6 +99,23 @@ def _account_context(
     }
 
 
+def _account_again(
+    request: Request, session: Session, user: User, exc: ParetoboardError, *, errors: str
+) -> HTMLResponse:
+    """The account page again, with the refused form's problems under its `errors` key."""
+    context = _account_context(request, session, user, 1)
+    context[errors] = [p.problem for p in exc.problems] or [exc.message]
+    return render(
+        request,
+        "account.html",
+        context,
+        user=user,
+        active="account",
+        status_code=exc.status_code,
+        headers=getattr(exc, "headers", None),
+    )
+
+
 @router.get("/account", response_class=HTMLResponse, response_model=None)
 def account_page(
     request: Request,
@@ -119,11 +136,7 @@ async def create_token(request: Request, session: SessionDep, user: WriterUser) 
     try:
         row, plain = users.create_token(session, user=user, name=form_text(form, "name", 200))
     except InvalidInputError as exc:
-        context = _account_context(request, session, user, 1)
-        context["token_errors"] = [p.problem for p in exc.problems] or [exc.message]
-        return render(
-            request, "account.html", context, user=user, active="account", status_code=422
-        )
+        return _account_again(request, session, user, exc, errors="token_errors")
     context = _account_context(
         request,
         session,
@@ -194,17 +207,7 @@ async def change_password(
             )
         change_password_of(request, session, limiter, user=user, current=current, new=new)
     except (InvalidInputError, RateLimitedError) as exc:
-        context = _account_context(request, session, user, 1)
-        context["password_errors"] = [p.problem for p in exc.problems] or [exc.message]
-        return render(
-            request,
-            "account.html",
-            context,
-            user=user,
-            active="account",
-            status_code=exc.status_code,
-            headers=getattr(exc, "headers", None),
-        )
+        return _account_again(request, session, user, exc, errors="password_errors")
     ended = user_sessions.set_password(
         session, user=user, new_password=new, keep=current_session(request)
     )
