@@ -8,7 +8,7 @@ entries and formats the rows it shows (at most `PER_PAGE`).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlencode
 
@@ -239,6 +239,11 @@ def _family_title(family: str) -> str:
         return family
 
 
+def _track_url(query: HomeQuery, track: Track | None) -> str:
+    """A track tab's link: the same filters, its own ranking from the first page."""
+    return replace(query, track=track, sort="rank", dir="asc", page=1).url()
+
+
 def home_view(session: Session, query: HomeQuery) -> HomeView:
     board = overall_leaderboard(
         session,
@@ -254,29 +259,14 @@ def home_view(session: Session, query: HomeQuery) -> HomeView:
     tabs = [
         TrackTab(
             "ELUE score",
-            HomeQuery(
-                q=query.q,
-                min_params=query.min_params,
-                max_params=query.max_params,
-                verified=query.verified,
-                self_reported=query.self_reported,
-                coverage=query.coverage,
-            ).url(),
+            _track_url(query, None),
             board.track is None,
             "Ranked by ELUE score, higher first",
         )
     ] + [
         TrackTab(
             f"\u2264 {t.value}",
-            HomeQuery(
-                track=t,
-                q=query.q,
-                min_params=query.min_params,
-                max_params=query.max_params,
-                verified=query.verified,
-                self_reported=query.self_reported,
-                coverage=query.coverage,
-            ).url(),
+            _track_url(query, t),
             board.track is t,
             f"Models with at most {t.limit:,} parameters, ranked by average performance",
         )
