@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.errors import InvalidInputError
-from core.leaderboard import TaskSubmissionEntry, task_leaderboard
+from core.leaderboard import TaskLeaderboard, TaskSubmissionEntry, task_leaderboard
 from core.models import Result, Submission, SubmissionKind, Task
 from core.paired import PairedRead, compare
 from core.settings import Settings
@@ -119,14 +119,22 @@ def paired_differences(
     )
 
 
-def compare_view(
+def _chosen(
     session: Session, settings: Settings, task: Task, query: CompareQuery
-) -> CompareView:
+) -> tuple[TaskLeaderboard, list[TaskSubmissionEntry], list[int], Paired | None]:
+    """The task board, the entries the query names that are on it, the ids that are not, and
+    the paired differences between the entries."""
     board = task_leaderboard(session, task.name)
     on_board = {e.submission_id: e for e in board.submissions}
     entries = [on_board[i] for i in query.ids if i in on_board]
     missing = [i for i in query.ids if i not in on_board]
-    paired = paired_differences(session, settings, task, entries, query.ref)
+    return board, entries, missing, paired_differences(session, settings, task, entries, query.ref)
+
+
+def compare_view(
+    session: Session, settings: Settings, task: Task, query: CompareQuery
+) -> CompareView:
+    board, entries, missing, paired = _chosen(session, settings, task, query)
     chosen = {e.submission_id for e in entries}
     front_ids = {p.submission_id for p in board.points if p.on_flops_front or p.on_params_front}
     # Front members and the baseline are sent too (not drawn as entries): the fronts and the
@@ -183,8 +191,5 @@ def export_table(
     session: Session, settings: Settings, task: Task, query: CompareQuery
 ) -> CompareTable:
     """The view's table alone (the CSV and LaTeX exports)."""
-    board = task_leaderboard(session, task.name)
-    on_board = {e.submission_id: e for e in board.submissions}
-    entries = [on_board[i] for i in query.ids if i in on_board]
-    paired = paired_differences(session, settings, task, entries, query.ref)
+    board, entries, _, paired = _chosen(session, settings, task, query)
     return compare_table(session, task, board, entries, query.unit, paired)
