@@ -452,26 +452,25 @@ def _shape_text(shape: tuple[int, ...]) -> str:
     return "(" + ", ".join(str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
 
 
-def _prefix_hint(missing: list[str], unexpected: list[str]) -> str | None:
-    """A likely cause when names differ only by a leading prefix (e.g. `module.` or `model.`)."""
-    wanted = set(missing)
-    extra: dict[str, int] = {}
-    fewer: dict[str, int] = {}
-    for name in unexpected:
+def _prefixes(names: list[str], others: list[str]) -> dict[str, int]:
+    """How many of `names` are one of `others` with a leading prefix, by that prefix (the
+    shortest prefix that makes a match)."""
+    wanted = set(others)
+    counts: dict[str, int] = {}
+    for name in names:
         parts = name.split(".")
         for i in range(1, len(parts)):
             if ".".join(parts[i:]) in wanted:
                 prefix = ".".join(parts[:i]) + "."
-                extra[prefix] = extra.get(prefix, 0) + 1
+                counts[prefix] = counts.get(prefix, 0) + 1
                 break
-    given = set(unexpected)
-    for name in missing:
-        parts = name.split(".")
-        for i in range(1, len(parts)):
-            if ".".join(parts[i:]) in given:
-                prefix = ".".join(parts[:i]) + "."
-                fewer[prefix] = fewer.get(prefix, 0) + 1
-                break
+    return counts
+
+
+def _prefix_hint(missing: list[str], unexpected: list[str]) -> str | None:
+    """A likely cause when names differ only by a leading prefix (e.g. `module.` or `model.`)."""
+    extra = _prefixes(unexpected, missing)
+    fewer = _prefixes(missing, unexpected)
     if extra:
         prefix, count = max(extra.items(), key=lambda kv: kv[1])
         return (
