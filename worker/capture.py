@@ -672,20 +672,26 @@ def main(argv: Sequence[str]) -> int:
         payload = capture(job)
         code = 0
     except Exception as exc:
-        problems = [p.as_dict() for p in getattr(exc, "problems", [])]
-        payload = {
-            "ok": False,
-            "error": {
-                "type": type(exc).__name__,
-                "kind": getattr(exc, "kind", "model"),
-                "message": getattr(exc, "message", str(exc))[:4000],
-                "problems": problems[:100],
-                "traceback": traceback.format_exc()[-20000:],
-            },
-        }
+        payload = error_payload(exc, kind=getattr(exc, "kind", "model"))
         code = 3
     emit(out_fd, CAPTURE_MARKER, payload)
     return code
+
+
+def error_payload(exc: Exception, **extra: str) -> dict[str, Any]:
+    """What a sandboxed job reports when `exc` ended it (call it while handling `exc`): its
+    type, `extra`, message, problems and traceback, each bounded."""
+    problems = [p.as_dict() for p in getattr(exc, "problems", [])]
+    return {
+        "ok": False,
+        "error": {
+            "type": type(exc).__name__,
+            **extra,
+            "message": getattr(exc, "message", str(exc))[:4000],
+            "problems": problems[:100],
+            "traceback": traceback.format_exc()[-20000:],
+        },
+    }
 
 
 def emit(out_fd: int, marker: bytes, payload: dict[str, Any]) -> None:

@@ -21,11 +21,12 @@ from __future__ import annotations
 import json
 import sys
 import time
-import traceback
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from worker.capture import error_payload
 
 if TYPE_CHECKING:
     from worker.counting import CountPool, LoadedModel
@@ -179,16 +180,7 @@ def main(argv: Sequence[str]) -> int:
         payload = run(job)
         code = 0
     except Exception as exc:
-        problems = [p.as_dict() for p in getattr(exc, "problems", [])]
-        payload = {
-            "ok": False,
-            "error": {
-                "type": type(exc).__name__,
-                "message": getattr(exc, "message", str(exc))[:4000],
-                "problems": problems[:100],
-                "traceback": traceback.format_exc()[-20000:],
-            },
-        }
+        payload = error_payload(exc)
         code = 3
     real_stdout.write(json.dumps(payload))
     real_stdout.flush()

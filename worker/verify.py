@@ -26,7 +26,6 @@ import resource
 import statistics
 import sys
 import time
-import traceback
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from typing import Any
 
 import torch
 
-from worker.capture import emit
+from worker.capture import emit, error_payload
 from worker.graphcount.count import graph_calls, map_module_calls
 from worker.graphcount.graph import Capture, CaptureFormatError, Graph, decode, dtype_of, resolve
 
@@ -547,14 +546,7 @@ def main(argv: Sequence[str]) -> int:
         payload = verify(json.loads(Path(argv[1]).read_text()))
         code = 0
     except Exception as exc:
-        payload = {
-            "ok": False,
-            "error": {
-                "type": type(exc).__name__,
-                "message": getattr(exc, "message", str(exc))[:4000],
-                "traceback": traceback.format_exc()[-20000:],
-            },
-        }
+        payload = error_payload(exc)
         code = 3
     emit(out_fd, VERIFY_MARKER, payload)
     return code
