@@ -221,6 +221,17 @@ def _run_pipeline(
     return times
 
 
+def _cost_job(settings: Settings, engine: Any, sid: int) -> counting_stage.CostJob:
+    """The cost job the pipeline would send for this submission (its inputs tokenized)."""
+    store = LocalBlobStore(settings.storage.uploads_dir)
+    with session_factory(engine)() as session:
+        sub = session.get(Submission, sid)
+        assert sub is not None
+        texts = counting_stage.job_texts(session, store, sub, settings)
+        inputs = counting_stage.tokenize_inputs(texts, settings)
+        return counting_stage.build_job(session, store, sub, settings, inputs)
+
+
 # --------------------------------------------------------------------------------------------
 # the first counter (per distinct shape, in the sandbox), on the same job
 
@@ -229,13 +240,7 @@ def _legacy_run(settings: Settings, engine: Any, sid: int, model: bytes) -> dict
     """The first counter's sandboxed job (`worker.cost_job`) on this submission's entries."""
     from worker.sandbox import Bind, make_job_dir, run_sandboxed, sandbox_python
 
-    store = LocalBlobStore(settings.storage.uploads_dir)
-    with session_factory(engine)() as session:
-        sub = session.get(Submission, sid)
-        assert sub is not None
-        texts = counting_stage.job_texts(session, store, sub, settings)
-        inputs = counting_stage.tokenize_inputs(texts, settings)
-        job = counting_stage.build_job(session, store, sub, settings, inputs)
+    job = _cost_job(settings, engine, sid)
     base = settings.storage.sandbox_jobs_dir
     base.mkdir(parents=True, exist_ok=True)
     base.chmod(0o755)
@@ -306,13 +311,7 @@ def _per_sample_baseline(
     threads: int,
     tmp: Path,
 ) -> dict[str, Any]:
-    store = LocalBlobStore(settings.storage.uploads_dir)
-    with session_factory(engine)() as session:
-        sub = session.get(Submission, sid)
-        assert sub is not None
-        texts = counting_stage.job_texts(session, store, sub, settings)
-        inputs = counting_stage.tokenize_inputs(texts, settings)
-        job = counting_stage.build_job(session, store, sub, settings, inputs)
+    job = _cost_job(settings, engine, sid)
     population = [
         (entry["key"], i)
         for entry in job.entries
