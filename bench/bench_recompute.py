@@ -48,6 +48,7 @@ def _timed(fn: Callable[[], object]) -> tuple[float, object]:
 def run(url: str, writes: int) -> None:
     engine = make_engine(url)
     with Session(engine) as session:
+        service.clear_memos()
         t_read, _ = _timed(lambda: sources.get(session))
         t_boards, _ = _timed(lambda: _boards(session))
         print(f"full source read: {t_read:.2f} s; boards from it: {t_boards:.2f} s", flush=True)
@@ -79,6 +80,7 @@ def run(url: str, writes: int) -> None:
                 recomputes.append(t_boards)
                 cache.clear()
                 sources.clear()
+                service.clear_memos()  # a full recompute: every part made again
                 full = _boards(session)
                 if full != incremental:
                     raise RuntimeError(f"{label}: incremental boards differ from a full recompute")
