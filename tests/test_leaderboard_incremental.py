@@ -9,6 +9,7 @@ curve summaries kept from before) equal the boards computed from a full read.
 
 from __future__ import annotations
 
+import gc
 import random
 from collections.abc import Callable, Iterator
 
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from core.leaderboard import cache, clear_task_baseline, set_task_baseline
 from core.leaderboard import service as board_service
+from core.leaderboard.cache import gc_paused
 from core.leaderboard.source import changed_since, sources
 from core.models import (
     BoardChange,
@@ -243,3 +245,22 @@ def test_uncommitted_boards_keep_no_parts(session: Session) -> None:
     sources.clear()
     board_service.clear_memos()
     assert _boards(session) == committed
+
+
+def test_gc_paused_nests_and_resumes() -> None:
+    """Computations pause the cyclic collector; it resumes when the last one ends, and a pause
+    made by someone else is left as it is."""
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+        with gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the outer computation is still under way
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -606,17 +606,17 @@ def _task_leaderboard(
     joints = source.joints
     submissions = source.submissions
     task_id = task.id
-    for sid in sorted(per_sub):
-        listed = submissions.get(sid)
+    get_listed, get_kept, add_part = submissions.get, kept.get, parts.append
+    for sid, own in sorted(per_sub.items()):
+        listed = get_listed(sid)
         if listed is None:  # read just before it was listed: not on this version's board
             continue
-        own = per_sub[sid]
-        found = kept.get(sid)
+        found = get_kept(sid)
         if found is not None and found[0][0] is own and found[0][1] is listed:
             # The same row objects: the submission was not read again since (an update reads
             # all of a submission's rows again, its joints included).
             fresh[sid] = found
-            parts.append(found[1])
+            add_part(found[1])
             continue
         joint = joints.get((sid, task_id))
         inputs: tuple[object, ...] = (own, listed, joint)
@@ -937,12 +937,13 @@ def _overall(session: Session, track: Track | None) -> OverallLeaderboard:
     task_ids = [t.id for t in tasks]
     getters = [per_sub.get for per_sub in task_points]
     intervals = source.intervals
+    get_kept, add_part = kept.get, parts.append
     for sid, listed in sorted(source.submissions.items()):
-        found = kept.get(sid)
+        found = get_kept(sid)
         if found is not None and found[0] is not None and found[0][0] is listed:
             # Not read again since: its points, joints and interval are the same objects.
             fresh[sid] = found
-            parts.append(found[1])
+            add_part(found[1])
             continue
         sub_points = tuple([get(sid) for get in getters])
         sub_joints = tuple(
