@@ -9,6 +9,7 @@ curve summaries kept from before) equal the boards computed from a full read.
 
 from __future__ import annotations
 
+import gc
 import random
 from collections.abc import Callable, Iterator
 
@@ -18,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from core.leaderboard import cache, clear_task_baseline, set_task_baseline
 from core.leaderboard import service as board_service
+from core.leaderboard.cache import gc_paused
 from core.leaderboard.source import changed_since, sources
 from core.models import (
     BoardChange,
@@ -176,7 +178,7 @@ def test_incremental_source_equals_full_read(session: Session, seed: int) -> Non
         session.commit()
         incremental = _boards(session)
         sources.clear()
-        board_service.curve_memo.clear()  # the full recompute summarises every curve again
+        board_service.clear_memos()  # the full recompute makes every part and curve again
         full = _boards(session)
         assert incremental == full, f"step {step}: {write}"
     assert sources.updates > updates  # the incremental path ran, not only full reads
@@ -213,3 +215,52 @@ def test_bumps_log_the_submissions_they_changed(session: Session) -> None:
         select(BoardChange.submission_id).where(BoardChange.version == after_b[0])
     )
     assert list(logged) == [b.id]
+
+
+def test_uncommitted_boards_keep_no_parts(session: Session) -> None:
+    """A session with uncommitted changes reads the kept parts of the boards but keeps none of
+    its own (no one else sees its data); after its rollback the kept parts still make the
+    committed boards, equal to a full recompute."""
+    sst2 = make_task(session, "SST-2")
+    make_entry(session, "A", {sst2: [(1000, 85.0), (2000, 88.0)]})
+    b = make_entry(session, "B", {sst2: [(1500, 86.0)]})
+    session.commit()
+    set_task_baseline(session, task_name="SST-2", submission_id=b.id)
+    session.commit()
+    committed = _boards(session)
+    db = session.get_bind().engine.url.render_as_string(hide_password=True)
+    key = (db, "task", sst2.id, False)
+    kept = board_service.entry_memo.held(key)
+    assert kept is not None
+    assert len(kept) == 2  # both entries' parts
+
+    result = session.scalars(select(Result).where(Result.submission_id == b.id)).one()
+    result.performance = 99.0
+    session.flush()  # uncommitted: a key of its own
+    local = _boards(session)
+    assert local != committed
+    assert board_service.entry_memo.held(key) is kept  # its own parts are not kept
+    session.rollback()
+    assert _boards(session) == committed
+    sources.clear()
+    board_service.clear_memos()
+    assert _boards(session) == committed
+
+
+def test_gc_paused_nests_and_resumes() -> None:
+    """Computations pause the cyclic collector; it resumes when the last one ends, and a pause
+    made by someone else is left as it is."""
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+        with gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the outer computation is still under way
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
