@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import gc
 import random
+import sys
+import time
+import weakref
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -264,3 +267,32 @@ def test_gc_paused_nests_and_resumes() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_gc_paused_freezes_what_it_made_and_bounds_the_leak(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """What a computation made is frozen when it ends (later collections never traverse it);
+    cyclic garbage frozen with it is collected by the periodic whole-heap collection."""
+    cache_module = sys.modules["core.leaderboard.cache"]
+    monkeypatch.setattr(cache_module, "GC_FULL_EVERY", 3600.0)
+    monkeypatch.setattr(cache_module, "_gc_full_at", time.monotonic())
+    with gc_paused():
+        made = [object() for _ in range(3)]
+        garbage = _Cycle()
+        gone = weakref.ref(garbage)
+        del garbage
+    young = {id(o) for g in range(3) for o in gc.get_objects(generation=g)}
+    assert id(made) not in young  # frozen: in no generation the collector visits
+    gc.collect()
+    assert gone() is not None  # frozen garbage outlives an ordinary collection ...
+    monkeypatch.setattr(cache_module, "GC_FULL_EVERY", 0.0)
+    with gc_paused():
+        pass
+    assert gone() is None  # ... until the whole heap is collected
+    assert gc.isenabled()

@@ -178,7 +178,7 @@ def _read_submissions(session: Session, ids: Iterable[int] | None) -> dict[int, 
         # Unpacked by name: a Row's attribute access costs ~10x a tuple's (bench_recompute).
         for sid, name, kind, verified, params, paper, code, owner, aff, at in session.execute(
             query
-        ).tuples():
+        ):
             out[sid] = SourceSubmission(
                 id=sid,
                 name=name,
@@ -245,7 +245,7 @@ def _read_points(
             verify_status,
             ci_low,
             ci_high,
-        ) in session.execute(query).tuples():
+        ) in session.execute(query):
             sid = same(sid)
             grouped[tid][sid].append(
                 SourcePoint(
@@ -286,7 +286,7 @@ def _read_joints(session: Session, ids: Iterable[int] | None) -> dict[tuple[int,
         )
         if chunk is not None:
             query = query.where(TaskUncertainty.submission_id.in_(chunk))
-        for sid, tid, result_ids, low, high in session.execute(query).tuples():
+        for sid, tid, result_ids, low, high in session.execute(query):
             out[(sid, tid)] = Joint(frozenset(int(i) for i in result_ids or ()), low, high)
     return out
 
@@ -306,7 +306,7 @@ def _read_intervals(session: Session, ids: Iterable[int] | None) -> dict[int, Ov
         )
         if chunk is not None:
             query = query.where(SubmissionUncertainty.submission_id.in_(chunk))
-        for sid, tasks, low, high in session.execute(query).tuples():
+        for sid, tasks, low, high in session.execute(query):
             out[sid] = (
                 {str(k): frozenset(int(i) for i in v) for k, v in (tasks or {}).items()},
                 low,
