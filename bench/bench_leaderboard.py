@@ -29,6 +29,7 @@ Every loop is bounded; the server is stopped and the database dropped at the end
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import math
 import os
 import re
@@ -58,6 +59,10 @@ from core.settings import REPO_ROOT
 from core.tasks import service as task_service
 from tests.processes import free_port, uvicorn_command
 
+# Every bulk-inserted entry ran for ten minutes on 2026-11-25 (a finished one has its end time,
+# as `core.submissions.state.set_state` stamps it).
+STARTED = dt.datetime(2026, 11, 25, tzinfo=dt.UTC)
+FINISHED = STARTED + dt.timedelta(minutes=10)
 ADMIN_URL = os.environ.get(
     "PARETOBOARD_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
@@ -148,6 +153,8 @@ def populate(url: str, elue_dir: Path, n_submissions: int, seed: int) -> dict[st
                 state=SubmissionState.DONE,
                 params=109_000_000,
                 verified=True,
+                started_at=STARTED,
+                finished_at=FINISHED,
             )
             .returning(Submission.id)
         )
@@ -183,6 +190,8 @@ def populate(url: str, elue_dir: Path, n_submissions: int, seed: int) -> dict[st
                     "state": state,
                     "params": int(math.exp(rng.uniform(math.log(4e6), math.log(340e6)))),
                     "timeline": [{"state": state.value, "at": "2026-11-25T00:00:00+00:00"}],
+                    "started_at": STARTED,
+                    "finished_at": FINISHED if state.is_final else None,  # as set_state does
                 }
             )
         sub_ids = list(

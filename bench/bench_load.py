@@ -21,7 +21,7 @@ sandbox). Then:
   `examples/`-sized model file (`tests/models/tiny_static.py`, a 16-wide embedding classifier)
   and an SST-2 prediction file; one answered 503 with Retry-After (the web processes' upload
   slots are full: web/admission.py) is sent again after that long, as the light client does;
-  then polled until every one is done or failed.
+  then polled until every one is done or failed (`--uploads 0`: reads alone, the workers idle).
 
 Prints the error rate of reads (non-200 answers or transport errors; target 0) and of uploads
 (a final answer other than 202, or a submission that ended failed; those accepted after a
@@ -51,7 +51,9 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httptools
 import httpx
+import uvloop
 from sqlalchemy import func, select
 
 from bench.bench_leaderboard import _database, populate
@@ -80,6 +82,20 @@ def _children() -> dict[int, list[int]]:
         ppid = int(stat.rsplit(")", 1)[1].split()[1])
         out.setdefault(ppid, []).append(int(entry.name))
     return out
+
+
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of `pid` and every process under it now, in seconds."""
+    children, total, stack = _children(), 0, [pid]
+    while stack:
+        p = stack.pop()
+        stack.extend(children.get(p, []))
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def _rss_kib(pid: int) -> int:
@@ -129,40 +145,85 @@ class Reads:
 
 
 IN_FLIGHT = 64  # reads sent at once at most; the rest wait their turn (charged to latency)
+READ_TIMEOUT = 30.0  # seconds for one read's answer, as the httpx client this replaced
+ACCEPT_ENCODING = "gzip, deflate"  # what httpx asks for: large bodies come gzipped
+
+
+class _Answer:
+    """httptools parser callbacks: only whether the message is complete."""
+
+    def __init__(self) -> None:
+        self.complete = False
+
+    def on_message_complete(self) -> None:
+        self.complete = True
+
+
+async def _get(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> tuple[int, bool]:
+    """Send one GET on a kept-alive connection; (status, whether the server keeps it open)."""
+    writer.write(request)
+    answer = _Answer()
+    parser = httptools.HttpResponseParser(answer)
+    while not answer.complete:
+        data = await reader.read(1 << 16)
+        if not data:
+            raise ConnectionResetError("the server closed the connection mid-answer")
+        parser.feed_data(data)
+    return parser.get_status_code(), parser.should_keep_alive()
 
 
 async def _read_load(base: str, paths: list[str], rps: int, seconds: float) -> Reads:
-    out = Reads()
-    limits = httpx.Limits(max_connections=IN_FLIGHT, max_keepalive_connections=IN_FLIGHT)
-    # httpcore matches queued requests to connections in O(queued x connections) per event:
-    # thousands of queued reads (a server that fell behind) would make this client, not the
-    # server, the bottleneck, and starve the uploads that share its event loop.
-    gate = asyncio.Semaphore(IN_FLIGHT)
-    async with httpx.AsyncClient(base_url=base, timeout=30, limits=limits) as client:
+    """The reads: `rps` GETs a second over `IN_FLIGHT` kept-alive connections.
 
-        async def one(path: str, due: float) -> None:
+    The client is asyncio streams and httptools (uvicorn's own response parser), not httpx:
+    httpx spent about 2 ms of CPU per read here, a fifth of a core at 100 reads/s on the same
+    2 cores as the server, so the client, starved of CPU on a loaded host, set the read rate."""
+    out = Reads()
+    url = httpx.URL(base)
+    host, port = url.host, url.port or 80
+    queue: asyncio.Queue[tuple[str, float] | None] = asyncio.Queue()
+
+    async def connection() -> None:
+        streams: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        while (item := await queue.get()) is not None:
+            path, due = item
+            request = (
+                f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\n"
+                f"Accept-Encoding: {ACCEPT_ENCODING}\r\n\r\n"
+            ).encode()
             try:
-                async with gate:
-                    response = await client.get(path)
-                ok = response.status_code == 200
-                key = f"{path}: HTTP {response.status_code}"
-            except httpx.HTTPError as exc:
-                ok, key = False, f"{path}: {type(exc).__name__}"
+                if streams is None:
+                    streams = await asyncio.wait_for(
+                        asyncio.open_connection(host, port), READ_TIMEOUT
+                    )
+                status, keep = await asyncio.wait_for(_get(*streams, request), READ_TIMEOUT)
+                ok, key = status == 200, f"{path}: HTTP {status}"
+            except (OSError, TimeoutError, httptools.HttpParserError) as exc:
+                ok, key, keep = False, f"{path}: {type(exc).__name__}", False
+            if not keep and streams is not None:
+                streams[1].close()
+                streams = None
             out.latencies.append((time.perf_counter() - due) * 1000)
             if not ok:
                 out.errors[key] = out.errors.get(key, 0) + 1
+        if streams is not None:
+            streams[1].close()
 
-        start = time.perf_counter()
-        tasks: list[asyncio.Task[None]] = []
-        n = int(rps * seconds)
-        for i in range(n):
-            due = start + i / rps
-            delay = due - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(paths[i % len(paths)], due)))
-        await asyncio.gather(*tasks)
-        out.sent, out.wall = n, time.perf_counter() - start
+    workers = [asyncio.create_task(connection()) for _ in range(IN_FLIGHT)]
+    start = time.perf_counter()
+    n = int(rps * seconds)
+    for i in range(n):
+        due = start + i / rps
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        queue.put_nowait((paths[i % len(paths)], due))
+    for _ in workers:
+        queue.put_nowait(None)
+    await asyncio.gather(*workers)
+    out.sent, out.wall = n, time.perf_counter() - start
     return out
 
 
@@ -438,7 +499,11 @@ def main() -> None:
                 _uploads(base, tokens, tsv, delay=1.0),
             )
 
-        reads, uploads = asyncio.run(run())
+        web_cpu = _cpu_seconds(procs["web"].pid)
+        client_cpu = time.process_time()
+        reads, uploads = uvloop.run(run())  # the client's loop: the server's
+        web_cpu = _cpu_seconds(procs["web"].pid) - web_cpu
+        client_cpu = time.process_time() - client_cpu
         states, last = _wait_drained(url, uploads.ids, args.drain_timeout)
         sampler.stop()
         dead = [n for n, p in procs.items() if p.poll() is not None]
@@ -459,6 +524,10 @@ def main() -> None:
     )
     for key, n in sorted(reads.errors.items()):
         print(f"  {n:6d}  {key}")
+    print(
+        f"CPU while reading: the web processes {web_cpu:.1f} s ({1000 * web_cpu / reads.sent:.2f}"
+        f" ms a read, uploads included), this client {client_cpu:.1f} s"
+    )
     lat = reads.latencies
     print(
         f"read latency (ms, from when due): p50 {_q(lat, 50):.1f}  p95 {_q(lat, 95):.1f}  "
@@ -473,8 +542,9 @@ def main() -> None:
         f"{max(retried, default=0)}); first try to accepted p50 {_q(uploads.upload_ms, 50):.0f} "
         f"ms, max {max(uploads.upload_ms, default=float('nan')):.0f} ms; final states {states}; errors {failed_uploads}"
     )
-    drain = last - uploads.started
-    print(f"drain: {drain:.1f} s from the first upload to the last submission finished")
+    if uploads.ids:
+        drain = last - uploads.started
+        print(f"drain: {drain:.1f} s from the first upload to the last submission finished")
     print("peak RSS (MiB): process / its whole tree")
     for name in sampler.own:
         print(f"  {name:<14} {sampler.own[name] / 1024:8.1f} / {sampler.tree[name] / 1024:8.1f}")

@@ -44,6 +44,7 @@ def worker(
     s = settings()
     fmt = s.log_format.value
     configure_logging(fmt, loglevel)
+    lower_priority(s.worker.nice)  # before the pool and the sandboxes start: they inherit it
     if metrics_port is not None:
         # Before anything imports prometheus_client: pool processes write their values there.
         fresh_metrics_dir("paretoboard-worker-metrics-")
@@ -84,6 +85,15 @@ def worker(
     celery = app_for(s)
     celery.conf.include = [WORKER_TASKS]  # the tasks are shared tasks: they bind to this app
     celery.worker_main(argv)
+
+
+def lower_priority(nice: int) -> None:
+    """Raise this process's niceness to `nice` (never lower it: an unprivileged process could
+    not give back what a `nice` it was started under took)."""
+    current = os.getpriority(os.PRIO_PROCESS, 0)
+    if nice > current:
+        os.nice(nice - current)
+    log.info("worker CPU niceness %s", max(nice, current))
 
 
 def _check_sandbox_totals(s: Settings, queues: list[str]) -> None:

@@ -160,6 +160,11 @@ class WorkerSettings(BaseModel):
     # How many cost jobs the installation runs at once (all cost workers' processes together);
     # only the wait estimate on submission pages reads it.
     cost_slots: int = Field(1, ge=1)
+    # The workers' CPU niceness, at least (`paretoboard worker` raises its own at start; the
+    # pool processes and every sandbox they run inherit it): the web processes, at 0, get the
+    # CPU first when a cost job's counting (tens of CPU-seconds) shares a host with them;
+    # 0 leaves it as started (docs/reliability.md "## Load").
+    nice: int = Field(10, ge=0, le=19)
 
 
 class ScoringSettings(BaseModel):

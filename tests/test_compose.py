@@ -196,6 +196,15 @@ def test_cost_worker_confinement(services: dict[str, Any]) -> None:
     assert "--cpu-only" in services["worker-cost-cpu"]["command"]
 
 
+def test_workers_yield_the_cpu_to_the_web(services: dict[str, Any]) -> None:
+    """Each container is a cgroup of its own: the workers' niceness orders only their own
+    processes, so their containers weigh less than the server's (Docker's default is 1024)."""
+    assert "cpu_shares" not in services["server"]
+    for name in ("worker-score", *COST_WORKERS):
+        shares = str(services[name]["cpu_shares"])
+        assert shares == "${PARETOBOARD_WORKER_CPU_SHARES:-256}", name
+
+
 def test_dockerfile_pins_and_users() -> None:
     text = DOCKERFILE.read_text()
     base = re.search(r"^ARG PYTHON_IMAGE=(\S+)$", text, re.M)

@@ -391,3 +391,11 @@ on_committed_bump(cache.writer_committed)
 pages = LeaderboardCache(max_entries=64)
 cache.add_dependent(pages)
 on_committed_bump(pages.writer_committed)
+
+# Listed submissions' pages and API records for anonymous viewers (`web.public_submissions`),
+# also keyed by the submission's own row and results, in an LRU of their own so that many
+# distinct submissions never push the boards' pages out of `pages`. 10-40 KiB a page or record
+# (the bench's), so at most about 10 MB per process.
+submission_pages = LeaderboardCache(max_entries=256)
+cache.add_dependent(submission_pages)
+on_committed_bump(submission_pages.writer_committed)

@@ -32,6 +32,7 @@ from web.auth import AdminUser, OptionalUser, UnauthenticatedError, WriterUser
 from web.deps import SessionDep, SettingsDep
 from web.errors import error_responses
 from web.lookups import AdminSubmissionDep, OwnedSubmissionDep, SubmissionDep
+from web.public_submissions import JSON, cached
 from web.submitting import check_upload, submit_upload
 from web.uploads import MULTIPART_BODY
 
@@ -127,11 +128,21 @@ def list_submissions(session: SessionDep, listing: ListingDep) -> SubmissionPage
     )
 
 
-@router.get("/{submission_id}", responses=ERRORS)
+@router.get("/{submission_id}", response_model=SubmissionRead, responses=ERRORS)
 def get_submission(
-    submission: SubmissionDep, user: OptionalUser, session: SessionDep
-) -> SubmissionRead:
+    request: Request, submission: SubmissionDep, user: OptionalUser, session: SessionDep
+) -> SubmissionRead | Response:
     """State, stage, queue position, timings, results; error detail and log for the owner."""
+    if user is None:  # a listed, finished submission's record: the same for every anonymous caller
+
+        def make(s: Session, row: Submission) -> bytes:
+            return queries.read_submission(s, row, None).model_dump_json(by_alias=True).encode()
+
+        kept = cached(
+            request, session, submission, "api", make, JSON, {"Cache-Control": "no-cache"}
+        )
+        if kept is not None:
+            return kept
     return queries.read_submission(session, submission, user)
 
 

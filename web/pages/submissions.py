@@ -15,12 +15,13 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from sqlalchemy.orm import Session
 from starlette.background import BackgroundTask
 from starlette.datastructures import FormData, UploadFile
 
 from core.db.outbox import discard
 from core.errors import NotFoundError, ParetoboardError
-from core.models import Visibility
+from core.models import Submission, User, Visibility
 from core.settings import Settings
 from core.storage import BlobNotFoundError, blob_store
 from core.submissions import plausibility
@@ -31,7 +32,16 @@ from web.auth import OptionalUser, WriterUser, csrf_token
 from web.deps import SessionDep, SettingsDep
 from web.forms import parsed_form
 from web.lookups import SubmissionDep, SubmissionFileDep
-from web.pages.templating import PAGE_HEADERS, Viewer, render, templates, viewer_of
+from web.pages.templating import (
+    PAGE_HEADERS,
+    Viewer,
+    anonymous_html,
+    is_anonymous,
+    render,
+    templates,
+    viewer_of,
+)
+from web.public_submissions import cached
 from web.submitting import check_upload, submit_upload
 from web.uploads import display_name
 from web.views import format as fmt
@@ -39,6 +49,7 @@ from web.views.forms import SUBMIT_FIELDS, SubmitProblems, group_submit_problems
 from web.views.submission import submission_view
 
 router = APIRouter(include_in_schema=False)
+HTML = "text/html; charset=utf-8"
 
 
 def login_redirect(next_url: str) -> RedirectResponse:
@@ -48,19 +59,35 @@ def login_redirect(next_url: str) -> RedirectResponse:
 @router.get("/submissions/{submission_id}", response_class=HTMLResponse)
 def submission_page(
     request: Request, session: SessionDep, user: OptionalUser, submission: SubmissionDep
-) -> HTMLResponse:
+) -> Response:
     """State (followed live), results per task and point, costs; log and files for the owner."""
-    view = submission_view(session, submission, user)
-    return render(request, "submission.html", {"view": view}, user=user)
+    return _submission_html(request, session, user, submission, "submission.html")
 
 
 @router.get("/submissions/{submission_id}/panel", response_class=HTMLResponse)
 def submission_panel(
     request: Request, session: SessionDep, user: OptionalUser, submission: SubmissionDep
-) -> HTMLResponse:
+) -> Response:
     """The part of the page that changes with the state (fetched by the page's script)."""
+    return _submission_html(request, session, user, submission, "_submission_panel.html")
+
+
+def _submission_html(
+    request: Request, session: Session, user: User | None, submission: Submission, template: str
+) -> Response:
+    """`template` for the submission: an anonymous viewer of a listed, finished submission gets
+    the copy kept for everyone (`web.public_submissions`), anyone else a page of their own."""
+    if is_anonymous(request, user):
+
+        def make(s: Session, row: Submission) -> bytes:
+            view = submission_view(s, row, None)
+            return anonymous_html(template, {"view": view}, active=None).encode()
+
+        kept = cached(request, session, submission, template, make, HTML, PAGE_HEADERS)
+        if kept is not None:
+            return kept
     view = submission_view(session, submission, user)
-    return render(request, "_submission_panel.html", {"view": view}, user=user)
+    return render(request, template, {"view": view}, user=user)
 
 
 @router.get("/submissions/{submission_id}/files/{file_id}")
