@@ -487,9 +487,11 @@ def main() -> None:
             "/api/v1/leaderboard?track=55M",
         ]
         base, procs = stack.enter_context(_stack(url, folder, args))
-        with httpx.Client(base_url=base, timeout=300) as client:  # fill the caches once
-            for path in paths:
-                client.get(path)
+        # Fill every web process's caches: each request on a new connection, as many as
+        # several times the processes (the kernel hands each connection to one of them).
+        for path in paths:
+            for _ in range(4 * args.web_workers):
+                httpx.get(base + path, timeout=300)
         sampler = MemorySampler({name: p.pid for name, p in procs.items()})
         sampler.start()
 
