@@ -423,6 +423,23 @@ def _competition_ranks_of(
     return np.maximum.accumulate(np.where(new, np.arange(1, n + 1), 0))
 
 
+def _rank_order(
+    sort_keys: Sequence[tuple[float, float]], entries: Sequence[_Ranked]
+) -> list[tuple[int, _Ranked]]:
+    """(index into `entries`, the entry with its rank) in board order: sorted by the two-part
+    `sort_keys` ascending, equal keys in their given order, equal keys sharing a rank; an entry
+    whose rank is unchanged is the same object."""
+    keys = np.array(sort_keys, dtype=np.float64).reshape(-1, 2)
+    key0, key1 = keys[:, 0], keys[:, 1]
+    order = np.lexsort((key1, key0))  # stable
+    ranks = _competition_ranks_of((key0, key1), order)
+    out: list[tuple[int, _Ranked]] = []
+    for i, rank in zip(order.tolist(), ranks.tolist(), strict=True):
+        entry = entries[i]
+        out.append((i, entry if entry.rank == rank else _with_rank(entry, rank)))
+    return out
+
+
 # --- task leaderboard -------------------------------------------------------------------------
 
 
@@ -654,20 +671,14 @@ def _task_leaderboard(
         on_params[with_params] = front_mask(params[with_params], perf[with_params])
 
     # Rank (score desc, None last; then best performance; equal entries by submission id).
-    keys = np.array([p.sort_key for p in parts], dtype=np.float64).reshape(-1, 2)
-    key0, key1 = keys[:, 0], keys[:, 1]
-    order = np.lexsort((key1, key0))  # stable: parts are by submission id
-    ranks = _competition_ranks_of((key0, key1), order)
+    current = [fresh[p.entry.submission_id][2] for p in parts]  # parts are by submission id
     ranked: list[TaskSubmissionEntry] = []
     points: list[PointEntry] = []
     final_start = np.zeros(len(parts), dtype=np.intp)
-    for i, rank in zip(order.tolist(), ranks.tolist(), strict=True):
+    for i, entry in _rank_order([p.sort_key for p in parts], current):
         part = parts[i]
-        sid = part.entry.submission_id
-        inputs, _, entry = fresh[sid]
-        if entry.rank != rank:
-            entry = _with_rank(part.entry, rank)
-            fresh[sid] = (inputs, part, entry)
+        if entry is not current[i]:
+            fresh[entry.submission_id] = (fresh[entry.submission_id][0], part, entry)
         ranked.append(entry)
         final_start[i] = len(points)
         points.extend(part.points)
@@ -966,18 +977,11 @@ def _overall(session: Session, track: Track | None) -> OverallLeaderboard:
         parts.append(part)
 
     # Ranked by ELUE score (`overall_sort_key`); equal keys stay by submission id.
-    keys = np.array([p.sort_key for p in parts], dtype=np.float64).reshape(-1, 2)
-    key0, key1 = keys[:, 0], keys[:, 1]
-    order = np.lexsort((key1, key0))
-    ranks = _competition_ranks_of((key0, key1), order)
+    current = [fresh[p.entry.submission_id][2] for p in parts]
     entries: list[OverallEntry] = []
-    for i, rank in zip(order.tolist(), ranks.tolist(), strict=True):
-        part = parts[i]
-        sid = part.entry.submission_id
-        kept_inputs, _, entry = fresh[sid]
-        if entry.rank != rank:
-            entry = _with_rank(part.entry, rank)
-            fresh[sid] = (kept_inputs, part, entry)
+    for i, entry in _rank_order([p.sort_key for p in parts], current):
+        if entry is not current[i]:
+            fresh[entry.submission_id] = (fresh[entry.submission_id][0], parts[i], entry)
         entries.append(entry)
     if shared:
         entry_memo.keep(memo_key, context, fresh)
